@@ -1,0 +1,201 @@
+#include "ops.hpp"
+
+#include "daemon.hpp"
+#include "error.hpp"
+
+#include <cerrno>
+#include <new>
+
+namespace nvrfs {
+namespace {
+
+Daemon& daemon() { return *static_cast<Daemon*>(fuse_get_context()->private_data); }
+Volume& vol() { return *daemon().vol; }
+Handle* handle(fuse_file_info* fi) { return fi ? reinterpret_cast<Handle*>(fi->fh) : nullptr; }
+Caller caller() {
+    const fuse_context* c = fuse_get_context();
+    return Caller::of(c->uid, c->gid, c->pid);
+}
+
+template <class F>
+int guard(F&& f) noexcept {
+    try {
+        return f();
+    } catch (const Error& e) {
+        return -e.code();
+    } catch (const std::bad_alloc&) {
+        return -ENOMEM;
+    } catch (...) {
+        return -EIO;  // never EPERM for a failure we do not understand
+    }
+}
+
+void* op_init(fuse_conn_info* conn, fuse_config* cfg) {
+    cfg->use_ino = 0;
+    cfg->hard_remove = 1;  // an unlinked open file stays readable through our member fds
+    cfg->entry_timeout = 1.0;
+    cfg->attr_timeout = 1.0;
+    cfg->negative_timeout = 0;
+    conn->max_write = 1 << 20;
+    // Writeback caching would acknowledge writes before they are sealed and
+    // mirrored; splice buys nothing as every byte is encrypted in memory anyway.
+    conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+    return fuse_get_context()->private_data;
+}
+
+int op_getattr(const char* path, struct stat* st, fuse_file_info* fi) {
+    return guard([&] {
+        *st = vol().getattr(path, handle(fi));
+        return 0;
+    });
+}
+
+int op_readdir(const char* path, void* buf, fuse_fill_dir_t fill, off_t, fuse_file_info*, fuse_readdir_flags) {
+    return guard([&] {
+        const auto names = vol().readdir(path);
+        fill(buf, ".", nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
+        fill(buf, "..", nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
+        for (const auto& n : names) fill(buf, n.c_str(), nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
+        return 0;
+    });
+}
+
+int op_mkdir(const char* path, mode_t mode) {
+    return guard([&] {
+        vol().mkdir(path, mode, caller());
+        return 0;
+    });
+}
+
+int op_rmdir(const char* path) {
+    return guard([&] {
+        vol().rmdir(path, caller());
+        return 0;
+    });
+}
+
+int op_unlink(const char* path) {
+    return guard([&] {
+        vol().unlink(path, caller());
+        return 0;
+    });
+}
+
+int op_rename(const char* from, const char* to, unsigned int flags) {
+    return guard([&] {
+        vol().rename(from, to, flags, caller());
+        return 0;
+    });
+}
+
+int op_chmod(const char* path, mode_t mode, fuse_file_info*) {
+    return guard([&] {
+        vol().chmod(path, mode);
+        return 0;
+    });
+}
+
+int op_chown(const char* path, uid_t uid, gid_t gid, fuse_file_info*) {
+    return guard([&] {
+        vol().chown(path, uid, gid);
+        return 0;
+    });
+}
+
+int op_utimens(const char* path, const struct timespec ts[2], fuse_file_info*) {
+    return guard([&] {
+        vol().utimens(path, ts);
+        return 0;
+    });
+}
+
+int op_truncate(const char* path, off_t size, fuse_file_info* fi) {
+    return guard([&] {
+        if (size < 0) return -EINVAL;
+        vol().truncate(path, static_cast<uint64_t>(size), handle(fi), caller());
+        return 0;
+    });
+}
+
+int op_create(const char* path, mode_t mode, fuse_file_info* fi) {
+    return guard([&] {
+        fi->fh = reinterpret_cast<uint64_t>(vol().create(path, mode, fi->flags, caller()).release());
+        return 0;
+    });
+}
+
+int op_open(const char* path, fuse_file_info* fi) {
+    return guard([&] {
+        const bool writable = (fi->flags & O_ACCMODE) != O_RDONLY;
+        const fuse_context* c = fuse_get_context();
+        // Only write sessions are audited; reads skip the user-name lookup.
+        const Caller who = writable ? caller() : Caller{c->uid, c->gid, c->pid, "", ""};
+        fi->fh = reinterpret_cast<uint64_t>(vol().open(path, fi->flags, who).release());
+        return 0;
+    });
+}
+
+int op_read(const char*, char* buf, size_t size, off_t off, fuse_file_info* fi) {
+    return guard([&] {
+        return static_cast<int>(vol().read(*handle(fi), reinterpret_cast<uint8_t*>(buf), size, static_cast<uint64_t>(off)));
+    });
+}
+
+int op_write(const char*, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
+    return guard([&] {
+        return static_cast<int>(vol().write(*handle(fi), reinterpret_cast<const uint8_t*>(buf), size, static_cast<uint64_t>(off)));
+    });
+}
+
+int op_flush(const char*, fuse_file_info*) { return 0; }
+
+int op_fsync(const char*, int datasync, fuse_file_info* fi) {
+    return guard([&] {
+        vol().fsync(*handle(fi), datasync != 0);
+        return 0;
+    });
+}
+
+int op_release(const char*, fuse_file_info* fi) {
+    return guard([&] {
+        vol().release(std::unique_ptr<Handle>(handle(fi)));
+        return 0;
+    });
+}
+
+int op_statfs(const char*, struct statvfs* st) {
+    return guard([&] {
+        *st = vol().statfs();
+        return 0;
+    });
+}
+
+const fuse_operations kOps = [] {
+    fuse_operations o{};
+    o.init = op_init;
+    o.getattr = op_getattr;
+    o.readdir = op_readdir;
+    o.mkdir = op_mkdir;
+    o.rmdir = op_rmdir;
+    o.unlink = op_unlink;
+    o.rename = op_rename;
+    o.chmod = op_chmod;
+    o.chown = op_chown;
+    o.utimens = op_utimens;
+    o.truncate = op_truncate;
+    o.create = op_create;
+    o.open = op_open;
+    o.read = op_read;
+    o.write = op_write;
+    o.flush = op_flush;
+    o.fsync = op_fsync;
+    o.release = op_release;
+    o.statfs = op_statfs;
+    return o;
+}();
+
+}  // namespace
+
+const fuse_operations& nvrfs_operations() { return kOps; }
+
+}  // namespace nvrfs

@@ -1,0 +1,52 @@
+// alerts.hpp — the one alert path every module uses.
+//
+// An alert is a named event (MemberFailed, TamperDetected, SpaceLow, ...). It
+// is written to the audit log, to syslog, and, when configured, handed to a
+// hook program (run with /bin/sh -c, environment NVRFS_ALERT, NVRFS_DETAIL,
+// NVRFS_PATH, NVRFS_TIME, NVRFS_SET) that can mail, beep or call a VMS.
+// The hook runs asynchronously: a slow hook never stalls recording.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace nvrfs {
+
+class AuditLog;
+
+namespace alert {
+inline constexpr const char* MemberFailed = "MemberFailed";
+inline constexpr const char* MemberInconsistent = "MemberInconsistent";
+inline constexpr const char* MemberResynced = "MemberResynced";
+inline constexpr const char* MemberMissing = "MemberMissing";
+inline constexpr const char* TamperDetected = "TamperDetected";
+inline constexpr const char* TamperRepaired = "TamperRepaired";
+inline constexpr const char* SpaceLow = "SpaceLow";
+inline constexpr const char* SpaceRecovered = "SpaceRecovered";
+inline constexpr const char* Recycled = "Recycled";
+inline constexpr const char* AuditLogRecovered = "AuditLogRecovered";
+}  // namespace alert
+
+struct Alert {
+    uint64_t id;
+    std::string time, kind, detail, path;
+};
+
+class Alerts {
+public:
+    Alerts(AuditLog& log, std::string hook, std::string set_uuid);
+    void raise(const std::string& kind, const std::string& detail, const std::string& path = "");
+    std::vector<Alert> recent() const;
+
+private:
+    void run_hook(const Alert& a) const;
+    AuditLog& log_;
+    std::string hook_, set_uuid_;
+    mutable std::mutex mu_;
+    std::deque<Alert> recent_;
+    uint64_t next_id_ = 1;
+};
+
+}  // namespace nvrfs

@@ -1,0 +1,199 @@
+#include "audit_log.hpp"
+
+#include "error.hpp"
+#include "mirror_set.hpp"
+
+#include <cerrno>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace nvrfs {
+namespace {
+
+constexpr size_t kMaxRecord = 64 * 1024;
+
+void put32(uint8_t* p, uint32_t v) { for (int i = 3; i >= 0; --i, v >>= 8) p[i] = uint8_t(v); }
+uint32_t get32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
+
+std::string mac_of(const KeySet& keys, const nlohmann::json& rec_without_mac) {
+    return hex(hmac_sha256(keys.audit_mac, as_bytes(rec_without_mac.dump())));
+}
+
+Bytes seal_frame(const KeySet& keys, const Uuid& set, const std::string& plain) {
+    const uint32_t len = static_cast<uint32_t>(kGcmNonce + plain.size() + kGcmTag);
+    Bytes f(4 + len + 4);
+    put32(f.data(), len);
+    uint8_t* nonce = f.data() + 4;
+    random_bytes({nonce, kGcmNonce});
+    gcm_seal(keys.audit_enc, nonce, ByteView(set.data(), set.size()), as_bytes(plain), nonce + kGcmNonce,
+             nonce + kGcmNonce + plain.size());
+    put32(f.data() + 4 + len, len);
+    return f;
+}
+
+enum class FrameStatus { Ok, End, Torn, Forged };
+
+// Reads the frame at `off`; on Ok fills `plain` and advances `off`.
+FrameStatus read_frame(int fd, uint64_t& off, uint64_t file_size, const KeySet& keys, const Uuid& set, std::string& plain) {
+    if (off == file_size) return FrameStatus::End;
+    uint8_t lb[4];
+    if (off + 4 > file_size || pread_full(fd, lb, 4, static_cast<off_t>(off)) != 4) return FrameStatus::Torn;
+    const uint32_t len = get32(lb);
+    if (len < kGcmNonce + kGcmTag || len > kMaxRecord) return FrameStatus::Forged;
+    if (off + 8 + len > file_size) return FrameStatus::Torn;
+    Bytes f(len + 4);
+    if (pread_full(fd, f.data(), f.size(), static_cast<off_t>(off + 4)) != static_cast<ssize_t>(f.size())) return FrameStatus::Torn;
+    if (get32(f.data() + len) != len) return FrameStatus::Forged;
+    plain.resize(len - kGcmNonce - kGcmTag);
+    if (!gcm_open(keys.audit_enc, f.data(), ByteView(set.data(), set.size()), ByteView(f.data() + kGcmNonce, plain.size()),
+                  f.data() + kGcmNonce + plain.size(), reinterpret_cast<uint8_t*>(plain.data())))
+        return FrameStatus::Forged;
+    off += 8 + len;
+    return FrameStatus::Ok;
+}
+
+}  // namespace
+
+nlohmann::json audit_record(const std::string& event, const Caller& who, const std::string& path, int err) {
+    nlohmann::json r;
+    r["event"] = event;
+    r["uid"] = who.uid;
+    r["user"] = who.user;
+    r["pid"] = who.pid;
+    r["comm"] = who.comm;
+    if (!path.empty()) r["path"] = path;
+    r["result"] = err == 0 ? "ok" : errno_name(err);
+    return r;
+}
+
+AuditLog::AuditLog(MirrorSet& set, std::vector<std::string>* notes) : set_(set), fds_(set.size()) {
+    bool have_tail = false;
+    for (size_t i : set_.healthy_members()) {
+        Member& m = set_.member(i);
+        UniqueFd fd(::openat(m.dirfd.get(), kAuditLogPath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+        if (!fd) throw_errno(errno, m.path + "/" + kAuditLogPath, "cannot open audit log");
+        struct stat st {};
+        ::fstat(fd.get(), &st);
+        const uint64_t size = static_cast<uint64_t>(st.st_size);
+        // Fast path: the last frame, found through its trailing length.
+        uint64_t seq = 0;
+        std::string mac, plain;
+        bool found = false;
+        uint8_t lb[4];
+        if (size >= 8 && pread_full(fd.get(), lb, 4, static_cast<off_t>(size - 4)) == 4) {
+            uint64_t off = size - 8 - get32(lb);
+            if (get32(lb) <= kMaxRecord && size >= 8 + get32(lb) &&
+                read_frame(fd.get(), off, size, set_.keys(), set_.set_uuid(), plain) == FrameStatus::Ok) {
+                auto j = nlohmann::json::parse(plain, nullptr, false);
+                if (!j.is_discarded() && j.contains("seq") && j.contains("mac")) {
+                    seq = j["seq"].get<uint64_t>();
+                    mac = j["mac"].get<std::string>();
+                    found = true;
+                }
+            }
+        }
+        if (!found && size > 0) {
+            // Slow path: walk the frames; cut a torn tail left by a crash.
+            uint64_t off = 0, good_end = 0;
+            FrameStatus s;
+            while ((s = read_frame(fd.get(), off, size, set_.keys(), set_.set_uuid(), plain)) == FrameStatus::Ok) {
+                auto j = nlohmann::json::parse(plain, nullptr, false);
+                if (!j.is_discarded() && j.contains("seq")) {
+                    seq = j["seq"].get<uint64_t>();
+                    mac = j.value("mac", "");
+                }
+                good_end = off;
+            }
+            if (s == FrameStatus::Torn) {
+                if (::ftruncate(fd.get(), static_cast<off_t>(good_end)) == 0 && notes)
+                    notes->push_back(fmt::format("AuditLogRecovered: {}: cut a torn record at offset {}", m.path, good_end));
+            } else if (s == FrameStatus::Forged && notes) {
+                notes->push_back(fmt::format("TamperDetected: {}: audit log record after #{} fails authentication", m.path, seq));
+            }
+        }
+        if (!have_tail) {
+            seq_ = seq;
+            prev_mac_ = mac;
+            have_tail = true;
+        }
+        fds_[i] = std::move(fd);
+    }
+}
+
+void AuditLog::append(nlohmann::json rec) {
+    std::vector<std::pair<size_t, int>> results;
+    {
+        std::lock_guard lk(mu_);
+        rec["seq"] = seq_ + 1;
+        if (!rec.contains("time")) rec["time"] = rfc3339_now();
+        rec["prev"] = prev_mac_;
+        const std::string mac = mac_of(set_.keys(), rec);
+        rec["mac"] = mac;
+        const Bytes frame = seal_frame(set_.keys(), set_.set_uuid(), rec.dump());
+        for (size_t i : set_.healthy_members()) {
+            if (!fds_[i]) continue;
+            results.emplace_back(i, write_full(fds_[i].get(), frame.data(), frame.size()));
+        }
+        ++seq_;
+        prev_mac_ = mac;
+    }
+    // Outside the lock: failing a member raises an alert, which appends again.
+    set_.combine("append audit record", kAuditLogPath, results);
+}
+
+void AuditLog::sync() {
+    std::lock_guard lk(mu_);
+    for (size_t i : set_.healthy_members())
+        if (fds_[i]) ::fdatasync(fds_[i].get());
+}
+
+uint64_t AuditLog::last_seq() const {
+    std::lock_guard lk(mu_);
+    return seq_;
+}
+
+VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, std::vector<nlohmann::json>* out) {
+    VerifyResult r;
+    struct stat st {};
+    if (::fstat(fd, &st) < 0) {
+        r.ok = false;
+        r.message = std::strerror(errno);
+        return r;
+    }
+    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    uint64_t off = 0, expect_seq = 1;
+    std::string prev, plain;
+    for (;;) {
+        const uint64_t at = off;
+        auto bad = [&](const std::string& why) {
+            r.ok = false;
+            r.first_bad = r.records + 1;
+            r.message = fmt::format("record #{} (byte offset {}): {}", r.first_bad, at, why);
+            return r;
+        };
+        const FrameStatus s = read_frame(fd, off, size, keys, set_uuid, plain);
+        if (s == FrameStatus::End) break;
+        if (s == FrameStatus::Torn) return bad("truncated record (torn write or cut file)");
+        if (s == FrameStatus::Forged) return bad("authentication failed: the record was edited or is not from this set");
+        auto j = nlohmann::json::parse(plain, nullptr, false);
+        if (j.is_discarded() || !j.is_object() || !j.contains("seq") || !j.contains("mac") || !j.contains("prev"))
+            return bad("malformed record");
+        const uint64_t seq = j["seq"].is_number_unsigned() ? j["seq"].get<uint64_t>() : 0;
+        if (seq != expect_seq)
+            return bad(fmt::format("sequence number {} where {} was expected: a record was deleted or reordered", seq, expect_seq));
+        if (j["prev"] != prev) return bad("chain broken: `prev` does not match the previous record's MAC");
+        nlohmann::json body = j;
+        body.erase("mac");
+        const std::string mac = j["mac"].get<std::string>();
+        if (mac_of(keys, body) != mac) return bad("record MAC does not verify");
+        prev = mac;
+        ++expect_seq;
+        ++r.records;
+        if (out) out->push_back(std::move(j));
+    }
+    return r;
+}
+
+}  // namespace nvrfs

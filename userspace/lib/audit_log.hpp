@@ -1,0 +1,60 @@
+// audit_log.hpp — the tamper-evident record of every write (IoT-1001-3 5.2.7.2).
+//
+// Each record is a JSON object (seq, time, event, uid, user, pid, comm, path,
+// bytes, result, ...) with `prev` = the previous record's MAC and `mac` =
+// HMAC-SHA-256(audit key, the record without `mac`). Editing, deleting or
+// reordering a record breaks the chain. Records are sealed with AES-256-GCM
+// because they contain file names, and are stored mirrored on every member at
+// .nvrfs/audit.log as frames: len(u32 BE) ‖ nonce ‖ ciphertext ‖ tag ‖ len.
+// The trailing length lets the daemon find the chain's end without a scan.
+#pragma once
+#include "caller.hpp"
+#include "io.hpp"
+#include "keys.hpp"
+#include "superblock.hpp"
+
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace nvrfs {
+
+class MirrorSet;
+inline constexpr const char* kAuditLogPath = ".nvrfs/audit.log";
+
+// Builds the common fields of a record.
+nlohmann::json audit_record(const std::string& event, const Caller& who, const std::string& path, int err);
+
+class AuditLog {
+public:
+    // Opens (creates) the log on every healthy member and finds the chain's end.
+    // A torn last frame (power cut mid-append) is cut off and reported in `notes`.
+    AuditLog(MirrorSet& set, std::vector<std::string>* notes);
+    AuditLog(const AuditLog&) = delete;
+    AuditLog& operator=(const AuditLog&) = delete;
+
+    // Adds seq, time (unless set), prev and mac, then appends to all healthy members.
+    void append(nlohmann::json rec);
+    void sync();
+    uint64_t last_seq() const;
+
+private:
+    MirrorSet& set_;
+    mutable std::mutex mu_;
+    std::vector<UniqueFd> fds_;  // by member index
+    uint64_t seq_ = 0;
+    std::string prev_mac_;
+};
+
+struct VerifyResult {
+    bool ok = true;
+    uint64_t records = 0;
+    uint64_t first_bad = 0;  // 1-based record position; 0 when ok
+    std::string message;
+};
+
+// Reads a log file, verifying every record; each good record goes to `out`.
+VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, std::vector<nlohmann::json>* out);
+
+}  // namespace nvrfs

@@ -1,0 +1,53 @@
+// chunk_layout.hpp — the stored file format as pure arithmetic (no I/O).
+//
+// A stored file is a 32-byte header followed by chunks. Every chunk holds up to
+// 64 KiB of plaintext sealed with AES-256-GCM: nonce(12) ‖ ciphertext ‖ tag(16).
+// A file always has at least one chunk; an empty file is one sealed empty chunk,
+// so cutting a file down to its header is detected like any other truncation.
+// docs/format.md shows the bytes and a worked example.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+
+namespace nvrfs {
+
+using FileId = std::array<uint8_t, 16>;
+
+constexpr uint64_t kChunkSize = 64 * 1024;
+constexpr uint64_t kChunkOverhead = 12 + 16;
+constexpr uint64_t kStoredChunk = kChunkSize + kChunkOverhead;
+constexpr uint64_t kHeaderSize = 32;
+constexpr uint16_t kFormatVersion = 1;
+
+struct FileHeader {
+    FileId id{};
+    uint64_t generation = 0;  // bumped when the file is truncated to zero
+
+    std::array<uint8_t, kHeaderSize> encode() const;
+    static std::optional<FileHeader> decode(std::span<const uint8_t> b);
+    bool operator==(const FileHeader&) const = default;
+};
+
+// Number of chunks a file of `plain` bytes is stored in (never zero).
+inline uint64_t chunk_count(uint64_t plain) { return plain == 0 ? 1 : (plain + kChunkSize - 1) / kChunkSize; }
+inline uint64_t last_chunk(uint64_t plain) { return chunk_count(plain) - 1; }
+inline uint64_t stored_offset(uint64_t chunk) { return kHeaderSize + chunk * kStoredChunk; }
+// Plaintext bytes held by chunk `idx` of a file of `plain` bytes.
+uint64_t chunk_plain_len(uint64_t plain, uint64_t idx);
+uint64_t stored_size(uint64_t plain);
+
+// Plaintext size of a stored file, or nullopt when the stored size cannot be a
+// valid file (no chunk, or a torn chunk shorter than its overhead).
+std::optional<uint64_t> plain_size(uint64_t stored);
+// Best effort for stat(): ignores a torn tail. Reads still authenticate.
+uint64_t plain_size_lenient(uint64_t stored);
+
+// Associated data of a chunk: file id ‖ index ‖ last flag ‖ generation.
+// Binding all four stops chunk swaps, splices between files, truncation at a
+// chunk boundary and replay of chunks from before a truncate-to-zero.
+using ChunkAd = std::array<uint8_t, 16 + 8 + 1 + 8>;
+ChunkAd chunk_ad(const FileHeader& h, uint64_t idx, bool last);
+
+}  // namespace nvrfs

@@ -1,0 +1,59 @@
+// config.hpp — one typed option table for nvrfsd flags, nvrfs.conf and nvrctl.
+//
+// The file format is `key = value` lines, `#` comments, list keys repeated
+// (`member = /srv/disk1`). A command-line flag `--min-free 10%` overrides the
+// key `min_free`. Every value is checked against its type when it is set, so a
+// bad config is refused with the file, line and reason before anything runs.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace nvrfs {
+
+enum class OptKind { Path, PathList, Size, Bool, Seconds, Text };
+
+struct OptionSpec {
+    const char* key;
+    OptKind kind;
+    const char* def;  // default as text ("" = none)
+    const char* help;
+};
+
+const std::vector<OptionSpec>& option_table();
+const OptionSpec* find_option(const std::string& key);  // accepts "min-free" too
+
+inline constexpr const char* kDefaultConfig = "/etc/nvrfs/nvrfs.conf";
+
+struct MinFree {
+    bool percent = true;
+    double value = 0;  // percent of capacity, or bytes
+};
+
+class Config {
+public:
+    // Throws Error(EINVAL) naming file:line on a bad key or value.
+    void load_file(const std::string& path);
+    // Set from text; throws Error(EINVAL) on a value of the wrong type.
+    void set(const std::string& key, const std::string& value);
+    void clear(const std::string& key);
+
+    std::string text(const std::string& key) const;  // value or default
+    std::vector<std::string> list(const std::string& key) const;
+    bool boolean(const std::string& key) const;
+    uint64_t seconds(const std::string& key) const;
+    MinFree min_free() const;
+    // The whole config in file form (for `nvrctl init` and `config get`).
+    std::string render() const;
+
+private:
+    std::map<std::string, std::vector<std::string>> values_;
+};
+
+// "10%", "500M", "2G", "1048576" -> MinFree; nullopt when malformed.
+std::optional<MinFree> parse_min_free(const std::string& s);
+std::optional<uint64_t> parse_size(const std::string& s);
+
+}  // namespace nvrfs

@@ -1,0 +1,79 @@
+// crypto.hpp — the only place nvrfs touches OpenSSL.
+//
+// Promises: AES-256-GCM sealing with 96-bit random nonces, AES-256-SIV for
+// deterministic name encryption, HKDF-SHA-256 sub-keys with purpose labels,
+// HMAC-SHA-256 and SHA-256. All are FIPS 140-2 Annex A approved algorithms
+// (SIV is built from approved AES-CMAC/CTR). Cipher contexts are per thread, so
+// callers need no locks. Secret key bytes are wiped when a SecretKey dies.
+#pragma once
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace nvrfs {
+
+using Bytes = std::vector<uint8_t>;
+using ByteView = std::span<const uint8_t>;
+
+inline ByteView as_bytes(std::string_view s) {
+    return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+class SecretKey {
+public:
+    SecretKey() = default;
+    explicit SecretKey(ByteView b) : k_(b.begin(), b.end()) {}
+    SecretKey(const SecretKey& o) : k_(o.k_) {}
+    SecretKey(SecretKey&& o) noexcept : k_(std::move(o.k_)) {}
+    SecretKey& operator=(SecretKey o) noexcept {
+        wipe();
+        k_.swap(o.k_);
+        return *this;
+    }
+    ~SecretKey() { wipe(); }
+
+    static SecretKey random(size_t len);
+    ByteView bytes() const { return {k_.data(), k_.size()}; }
+    size_t size() const { return k_.size(); }
+    bool empty() const { return k_.empty(); }
+
+private:
+    void wipe() noexcept;
+    Bytes k_;
+};
+
+constexpr size_t kGcmNonce = 12;
+constexpr size_t kGcmTag = 16;
+constexpr size_t kSivTag = 16;
+
+void random_bytes(std::span<uint8_t> out);
+
+// HKDF-SHA-256 (RFC 5869). `info` names the purpose so no two uses share a key.
+SecretKey hkdf_sha256(const SecretKey& ikm, ByteView salt, std::string_view info, size_t len = 32);
+
+// AES-256-GCM. `out` receives in.size() bytes; the tag is written to `tag`.
+void gcm_seal(const SecretKey& key, const uint8_t* nonce, ByteView aad, ByteView in, uint8_t* out, uint8_t* tag);
+// Returns false when the tag does not verify; `out` is then garbage.
+bool gcm_open(const SecretKey& key, const uint8_t* nonce, ByteView aad, ByteView in, const uint8_t* tag, uint8_t* out);
+
+// AES-256-SIV (RFC 5297) with a 64-byte key: output is tag ‖ ciphertext.
+Bytes siv_seal(const SecretKey& key, ByteView aad, ByteView in);
+std::optional<Bytes> siv_open(const SecretKey& key, ByteView aad, ByteView in);
+
+std::array<uint8_t, 32> hmac_sha256(const SecretKey& key, ByteView data);
+std::array<uint8_t, 32> sha256(ByteView data);
+
+// Constant-time comparison for MACs.
+bool equal_ct(ByteView a, ByteView b);
+
+std::string hex(ByteView b);
+std::optional<Bytes> unhex(std::string_view s);
+std::string base64url(ByteView b);
+std::optional<Bytes> unbase64url(std::string_view s);
+
+}  // namespace nvrfs

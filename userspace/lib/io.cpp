@@ -1,0 +1,84 @@
+#include "io.hpp"
+
+#include "error.hpp"
+
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace nvrfs {
+
+void UniqueFd::reset(int fd) noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+}
+
+ssize_t pread_full(int fd, void* buf, size_t len, off_t off) {
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = ::pread(fd, static_cast<char*>(buf) + done, len - done, off + static_cast<off_t>(done));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (n == 0) break;
+        done += static_cast<size_t>(n);
+    }
+    return static_cast<ssize_t>(done);
+}
+
+int pwrite_full(int fd, const void* buf, size_t len, off_t off) {
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = ::pwrite(fd, static_cast<const char*>(buf) + done, len - done, off + static_cast<off_t>(done));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (n == 0) return -EIO;
+        done += static_cast<size_t>(n);
+    }
+    return 0;
+}
+
+int write_full(int fd, const void* buf, size_t len) {
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = ::write(fd, static_cast<const char*>(buf) + done, len - done);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        done += static_cast<size_t>(n);
+    }
+    return 0;
+}
+
+std::string read_file_at(int dirfd, const std::string& rel, size_t max_len) {
+    UniqueFd fd(::openat(dirfd, rel.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) throw_errno(errno, rel, "cannot open");
+    std::string out(max_len + 1, '\0');
+    ssize_t n = pread_full(fd.get(), out.data(), out.size(), 0);
+    if (n < 0) throw_errno(static_cast<int>(-n), rel, "cannot read");
+    if (static_cast<size_t>(n) > max_len) throw Error(EFBIG, rel, "file is larger than expected: " + rel);
+    out.resize(static_cast<size_t>(n));
+    return out;
+}
+
+void write_file_atomic_at(int dirfd, const std::string& rel, const void* data, size_t len, mode_t mode) {
+    const std::string tmp = rel + ".tmp";
+    UniqueFd fd(::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+    if (!fd) throw_errno(errno, tmp, "cannot create");
+    if (int r = write_full(fd.get(), data, len); r < 0) throw_errno(-r, tmp, "cannot write");
+    if (::fsync(fd.get()) < 0) throw_errno(errno, tmp, "cannot fsync");
+    fd.reset();
+    if (::renameat(dirfd, tmp.c_str(), dirfd, rel.c_str()) < 0) throw_errno(errno, rel, "cannot rename into place");
+    // The directory entry itself must survive a power cut too.
+    const auto slash = rel.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : rel.substr(0, slash);
+    UniqueFd d(::openat(dirfd, dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (d) ::fsync(d.get());
+}
+
+}  // namespace nvrfs

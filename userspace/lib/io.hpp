@@ -1,0 +1,49 @@
+// io.hpp — file descriptors and complete reads/writes.
+//
+// UniqueFd owns a descriptor. The *_full helpers loop over short transfers and
+// EINTR and report failure as a negative errno, because the mirror layer must
+// collect one result per member rather than stop at the first exception.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <sys/types.h>
+#include <utility>
+
+namespace nvrfs {
+
+class UniqueFd {
+public:
+    UniqueFd() = default;
+    explicit UniqueFd(int fd) : fd_(fd) {}
+    UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    UniqueFd& operator=(UniqueFd&& o) noexcept {
+        if (this != &o) reset(std::exchange(o.fd_, -1));
+        return *this;
+    }
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    ~UniqueFd() { reset(); }
+
+    int get() const noexcept { return fd_; }
+    bool valid() const noexcept { return fd_ >= 0; }
+    explicit operator bool() const noexcept { return valid(); }
+    void reset(int fd = -1) noexcept;
+    int release() noexcept { return std::exchange(fd_, -1); }
+
+private:
+    int fd_ = -1;
+};
+
+// Bytes read (short only at end of file) or -errno.
+ssize_t pread_full(int fd, void* buf, size_t len, off_t off);
+// 0 or -errno.
+int pwrite_full(int fd, const void* buf, size_t len, off_t off);
+int write_full(int fd, const void* buf, size_t len);
+
+// Whole small files (keys, superblocks); throw Error on failure.
+std::string read_file_at(int dirfd, const std::string& rel, size_t max_len);
+// Write to rel.tmp, fsync, rename over rel, fsync the directory: never a torn file.
+void write_file_atomic_at(int dirfd, const std::string& rel, const void* data, size_t len, mode_t mode);
+
+}  // namespace nvrfs

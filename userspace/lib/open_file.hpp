@@ -1,0 +1,61 @@
+// open_file.hpp — one entry per open stored file, shared by all its handles.
+//
+// Entries are keyed by the file id from the header, so two opens of one file
+// share one lock and one cached state however the file was named or renamed.
+// Lock rules: readers take `mu` shared, writers and truncation exclusive. A
+// reader may repair a bad chunk under the shared lock: every reader would
+// write the same authentic bytes, and no writer can run at the same time.
+#pragma once
+#include "caller.hpp"
+#include "chunk_layout.hpp"
+#include "crypto.hpp"
+#include "io.hpp"
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+namespace nvrfs {
+
+struct OpenFile {
+    FileHeader hdr;              // generation changes under exclusive mu
+    SecretKey key;               // per-file key
+    std::vector<UniqueFd> fds;   // by member index; invalid where absent
+    std::shared_mutex mu;
+    std::atomic<uint64_t> size{0};  // plaintext size
+    // The plaintext of the last chunk, so appends need no read and decrypt.
+    struct {
+        bool valid = false;
+        uint64_t index = 0;
+        Bytes plain;
+    } tail;                      // guarded by exclusive mu
+    int refs = 0;                // guarded by the table's mutex
+};
+
+// One open() of a file: what the audit record of the write session needs.
+struct Handle {
+    std::shared_ptr<OpenFile> file;
+    std::string path;  // as opened
+    bool writable = false;
+    Caller who;        // captured at open: release() has no caller context
+    uint64_t bytes_written = 0;
+    int first_error = 0;
+    std::mutex stats_mu;  // bytes_written/first_error: one handle may write from several threads
+};
+
+class OpenFileTable {
+public:
+    // Returns the existing entry for this id or installs `fresh`.
+    std::shared_ptr<OpenFile> acquire(const FileId& id, std::shared_ptr<OpenFile> fresh);
+    void release(const std::shared_ptr<OpenFile>& f);
+
+private:
+    std::mutex mu_;
+    std::map<FileId, std::shared_ptr<OpenFile>> files_;
+};
+
+}  // namespace nvrfs

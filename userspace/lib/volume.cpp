@@ -1,0 +1,699 @@
+#include "volume.hpp"
+
+#include "chunk_crypto.hpp"
+#include "error.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <linux/falloc.h>
+#include <unistd.h>
+
+namespace nvrfs {
+namespace {
+
+constexpr size_t kIvCacheMax = 100000;
+constexpr uint64_t kExtendStep = 1 << 20;
+
+std::string join_rel(const std::string& dir, const std::string& name) { return dir == "." ? name : dir + "/" + name; }
+
+int neg_errno() { return -errno; }
+
+}  // namespace
+
+Volume::Volume(MirrorSet& set, AuditLog& log, Alerts& alerts)
+    : set_(set), log_(log), alerts_(alerts), names_(set.keys().names) {}
+
+void Volume::check(int r, const std::string& what, const std::string& path) {
+    if (r < 0) throw_errno(-r, path, what);
+}
+
+void Volume::audit(const std::string& event, const Caller& who, const std::string& path, int err,
+                   const std::function<void(nlohmann::json&)>& extra) {
+    auto rec = audit_record(event, who, path, err);
+    if (extra) extra(rec);
+    log_.append(std::move(rec));
+}
+
+// ---- names ---------------------------------------------------------------
+
+DirIv Volume::diriv(const std::string& plain_dir, const std::string& stored_dir) {
+    {
+        std::lock_guard lk(iv_mu_);
+        if (auto it = ivs_.find(plain_dir); it != ivs_.end()) return it->second;
+    }
+    const std::string rel = join_rel(stored_dir, kDirIvName);
+    for (size_t i : set_.healthy_members()) {
+        UniqueFd fd(::openat(set_.member(i).dirfd.get(), rel.c_str(), O_RDONLY | O_CLOEXEC));
+        DirIv iv{};
+        if (fd && pread_full(fd.get(), iv.data(), iv.size(), 0) == static_cast<ssize_t>(iv.size())) {
+            std::lock_guard lk(iv_mu_);
+            if (ivs_.size() > kIvCacheMax) ivs_.clear();
+            ivs_[plain_dir] = iv;
+            return iv;
+        }
+        if (!fd && errno == ENOENT) {
+            struct stat st {};
+            // The directory itself is missing (not just its IV): a plain ENOENT.
+            if (::fstatat(set_.member(i).dirfd.get(), stored_dir.c_str(), &st, 0) < 0) throw_errno(ENOENT, plain_dir, "no such directory");
+            if (!S_ISDIR(st.st_mode)) throw_errno(ENOTDIR, plain_dir, "not a directory");
+        }
+    }
+    alerts_.raise(alert::TamperDetected, fmt::format("directory {} has no readable directory IV on any member", plain_dir), plain_dir);
+    throw Error(EIO, plain_dir, "directory IV missing: " + plain_dir);
+}
+
+void Volume::forget_dirivs() {
+    std::lock_guard lk(iv_mu_);
+    ivs_.clear();
+}
+
+std::string Volume::stored(const std::string& path) {
+    if (path == "/" || path.empty()) return ".";
+    std::string plain = "/", rel = ".";
+    size_t pos = 1;
+    while (pos <= path.size()) {
+        size_t next = path.find('/', pos);
+        if (next == std::string::npos) next = path.size();
+        const std::string comp = path.substr(pos, next - pos);
+        if (!comp.empty()) {
+            rel = join_rel(rel, names_.encrypt(diriv(plain, rel), comp));
+            plain = plain == "/" ? "/" + comp : plain + "/" + comp;
+        }
+        pos = next + 1;
+    }
+    return rel;
+}
+
+// ---- metadata ------------------------------------------------------------
+
+struct stat Volume::getattr(const std::string& path, Handle* h) {
+    struct stat st {};
+    bool found = false;
+    int err = ENOENT;
+    uint64_t stored_max = 0;
+    if (h) {
+        for (size_t i : set_.healthy_members()) {
+            if (!h->file->fds[i]) continue;
+            struct stat s {};
+            if (::fstat(h->file->fds[i].get(), &s) < 0) continue;
+            if (!found) st = s;
+            found = true;
+        }
+        if (!found) throw_errno(EIO, path, "cannot stat");
+        st.st_size = static_cast<off_t>(h->file->size.load());
+        return st;
+    }
+    const std::string rel = stored(path);
+    for (size_t i : set_.healthy_members()) {
+        struct stat s {};
+        if (::fstatat(set_.member(i).dirfd.get(), rel.c_str(), &s, AT_SYMLINK_NOFOLLOW) < 0) {
+            err = errno;
+            continue;
+        }
+        if (!found) st = s;
+        found = true;
+        if (!S_ISREG(s.st_mode)) break;  // directories: the first member answers
+        stored_max = std::max<uint64_t>(stored_max, static_cast<uint64_t>(s.st_size));
+    }
+    if (!found) throw_errno(err, path, "cannot stat");
+    // A member with a shorter copy was truncated behind our back: report the
+    // longest; reading will find and repair the short copy.
+    if (S_ISREG(st.st_mode)) st.st_size = static_cast<off_t>(plain_size_lenient(stored_max));
+    return st;
+}
+
+std::vector<std::string> Volume::readdir(const std::string& path) {
+    const std::string rel = stored(path);
+    const DirIv iv = diriv(path, rel);
+    for (size_t i : set_.healthy_members()) {
+        int fd = ::openat(set_.member(i).dirfd.get(), rel.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) continue;
+        std::unique_ptr<DIR, int (*)(DIR*)> d(::fdopendir(fd), ::closedir);
+        if (!d) {
+            ::close(fd);
+            continue;
+        }
+        std::vector<std::string> out;
+        size_t foreign = 0;
+        while (dirent* e = ::readdir(d.get())) {
+            std::string_view n = e->d_name;
+            if (n == "." || n == ".." || n == kDirIvName || (rel == "." && n == kMetaDir)) continue;
+            if (auto name = names_.decrypt(iv, n)) out.push_back(std::move(*name));
+            else ++foreign;
+        }
+        if (foreign)
+            alerts_.raise(alert::TamperDetected,
+                          fmt::format("{}: {} entries on {} are not valid nvrfs names (planted or altered)", path, foreign,
+                                      set_.member(i).path), path);
+        return out;
+    }
+    throw_errno(EIO, path, "no member can list directory");
+}
+
+void Volume::mkdir(const std::string& path, mode_t mode, const Caller& who) {
+    try {
+        const std::string rel = stored(path);
+        DirIv iv{};
+        random_bytes(iv);
+        const std::string ivrel = join_rel(rel, kDirIvName);
+        check(set_.fan_out("mkdir", path, [&](size_t, Member& m) {
+            if (::mkdirat(m.dirfd.get(), rel.c_str(), mode | 0700) < 0) return neg_errno();
+            UniqueFd fd(::openat(m.dirfd.get(), ivrel.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400));
+            if (!fd) return neg_errno();
+            if (int r = write_full(fd.get(), iv.data(), iv.size()); r < 0) return r;
+            if (::fchownat(m.dirfd.get(), rel.c_str(), who.uid, who.gid, AT_SYMLINK_NOFOLLOW) < 0) return neg_errno();
+            if (::fchmodat(m.dirfd.get(), rel.c_str(), mode & 07777, 0) < 0) return neg_errno();
+            return 0;
+        }), "mkdir", path);
+        audit("mkdir", who, path, 0);
+    } catch (const Error& e) {
+        audit("mkdir", who, path, e.code());
+        throw;
+    }
+}
+
+void Volume::rmdir(const std::string& path, const Caller& who) {
+    try {
+        if (!readdir(path).empty()) throw_errno(ENOTEMPTY, path, "rmdir");
+        const std::string rel = stored(path);
+        const std::string ivrel = join_rel(rel, kDirIvName);
+        check(set_.fan_out("rmdir", path, [&](size_t, Member& m) {
+            ::unlinkat(m.dirfd.get(), ivrel.c_str(), 0);
+            return ::unlinkat(m.dirfd.get(), rel.c_str(), AT_REMOVEDIR) < 0 ? neg_errno() : 0;
+        }), "rmdir", path);
+        forget_dirivs();
+        audit("rmdir", who, path, 0);
+    } catch (const Error& e) {
+        audit("rmdir", who, path, e.code());
+        throw;
+    }
+}
+
+void Volume::unlink(const std::string& path, const Caller& who) {
+    uint64_t size = 0;
+    try {
+        const std::string rel = stored(path);
+        try {
+            size = static_cast<uint64_t>(getattr(path, nullptr).st_size);
+        } catch (const Error&) {
+        }
+        check(set_.fan_out("unlink", path, [&](size_t, Member& m) {
+            return ::unlinkat(m.dirfd.get(), rel.c_str(), 0) < 0 ? neg_errno() : 0;
+        }), "unlink", path);
+        audit("unlink", who, path, 0, [&](nlohmann::json& r) { r["bytes"] = size; });
+    } catch (const Error& e) {
+        audit("unlink", who, path, e.code());
+        throw;
+    }
+}
+
+void Volume::rename(const std::string& from, const std::string& to, unsigned flags, const Caller& who) {
+    try {
+        const std::string a = stored(from), b = stored(to);
+        bool dir = false, target_dir = false;
+        struct stat st {};
+        for (size_t i : set_.healthy_members()) {
+            if (::fstatat(set_.member(i).dirfd.get(), a.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                dir = S_ISDIR(st.st_mode);
+                if (::fstatat(set_.member(i).dirfd.get(), b.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+                    target_dir = S_ISDIR(st.st_mode);
+                break;
+            }
+        }
+        // An empty target directory still holds its IV file on the members.
+        if (target_dir && !(flags & RENAME_NOREPLACE) && !(flags & RENAME_EXCHANGE)) {
+            if (!readdir(to).empty()) throw_errno(ENOTEMPTY, to, "rename");
+            const std::string ivrel = join_rel(b, kDirIvName);
+            set_.fan_out("rename", to, [&](size_t, Member& m) {
+                ::unlinkat(m.dirfd.get(), ivrel.c_str(), 0);
+                return 0;
+            });
+        }
+        check(set_.fan_out("rename", from, [&](size_t, Member& m) {
+            return ::renameat2(m.dirfd.get(), a.c_str(), m.dirfd.get(), b.c_str(), flags) < 0 ? neg_errno() : 0;
+        }), "rename", from);
+        if (dir || target_dir) forget_dirivs();
+        audit("rename", who, from, 0, [&](nlohmann::json& r) { r["to"] = to; });
+    } catch (const Error& e) {
+        audit("rename", who, from, e.code(), [&](nlohmann::json& r) { r["to"] = to; });
+        throw;
+    }
+}
+
+void Volume::chmod(const std::string& path, mode_t mode) {
+    const std::string rel = stored(path);
+    check(set_.fan_out("chmod", path, [&](size_t, Member& m) {
+        return ::fchmodat(m.dirfd.get(), rel.c_str(), mode & 07777, 0) < 0 ? neg_errno() : 0;
+    }), "chmod", path);
+}
+
+void Volume::chown(const std::string& path, uid_t uid, gid_t gid) {
+    const std::string rel = stored(path);
+    check(set_.fan_out("chown", path, [&](size_t, Member& m) {
+        return ::fchownat(m.dirfd.get(), rel.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ? neg_errno() : 0;
+    }), "chown", path);
+}
+
+void Volume::utimens(const std::string& path, const struct timespec ts[2]) {
+    const std::string rel = stored(path);
+    check(set_.fan_out("utimens", path, [&](size_t, Member& m) {
+        return ::utimensat(m.dirfd.get(), rel.c_str(), ts, AT_SYMLINK_NOFOLLOW) < 0 ? neg_errno() : 0;
+    }), "utimens", path);
+}
+
+struct statvfs Volume::statfs() {
+    struct statvfs out {};
+    bool first = true;
+    for (size_t i : set_.healthy_members()) {
+        struct statvfs s {};
+        if (::fstatvfs(set_.member(i).dirfd.get(), &s) < 0) continue;
+        // A mirror holds as much as its smallest member.
+        const double scale = static_cast<double>(s.f_frsize) / 4096.0;
+        s.f_blocks = static_cast<fsblkcnt_t>(s.f_blocks * scale);
+        s.f_bfree = static_cast<fsblkcnt_t>(s.f_bfree * scale);
+        s.f_bavail = static_cast<fsblkcnt_t>(s.f_bavail * scale);
+        s.f_bsize = s.f_frsize = 4096;
+        if (first || s.f_bavail < out.f_bavail) out = s;
+        first = false;
+    }
+    out.f_namemax = kMaxNameLen;
+    return out;
+}
+
+// ---- open files ----------------------------------------------------------
+
+FileHeader Volume::choose_header(OpenFile& f, const std::string& path) {
+    struct Cand {
+        size_t member;
+        std::optional<FileHeader> hdr;
+    };
+    std::vector<Cand> cands;
+    for (size_t i : set_.healthy_members()) {
+        if (!f.fds[i]) continue;
+        uint8_t b[kHeaderSize];
+        std::optional<FileHeader> h;
+        if (pread_full(f.fds[i].get(), b, sizeof b, 0) == static_cast<ssize_t>(kHeaderSize)) h = FileHeader::decode(b);
+        cands.push_back({i, h});
+    }
+    if (cands.empty()) throw_errno(EIO, path, "no member holds");
+    bool agree = cands[0].hdr.has_value();
+    for (auto& c : cands) agree = agree && c.hdr == cands[0].hdr;
+    if (agree) return *cands[0].hdr;
+
+    // Members disagree: the true header is the one whose chunk 0 authenticates.
+    for (auto& c : cands) {
+        if (!c.hdr) continue;
+        SecretKey k = file_key(set_.keys().content, c.hdr->id);
+        Bytes st(kStoredChunk), pt(kChunkSize);
+        ssize_t n = pread_full(f.fds[c.member].get(), st.data(), st.size(), kHeaderSize);
+        if (n < static_cast<ssize_t>(kChunkOverhead)) continue;
+        const ByteView chunk(st.data(), static_cast<size_t>(n));
+        if (!open_chunk(k, *c.hdr, 0, true, chunk, pt.data()) && !open_chunk(k, *c.hdr, 0, false, chunk, pt.data())) continue;
+        const auto good = c.hdr->encode();
+        for (auto& o : cands)
+            if (o.hdr != c.hdr) pwrite_full(f.fds[o.member].get(), good.data(), good.size(), 0);
+        alerts_.raise(alert::TamperRepaired, fmt::format("{}: file header differed between members; repaired from {}", path,
+                                                         set_.member(c.member).path), path);
+        return *c.hdr;
+    }
+    alerts_.raise(alert::TamperDetected, fmt::format("{}: no member holds an authentic file header", path), path);
+    throw Error(EIO, path, "corrupt file header: " + path);
+}
+
+std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std::string& rel, int extra_flags, mode_t mode,
+                                              const Caller* creator) {
+    auto f = std::make_shared<OpenFile>();
+    f->fds.resize(set_.size());
+    std::vector<std::pair<size_t, int>> results;
+    bool fresh = false;
+    for (size_t i : set_.healthy_members()) {
+        int fd = ::openat(set_.member(i).dirfd.get(), rel.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | extra_flags, mode);
+        if (fd < 0 && errno == EROFS && !(extra_flags & O_CREAT))
+            fd = ::openat(set_.member(i).dirfd.get(), rel.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        results.emplace_back(i, fd < 0 ? neg_errno() : 0);
+        if (fd >= 0) {
+            f->fds[i].reset(fd);
+            struct stat st {};
+            ::fstat(fd, &st);
+            if (!S_ISREG(st.st_mode)) {
+                throw_errno(S_ISDIR(st.st_mode) ? EISDIR : EINVAL, path, "open");
+            }
+            if (st.st_size == 0 && creator) fresh = true;
+        }
+    }
+    check(set_.combine("open", path, results), "open", path);
+    if (fresh) {
+        // A new file: one header and one sealed empty chunk, the same bytes on every member.
+        random_bytes(f->hdr.id);
+        f->key = file_key(set_.keys().content, f->hdr.id);
+        Bytes init(kHeaderSize + kChunkOverhead);
+        const auto h = f->hdr.encode();
+        std::memcpy(init.data(), h.data(), h.size());
+        seal_chunk(f->key, f->hdr, 0, true, {}, init.data() + kHeaderSize);
+        std::vector<std::pair<size_t, int>> wr;
+        for (size_t i : set_.healthy_members()) {
+            if (!f->fds[i]) continue;
+            int r = pwrite_full(f->fds[i].get(), init.data(), init.size(), 0);
+            if (r == 0 && ::fchown(f->fds[i].get(), creator->uid, creator->gid) < 0) r = neg_errno();
+            wr.emplace_back(i, r);
+        }
+        check(set_.combine("create", path, wr), "create", path);
+        f->size = 0;
+        f->tail.valid = true;
+        f->tail.index = 0;
+    } else {
+        f->hdr = choose_header(*f, path);
+        f->key = file_key(set_.keys().content, f->hdr.id);
+        uint64_t best = 0;
+        bool any_valid = false;
+        for (size_t i = 0; i < f->fds.size(); ++i) {
+            if (!f->fds[i]) continue;
+            struct stat st {};
+            if (::fstat(f->fds[i].get(), &st) < 0) continue;
+            auto ps = plain_size(static_cast<uint64_t>(st.st_size));
+            if (ps && (!any_valid || *ps > best)) best = *ps, any_valid = true;
+            if (!any_valid) best = std::max(best, plain_size_lenient(static_cast<uint64_t>(st.st_size)));
+        }
+        f->size = best;
+    }
+    return open_.acquire(f->hdr.id, f);
+}
+
+std::unique_ptr<Handle> Volume::create(const std::string& path, mode_t mode, int flags, const Caller& who) {
+    try {
+        const std::string rel = stored(path);
+        auto h = std::make_unique<Handle>();
+        h->file = open_stored(path, rel, O_CREAT | (flags & O_EXCL), mode & 07777, &who);
+        h->path = path;
+        h->writable = true;
+        h->who = who;
+        if (flags & O_TRUNC && h->file->size > 0) {
+            std::unique_lock lk(h->file->mu);
+            truncate_locked(*h->file, path, 0);
+        }
+        audit("create", who, path, 0);
+        return h;
+    } catch (const Error& e) {
+        audit("create", who, path, e.code());
+        throw;
+    }
+}
+
+std::unique_ptr<Handle> Volume::open(const std::string& path, int flags, const Caller& who) {
+    const std::string rel = stored(path);
+    auto h = std::make_unique<Handle>();
+    h->file = open_stored(path, rel, 0, 0, nullptr);
+    h->path = path;
+    h->writable = (flags & O_ACCMODE) != O_RDONLY;
+    h->who = who;
+    if (h->writable && (flags & O_TRUNC)) {
+        const uint64_t old = h->file->size;
+        try {
+            std::unique_lock lk(h->file->mu);
+            truncate_locked(*h->file, path, 0);
+            audit("truncate", who, path, 0, [&](nlohmann::json& r) { r["bytes"] = 0; r["from"] = old; });
+        } catch (const Error& e) {
+            audit("truncate", who, path, e.code());
+            open_.release(h->file);
+            throw;
+        }
+    }
+    return h;
+}
+
+void Volume::release(std::unique_ptr<Handle> h) {
+    if (h->writable && (h->bytes_written > 0 || h->first_error)) {
+        audit("write", h->who, h->path, h->first_error, [&](nlohmann::json& r) {
+            r["bytes"] = h->bytes_written;
+            r["size"] = h->file->size.load();
+        });
+    }
+    open_.release(h->file);
+}
+
+void Volume::fsync(Handle& h, bool datasync) {
+    std::shared_lock lk(h.file->mu);
+    std::vector<std::pair<size_t, int>> results;
+    for (size_t i : set_.healthy_members()) {
+        if (!h.file->fds[i]) continue;
+        int r = datasync ? ::fdatasync(h.file->fds[i].get()) : ::fsync(h.file->fds[i].get());
+        results.emplace_back(i, r < 0 ? neg_errno() : 0);
+    }
+    check(set_.combine("fsync", h.path, results), "fsync", h.path);
+}
+
+// ---- data ----------------------------------------------------------------
+
+void Volume::load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out) {
+    const uint64_t size = f.size, last = last_chunk(size);
+    uint64_t stored_len = 0;
+    for (uint64_t i = c0; i <= c1; ++i) stored_len += chunk_plain_len(size, i) + kChunkOverhead;
+
+    std::vector<size_t> readers;
+    for (size_t i : set_.healthy_members())
+        if (f.fds[i]) readers.push_back(i);
+    if (readers.empty()) throw_errno(EIO, path, "no healthy member holds");
+
+    // Spread whole reads over the members; any of them holds the same bytes.
+    const size_t primary = readers[(c0 / 16) % readers.size()];
+    Bytes buf(stored_len);
+    ssize_t n = pread_full(f.fds[primary].get(), buf.data(), buf.size(), static_cast<off_t>(stored_offset(c0)));
+    if (n < 0) {
+        if (is_media_error(static_cast<int>(-n)) && readers.size() > 1) set_.fail(primary, static_cast<int>(-n), "read " + path);
+        n = 0;  // every chunk is recovered from the others below
+    }
+    std::vector<uint64_t> repaired;
+    size_t pos = 0;
+    Bytes other(kStoredChunk);
+    for (uint64_t i = c0; i <= c1; ++i) {
+        const size_t pl = chunk_plain_len(size, i), sl = pl + kChunkOverhead;
+        uint8_t* dst = out + (i - c0) * kChunkSize;
+        const bool good = pos + sl <= static_cast<size_t>(n) &&
+                          open_chunk(f.key, f.hdr, i, i == last, ByteView(buf.data() + pos, sl), dst);
+        pos += sl;
+        if (good) continue;
+        // Bad or missing on the primary: find an authentic copy elsewhere.
+        bool fixed = false;
+        std::vector<size_t> bad = {primary};
+        for (size_t j : readers) {
+            if (j == primary) continue;
+            ssize_t m = pread_full(f.fds[j].get(), other.data(), sl, static_cast<off_t>(stored_offset(i)));
+            if (m == static_cast<ssize_t>(sl) && open_chunk(f.key, f.hdr, i, i == last, ByteView(other.data(), sl), dst)) {
+                for (size_t b : bad) {
+                    if (set_.healthy(b) && pwrite_full(f.fds[b].get(), other.data(), sl, static_cast<off_t>(stored_offset(i))) == 0)
+                        set_.member(b).repaired++;
+                }
+                fixed = true;
+                break;
+            }
+            bad.push_back(j);
+        }
+        if (!fixed) {
+            alerts_.raise(alert::TamperDetected,
+                          fmt::format("{}: chunk {} is not authentic on any member; read refused", path, i), path);
+            throw Error(EIO, path, fmt::format("{}: chunk {} failed authentication on every member", path, i));
+        }
+        repaired.push_back(i);
+    }
+    if (!repaired.empty())
+        alerts_.raise(alert::TamperDetected,
+                      fmt::format("{}: {} chunk(s) failed authentication on {} (first: chunk {}); repaired from the mirror",
+                                  path, repaired.size(), set_.member(primary).path, repaired.front()), path);
+}
+
+void Volume::chunk_plain(OpenFile& f, const std::string& path, uint64_t idx, uint8_t* out) {
+    if (f.tail.valid && f.tail.index == idx) {
+        std::memcpy(out, f.tail.plain.data(), f.tail.plain.size());
+        return;
+    }
+    load_chunks(f, path, idx, idx, out);
+}
+
+size_t Volume::read(Handle& h, uint8_t* buf, size_t size, uint64_t off) {
+    OpenFile& f = *h.file;
+    std::shared_lock lk(f.mu);
+    const uint64_t fsize = f.size;
+    if (off >= fsize || size == 0) return 0;
+    const uint64_t end = std::min<uint64_t>(fsize, off + size);
+    const uint64_t c0 = off / kChunkSize, c1 = (end - 1) / kChunkSize;
+    // Whole chunks up to the request's end fit the caller's buffer exactly.
+    if (off % kChunkSize == 0 && (end % kChunkSize == 0 || end == fsize)) {
+        load_chunks(f, h.path, c0, c1, buf);  // decrypt straight into the caller's buffer
+        return static_cast<size_t>(end - off);
+    }
+    Bytes plain((c1 - c0 + 1) * kChunkSize);
+    load_chunks(f, h.path, c0, c1, plain.data());
+    std::memcpy(buf, plain.data() + (off - c0 * kChunkSize), static_cast<size_t>(end - off));
+    return static_cast<size_t>(end - off);
+}
+
+void Volume::store(OpenFile& f, const std::string& path, const uint8_t* data, size_t len, uint64_t off, bool grows) {
+    std::vector<std::pair<size_t, int>> results;
+    for (size_t i : set_.healthy_members()) {
+        if (!f.fds[i]) continue;
+        const int fd = f.fds[i].get();
+        // Reserve the space first: a full disk then fails before any byte of
+        // the chunk is written, never leaving a torn chunk behind.
+        if (grows && ::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), static_cast<off_t>(len)) < 0 &&
+            errno != EOPNOTSUPP) {
+            results.emplace_back(i, neg_errno());
+            continue;
+        }
+        results.emplace_back(i, pwrite_full(fd, data, len, static_cast<off_t>(off)));
+    }
+    check(set_.combine("write", path, results), "write", path);
+}
+
+void Volume::write_locked(OpenFile& f, const std::string& path, const uint8_t* data, uint64_t off, uint64_t len) {
+    if (len == 0) return;
+    const uint64_t size = f.size, end = off + len, new_size = std::max(size, end);
+    const uint64_t c0 = off / kChunkSize, c1 = (end - 1) / kChunkSize;
+    const uint64_t old_last = last_chunk(size), new_last = last_chunk(new_size);
+    const size_t nchunks = static_cast<size_t>(c1 - c0 + 1);
+
+    // The old last chunk stays but stops being last: it is sealed again with
+    // last=0 after the new chunks are down. Read it while `size` still says so.
+    const bool reseal = old_last < c0 && old_last != new_last;
+    Bytes old_tail;
+    if (reseal) {
+        old_tail.resize(kChunkSize);
+        chunk_plain(f, path, old_last, old_tail.data());
+    }
+
+    Bytes plain(nchunks * kChunkSize, 0);
+    for (uint64_t i = c0; i <= c1; ++i) {
+        const uint64_t cstart = i * kChunkSize;
+        const uint64_t old_len = chunk_plain_len(size, i);
+        uint8_t* p = plain.data() + (i - c0) * kChunkSize;
+        if (old_len > 0 && (off > cstart || end < cstart + old_len)) chunk_plain(f, path, i, p);
+        const uint64_t from = std::max(off, cstart), to = std::min(end, cstart + kChunkSize);
+        if (data) std::memcpy(p + (from - cstart), data + (from - off), static_cast<size_t>(to - from));
+        else std::memset(p + (from - cstart), 0, static_cast<size_t>(to - from));
+    }
+
+    Bytes sealed;
+    sealed.reserve(nchunks * kStoredChunk);
+    for (uint64_t i = c0; i <= c1; ++i) {
+        const size_t pl = chunk_plain_len(new_size, i);
+        const size_t at = sealed.size();
+        sealed.resize(at + pl + kChunkOverhead);
+        seal_chunk(f.key, f.hdr, i, i == new_last, ByteView(plain.data() + (i - c0) * kChunkSize, pl), sealed.data() + at);
+    }
+    store(f, path, sealed.data(), sealed.size(), stored_offset(c0), new_size > size);
+
+    if (reseal) {
+        Bytes s(kChunkSize + kChunkOverhead);
+        seal_chunk(f.key, f.hdr, old_last, false, ByteView(old_tail.data(), kChunkSize), s.data());
+        store(f, path, s.data(), s.size(), stored_offset(old_last), false);
+    }
+    f.size = new_size;
+    if (new_last >= c0 && new_last <= c1) {
+        const size_t pl = chunk_plain_len(new_size, new_last);
+        const uint8_t* p = plain.data() + (new_last - c0) * kChunkSize;
+        f.tail.plain.assign(p, p + pl);
+        f.tail.index = new_last;
+        f.tail.valid = true;
+    } else if (f.tail.valid && f.tail.index != new_last) {
+        f.tail.valid = false;
+    }
+}
+
+void Volume::extend_locked(OpenFile& f, const std::string& path, uint64_t new_size) {
+    while (f.size < new_size) {
+        const uint64_t step = std::min(kExtendStep, new_size - f.size);
+        write_locked(f, path, nullptr, f.size, step);
+    }
+}
+
+size_t Volume::write(Handle& h, const uint8_t* buf, size_t size, uint64_t off) {
+    OpenFile& f = *h.file;
+    try {
+        std::unique_lock lk(f.mu);
+        if (off > f.size) extend_locked(f, h.path, off);  // a hole is stored as encrypted zeros
+        write_locked(f, h.path, buf, off, size);
+    } catch (const Error& e) {
+        std::lock_guard lk(h.stats_mu);
+        if (!h.first_error) h.first_error = e.code();
+        throw;
+    }
+    std::lock_guard lk(h.stats_mu);
+    h.bytes_written += size;
+    return size;
+}
+
+void Volume::truncate_locked(OpenFile& f, const std::string& path, uint64_t new_size) {
+    const uint64_t size = f.size;
+    if (new_size == size) return;
+    if (new_size > size) return extend_locked(f, path, new_size);
+    std::vector<std::pair<size_t, int>> results;
+    if (new_size == 0) {
+        // A new generation: no chunk from before can be replayed into the file.
+        f.hdr.generation++;
+        Bytes init(kHeaderSize + kChunkOverhead);
+        const auto h = f.hdr.encode();
+        std::memcpy(init.data(), h.data(), h.size());
+        seal_chunk(f.key, f.hdr, 0, true, {}, init.data() + kHeaderSize);
+        for (size_t i : set_.healthy_members()) {
+            if (!f.fds[i]) continue;
+            int r = ::ftruncate(f.fds[i].get(), static_cast<off_t>(init.size())) < 0 ? neg_errno() : 0;
+            if (r == 0) r = pwrite_full(f.fds[i].get(), init.data(), init.size(), 0);
+            results.emplace_back(i, r);
+        }
+        check(set_.combine("truncate", path, results), "truncate", path);
+        f.size = 0;
+        f.tail.valid = true;
+        f.tail.index = 0;
+        f.tail.plain.clear();
+        return;
+    }
+    const uint64_t nl = last_chunk(new_size);
+    Bytes p(kChunkSize);
+    chunk_plain(f, path, nl, p.data());
+    const size_t pl = chunk_plain_len(new_size, nl);
+    Bytes s(pl + kChunkOverhead);
+    seal_chunk(f.key, f.hdr, nl, true, ByteView(p.data(), pl), s.data());
+    for (size_t i : set_.healthy_members()) {
+        if (!f.fds[i]) continue;
+        int r = ::ftruncate(f.fds[i].get(), static_cast<off_t>(stored_size(new_size))) < 0 ? neg_errno() : 0;
+        if (r == 0) r = pwrite_full(f.fds[i].get(), s.data(), s.size(), static_cast<off_t>(stored_offset(nl)));
+        results.emplace_back(i, r);
+    }
+    check(set_.combine("truncate", path, results), "truncate", path);
+    f.size = new_size;
+    f.tail.plain.assign(p.begin(), p.begin() + static_cast<long>(pl));
+    f.tail.index = nl;
+    f.tail.valid = true;
+}
+
+void Volume::truncate(const std::string& path, uint64_t size, Handle* h, const Caller& who) {
+    uint64_t old = 0;
+    try {
+        std::unique_ptr<Handle> own;
+        if (!h) {
+            own = open(path, O_RDWR, who);
+            h = own.get();
+        }
+        struct Release {
+            OpenFileTable& t;
+            Handle* own;
+            ~Release() { if (own) t.release(own->file); }
+        } release{open_, own.get()};
+        std::unique_lock lk(h->file->mu);
+        old = h->file->size;
+        truncate_locked(*h->file, path, size);
+        lk.unlock();
+        audit("truncate", who, path, 0, [&](nlohmann::json& r) {
+            r["bytes"] = size;
+            r["from"] = old;
+        });
+    } catch (const Error& e) {
+        audit("truncate", who, path, e.code());
+        throw;
+    }
+}
+
+}  // namespace nvrfs

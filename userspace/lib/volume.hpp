@@ -1,0 +1,82 @@
+// volume.hpp — the plaintext filesystem that nvrfsd shows, built on a mirror set.
+//
+// Promises:
+//  * paths and contents are stored encrypted (names.hpp, chunk_crypto.hpp);
+//  * a write returns only when its chunks are on every healthy member;
+//  * a read returns only authentic bytes: a bad chunk on one member is read
+//    from another, the bad copy is repaired and a TamperDetected alert raised;
+//    with no good copy the read fails with EIO (and an alert), never forged data;
+//  * every create, write session, rename, truncate, unlink, mkdir and rmdir is
+//    audited once, with its result.
+// Errors are thrown as Error; the FUSE edge turns them into -errno.
+#pragma once
+#include "alerts.hpp"
+#include "audit_log.hpp"
+#include "mirror_set.hpp"
+#include "names.hpp"
+#include "open_file.hpp"
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unordered_map>
+#include <vector>
+
+namespace nvrfs {
+
+class Volume {
+public:
+    Volume(MirrorSet& set, AuditLog& log, Alerts& alerts);
+
+    struct stat getattr(const std::string& path, Handle* h);
+    std::vector<std::string> readdir(const std::string& path);
+    void mkdir(const std::string& path, mode_t mode, const Caller& who);
+    void rmdir(const std::string& path, const Caller& who);
+    void unlink(const std::string& path, const Caller& who);
+    void rename(const std::string& from, const std::string& to, unsigned flags, const Caller& who);
+    void chmod(const std::string& path, mode_t mode);
+    void chown(const std::string& path, uid_t uid, gid_t gid);
+    void utimens(const std::string& path, const struct timespec ts[2]);
+    void truncate(const std::string& path, uint64_t size, Handle* h, const Caller& who);
+
+    std::unique_ptr<Handle> create(const std::string& path, mode_t mode, int flags, const Caller& who);
+    std::unique_ptr<Handle> open(const std::string& path, int flags, const Caller& who);
+    size_t read(Handle& h, uint8_t* buf, size_t size, uint64_t off);
+    size_t write(Handle& h, const uint8_t* buf, size_t size, uint64_t off);
+    void fsync(Handle& h, bool datasync);
+    void release(std::unique_ptr<Handle> h);
+    struct statvfs statfs();
+
+    MirrorSet& mirror() { return set_; }
+
+private:
+    std::string stored(const std::string& path);
+    DirIv diriv(const std::string& plain_dir, const std::string& stored_dir);
+    void forget_dirivs();
+    std::shared_ptr<OpenFile> open_stored(const std::string& path, const std::string& rel, int extra_flags, mode_t mode,
+                                          const Caller* creator);
+    FileHeader choose_header(OpenFile& f, const std::string& path);
+    void load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out);
+    void chunk_plain(OpenFile& f, const std::string& path, uint64_t idx, uint8_t* out);
+    void write_locked(OpenFile& f, const std::string& path, const uint8_t* data, uint64_t off, uint64_t len);
+    void extend_locked(OpenFile& f, const std::string& path, uint64_t new_size);
+    void truncate_locked(OpenFile& f, const std::string& path, uint64_t size);
+    void store(OpenFile& f, const std::string& path, const uint8_t* data, size_t len, uint64_t off, bool grows);
+    void audit(const std::string& event, const Caller& who, const std::string& path, int err,
+               const std::function<void(nlohmann::json&)>& extra = {});
+    // Throws Error(-r) when a fan-out returned an error.
+    void check(int r, const std::string& what, const std::string& path);
+
+    MirrorSet& set_;
+    AuditLog& log_;
+    Alerts& alerts_;
+    NameCodec names_;
+    OpenFileTable open_;
+    std::mutex iv_mu_;
+    std::unordered_map<std::string, DirIv> ivs_;
+};
+
+}  // namespace nvrfs
