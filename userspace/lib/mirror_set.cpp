@@ -1,11 +1,14 @@
 #include "mirror_set.hpp"
 
 #include "error.hpp"
+#include "names.hpp"
 #include "tree.hpp"
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
+#include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <set>
@@ -101,6 +104,40 @@ std::unique_ptr<MirrorSet> MirrorSet::assemble(const std::vector<std::string>& p
         if (notes) notes->push_back(fmt::format("{} ({} bytes)", what, bytes));
     }
     return set;
+}
+
+Uuid create_set(const std::vector<std::string>& members, const SecretKey& host_key) {
+    if (members.size() < 2) throw Error(EINVAL, "", "a set needs at least two members (RAID 1)");
+    std::vector<UniqueFd> fds;
+    for (const auto& m : members) {
+        ::mkdir(m.c_str(), 0700);
+        UniqueFd fd(::open(m.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!fd) throw_errno(errno, m, "cannot open member");
+        std::unique_ptr<DIR, int (*)(DIR*)> d(::fdopendir(::dup(fd.get())), ::closedir);
+        while (dirent* e = d ? ::readdir(d.get()) : nullptr) {
+            const std::string n = e->d_name;
+            if (n != "." && n != ".." && n != "lost+found")
+                throw Error(ENOTEMPTY, m, fmt::format("member {} is not empty (found '{}'): refusing to overwrite it", m, n));
+        }
+        fds.push_back(std::move(fd));
+    }
+    const SecretKey master = SecretKey::random(32);
+    const KeySet keys = KeySet::derive(master);
+    const Uuid set_uuid = new_uuid();
+    DirIv root_iv{};
+    random_bytes(root_iv);
+    for (auto& fd : fds) {
+        Superblock sb;
+        sb.set_uuid = set_uuid;
+        sb.member_uuid = new_uuid();
+        sb.events = 1;
+        sb.created = static_cast<uint64_t>(::time(nullptr));
+        sb.wrap_master(master, host_key);
+        write_superblock(fd.get(), sb, keys);
+        write_file_atomic_at(fd.get(), kDirIvName, root_iv.data(), root_iv.size(), 0400);
+        ::fchmod(fd.get(), 0755);
+    }
+    return set_uuid;
 }
 
 std::vector<size_t> MirrorSet::healthy_members() const {

@@ -89,6 +89,10 @@ private:
     NoteHandler on_note_;
 };
 
+// Make empty directories the members of a new set (superblocks, root directory
+// IV). Every member is checked before any is written. Returns the set UUID.
+Uuid create_set(const std::vector<std::string>& members, const SecretKey& host_key);
+
 // Errors that mean the member itself is unusable, not that the request was wrong.
 bool is_media_error(int err);
 

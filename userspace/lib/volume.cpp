@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <linux/falloc.h>
 #include <unistd.h>
 
@@ -380,7 +381,65 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
         }
         f->size = best;
     }
-    return open_.acquire(f->hdr.id, f);
+    auto shared = open_.acquire(f->hdr.id, f);
+    if (shared == f && !fresh) {
+        // First opener: nobody can write until the copies agree in length.
+        std::unique_lock lk(f->mu);
+        try {
+            reconcile_lengths(*f, path);
+        } catch (...) {
+            lk.unlock();
+            open_.release(f);
+            throw;
+        }
+    }
+    return shared;
+}
+
+void Volume::reconcile_lengths(OpenFile& f, const std::string& path) {
+    std::vector<std::pair<size_t, uint64_t>> lens;
+    bool differ = false;
+    for (size_t i : set_.healthy_members()) {
+        if (!f.fds[i]) continue;
+        struct stat st {};
+        if (::fstat(f.fds[i].get(), &st) < 0) continue;
+        lens.emplace_back(i, static_cast<uint64_t>(st.st_size));
+        differ |= lens.front().second != lens.back().second;
+    }
+    if (!differ) return;
+    // The copies differ in length: someone cut or padded one, or a crash hit
+    // between the members. The good copy is a valid length whose last chunk
+    // authenticates as the last one.
+    std::sort(lens.begin(), lens.end(), [](auto& a, auto& b) { return a.second > b.second; });
+    Bytes st(kStoredChunk), pt(kChunkSize);
+    for (auto [g, len] : lens) {
+        auto ps = plain_size(len);
+        if (!ps) continue;
+        const uint64_t li = last_chunk(*ps);
+        const size_t sl = chunk_plain_len(*ps, li) + kChunkOverhead;
+        if (pread_full(f.fds[g].get(), st.data(), sl, static_cast<off_t>(stored_offset(li))) != static_cast<ssize_t>(sl) ||
+            !open_chunk(f.key, f.hdr, li, true, ByteView(st.data(), sl), pt.data()))
+            continue;
+        std::vector<std::string> fixed;
+        for (auto [j, jl] : lens) {
+            if (j == g || jl == len) continue;
+            loff_t in = 0, out = 0;
+            int r = ::ftruncate(f.fds[j].get(), 0) < 0 ? -errno : 0;
+            while (r == 0 && in < static_cast<loff_t>(len)) {
+                ssize_t c = ::copy_file_range(f.fds[g].get(), &in, f.fds[j].get(), &out, static_cast<size_t>(len - in), 0);
+                if (c <= 0) r = c < 0 ? -errno : -EIO;
+            }
+            if (r < 0) set_.fail(j, -r, "repair " + path);
+            else fixed.push_back(set_.member(j).path);
+        }
+        f.size = *ps;
+        alerts_.raise(alert::TamperDetected,
+                      fmt::format("{}: stored copies differ in length; copied the authentic one from {} to {}", path,
+                                  set_.member(g).path, fmt::join(fixed, ", ")),
+                      path);
+        return;
+    }
+    alerts_.raise(alert::TamperDetected, fmt::format("{}: stored copies differ in length and none ends in an authentic last chunk", path), path);
 }
 
 std::unique_ptr<Handle> Volume::create(const std::string& path, mode_t mode, int flags, const Caller& who) {
@@ -448,6 +507,15 @@ void Volume::fsync(Handle& h, bool datasync) {
 
 // ---- data ----------------------------------------------------------------
 
+// A chunk in the middle may still carry last=1 when a crash (or a killed
+// daemon) came between appending new chunks and resealing the old last one.
+// That is accepted: it cannot hide truncation, because the chunk that really
+// ends the file must still authenticate as last.
+static bool open_stored_chunk(const OpenFile& f, uint64_t idx, uint64_t last, ByteView stored, uint8_t* out) {
+    if (open_chunk(f.key, f.hdr, idx, idx == last, stored, out)) return true;
+    return idx != last && stored.size() == kStoredChunk && open_chunk(f.key, f.hdr, idx, true, stored, out);
+}
+
 void Volume::load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out) {
     const uint64_t size = f.size, last = last_chunk(size);
     uint64_t stored_len = 0;
@@ -472,8 +540,7 @@ void Volume::load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint
     for (uint64_t i = c0; i <= c1; ++i) {
         const size_t pl = chunk_plain_len(size, i), sl = pl + kChunkOverhead;
         uint8_t* dst = out + (i - c0) * kChunkSize;
-        const bool good = pos + sl <= static_cast<size_t>(n) &&
-                          open_chunk(f.key, f.hdr, i, i == last, ByteView(buf.data() + pos, sl), dst);
+        const bool good = pos + sl <= static_cast<size_t>(n) && open_stored_chunk(f, i, last, ByteView(buf.data() + pos, sl), dst);
         pos += sl;
         if (good) continue;
         // Bad or missing on the primary: find an authentic copy elsewhere.
@@ -482,7 +549,7 @@ void Volume::load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint
         for (size_t j : readers) {
             if (j == primary) continue;
             ssize_t m = pread_full(f.fds[j].get(), other.data(), sl, static_cast<off_t>(stored_offset(i)));
-            if (m == static_cast<ssize_t>(sl) && open_chunk(f.key, f.hdr, i, i == last, ByteView(other.data(), sl), dst)) {
+            if (m == static_cast<ssize_t>(sl) && open_stored_chunk(f, i, last, ByteView(other.data(), sl), dst)) {
                 for (size_t b : bad) {
                     if (set_.healthy(b) && pwrite_full(f.fds[b].get(), other.data(), sl, static_cast<off_t>(stored_offset(i))) == 0)
                         set_.member(b).repaired++;

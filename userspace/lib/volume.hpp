@@ -59,6 +59,7 @@ private:
     std::shared_ptr<OpenFile> open_stored(const std::string& path, const std::string& rel, int extra_flags, mode_t mode,
                                           const Caller* creator);
     FileHeader choose_header(OpenFile& f, const std::string& path);
+    void reconcile_lengths(OpenFile& f, const std::string& path);
     void load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out);
     void chunk_plain(OpenFile& f, const std::string& path, uint64_t idx, uint8_t* out);
     void write_locked(OpenFile& f, const std::string& path, const uint8_t* data, uint64_t off, uint64_t len);

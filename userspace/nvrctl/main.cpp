@@ -106,38 +106,20 @@ int cmd_init(const std::vector<std::string>& args) {
     if (c.opts.count("--min-free")) cfg.set("min_free", c.opts["--min-free"]);
     if (c.opts.count("--alert-hook")) cfg.set("alert_hook", c.opts["--alert-hook"]);
 
-    // Check every member before touching any.
-    std::vector<UniqueFd> fds;
-    for (auto& m : c.members) {
-        ::mkdir(m.c_str(), 0700);
-        UniqueFd fd(::open(m.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        if (!fd) throw_errno(errno, m, "cannot open member");
-        std::unique_ptr<DIR, int (*)(DIR*)> d(::fdopendir(::dup(fd.get())), ::closedir);
-        while (dirent* e = d ? ::readdir(d.get()) : nullptr) {
-            const std::string n = e->d_name;
-            if (n != "." && n != ".." && n != "lost+found")
-                throw Error(ENOTEMPTY, m, fmt::format("member {} is not empty (found '{}'): refusing to overwrite it", m, n));
-        }
-        fds.push_back(std::move(fd));
-    }
     const std::string key_path = cfg.text("host_key");
-    SecretKey host = ::access(key_path.c_str(), F_OK) == 0 ? load_host_key(key_path) : create_host_key(key_path);
-
-    const SecretKey master = SecretKey::random(32);
-    const KeySet keys = KeySet::derive(master);
-    const Uuid set_uuid = new_uuid();
-    DirIv root_iv{};
-    random_bytes(root_iv);
-    for (size_t i = 0; i < fds.size(); ++i) {
-        Superblock sb;
-        sb.set_uuid = set_uuid;
-        sb.member_uuid = new_uuid();
-        sb.events = 1;
-        sb.created = static_cast<uint64_t>(::time(nullptr));
-        sb.wrap_master(master, host);
-        write_superblock(fds[i].get(), sb, keys);
-        write_file_atomic_at(fds[i].get(), kDirIvName, root_iv.data(), root_iv.size(), 0400);
-        ::fchmod(fds[i].get(), 0755);
+    // Validate the members before a host key is created for them.
+    for (auto& m : c.members) {
+        UniqueFd fd(::open(m.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!fd && errno != ENOENT) throw_errno(errno, m, "cannot open member");
+    }
+    const bool new_key = ::access(key_path.c_str(), F_OK) != 0;
+    SecretKey host = new_key ? create_host_key(key_path) : load_host_key(key_path);
+    Uuid set_uuid;
+    try {
+        set_uuid = create_set(c.members, host);
+    } catch (...) {
+        if (new_key) ::unlink(key_path.c_str());
+        throw;
     }
     if (write_cfg) {
         const std::string text = cfg.render();
@@ -147,7 +129,7 @@ int cmd_init(const std::vector<std::string>& args) {
                             O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         write_file_atomic_at(dir.get(), cfg_path.substr(slash + 1), text.data(), text.size(), 0644);
     }
-    fmt::print("created set {} with {} members; host key {}{}\n", uuid_str(set_uuid), fds.size(), key_path,
+    fmt::print("created set {} with {} members; host key {}{}\n", uuid_str(set_uuid), c.members.size(), key_path,
                write_cfg ? "; config " + cfg_path : "");
     return 0;
 }

@@ -1,0 +1,343 @@
+// Volume tests without FUSE: the full data path on temporary member directories.
+#include "error.hpp"
+#include "chunk_crypto.hpp"
+#include "tree.hpp"
+#include "volume.hpp"
+
+#include <dirent.h>
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace nvrfs;
+
+namespace {
+
+std::string slurp(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// All regular files below dir, relative path -> contents.
+std::map<std::string, std::string> tree_of(const std::string& dir, const std::string& rel = "") {
+    std::map<std::string, std::string> out;
+    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir((dir + "/" + rel).c_str()), ::closedir);
+    while (dirent* e = d ? ::readdir(d.get()) : nullptr) {
+        std::string n = e->d_name;
+        if (n == "." || n == ".." || n == "superblock") continue;
+        const std::string r = rel.empty() ? n : rel + "/" + n;
+        struct stat st {};
+        ::stat((dir + "/" + r).c_str(), &st);
+        if (S_ISDIR(st.st_mode)) out.merge(tree_of(dir, r));
+        else out[r] = slurp(dir + "/" + r);
+    }
+    return out;
+}
+
+struct Fixture {
+    std::string root;
+    std::vector<std::string> members;
+    SecretKey host = SecretKey::random(32);
+    std::unique_ptr<MirrorSet> set;
+    std::unique_ptr<AuditLog> log;
+    std::unique_ptr<Alerts> alerts;
+    std::unique_ptr<Volume> vol;
+    std::vector<std::string> notes;
+    Caller who = Caller::of(0, 0, ::getpid());
+
+    Fixture() {
+        char tmpl[] = "/tmp/nvrfs-unit-XXXXXX";
+        root = ::mkdtemp(tmpl);
+        members = {root + "/m1", root + "/m2"};
+        create_set(members, host);
+        mount();
+    }
+    ~Fixture() {
+        unmount();
+        std::system(("rm -rf " + root).c_str());
+    }
+    void mount() {
+        notes.clear();
+        set = MirrorSet::assemble(members, host, {}, &notes);
+        log = std::make_unique<AuditLog>(*set, &notes);
+        alerts = std::make_unique<Alerts>(*log, "", "test");
+        vol = std::make_unique<Volume>(*set, *log, *alerts);
+        set->set_fail_handler([this](size_t i, int, const std::string& c) { alerts->raise(alert::MemberFailed, set->member(i).path + " " + c); });
+    }
+    void unmount() {
+        vol.reset();
+        alerts.reset();
+        log.reset();
+        if (set) set->bump_events(false);
+        set.reset();
+    }
+    std::string write_file(const std::string& path, const std::string& data) {
+        auto h = vol->create(path, 0644, O_CREAT | O_WRONLY | O_TRUNC, who);
+        vol->write(*h, reinterpret_cast<const uint8_t*>(data.data()), data.size(), 0);
+        vol->release(std::move(h));
+        return data;
+    }
+    std::string read_file(const std::string& path) {
+        auto h = vol->open(path, O_RDONLY, who);
+        std::string out(static_cast<size_t>(h->file->size.load()), '\0');
+        size_t n = vol->read(*h, reinterpret_cast<uint8_t*>(out.data()), out.size(), 0);
+        vol->release(std::move(h));
+        out.resize(n);
+        return out;
+    }
+    // The single stored file on member i below the root (plus its dir).
+    std::string stored_file(size_t i) {
+        for (auto& [rel, data] : tree_of(members[i]))
+            if (rel.find(".nvrfs") == std::string::npos) return members[i] + "/" + rel;
+        return "";
+    }
+    std::vector<nlohmann::json> records(size_t i, VerifyResult* vr = nullptr) {
+        UniqueFd fd(::open((members[i] + "/" + kAuditLogPath).c_str(), O_RDONLY));
+        std::vector<nlohmann::json> out;
+        VerifyResult v = read_audit_log(fd.get(), set->keys(), set->set_uuid(), &out);
+        if (vr) *vr = v;
+        return out;
+    }
+};
+
+std::string make_data(std::mt19937_64& rng, size_t n) {
+    std::string s(n, '\0');
+    for (auto& c : s) c = static_cast<char>(rng());
+    return s;
+}
+
+void flip(const std::string& path, off_t off) {
+    int fd = ::open(path.c_str(), O_RDWR);
+    REQUIRE(fd >= 0);
+    char c;
+    REQUIRE(::pread(fd, &c, 1, off) == 1);
+    c ^= 0x5a;
+    REQUIRE(::pwrite(fd, &c, 1, off) == 1);
+    ::close(fd);
+}
+
+}  // namespace
+
+TEST_CASE("random writes, holes, truncates and reads match a reference model") {
+    Fixture fx;
+    std::mt19937_64 rng(12345);
+    std::string model;
+    auto h = fx.vol->create("/clip.mp4", 0644, O_CREAT | O_RDWR, fx.who);
+    for (int step = 0; step < 300; ++step) {
+        const int op = static_cast<int>(rng() % 10);
+        if (op < 6) {
+            const uint64_t off = rng() % (model.size() + 200000);
+            const size_t len = static_cast<size_t>(rng() % 150000) + 1;
+            const std::string d = make_data(rng, len);
+            fx.vol->write(*h, reinterpret_cast<const uint8_t*>(d.data()), len, off);
+            if (model.size() < off + len) model.resize(off + len, '\0');
+            model.replace(off, len, d);
+        } else if (op < 7) {
+            const uint64_t ns = rng() % (model.size() + 100000);
+            fx.vol->truncate("/clip.mp4", ns, h.get(), fx.who);
+            model.resize(ns, '\0');
+        } else {
+            const uint64_t off = model.empty() ? 0 : rng() % model.size();
+            const size_t len = static_cast<size_t>(rng() % 200000);
+            std::string got(len, '\0');
+            const size_t n = fx.vol->read(*h, reinterpret_cast<uint8_t*>(got.data()), len, off);
+            got.resize(n);
+            CHECK(got == model.substr(off, len));
+        }
+        REQUIRE(h->file->size.load() == model.size());
+    }
+    fx.vol->release(std::move(h));
+    CHECK(fx.read_file("/clip.mp4") == model);
+    CHECK(static_cast<uint64_t>(fx.vol->getattr("/clip.mp4", nullptr).st_size) == model.size());
+    // The mirror holds identical stored bytes.
+    CHECK(tree_of(fx.members[0]) == tree_of(fx.members[1]));
+    // And it survives a remount.
+    fx.unmount();
+    fx.mount();
+    CHECK(fx.read_file("/clip.mp4") == model);
+}
+
+TEST_CASE("names and contents are not visible on the members") {
+    Fixture fx;
+    const std::string marker = "NVRFS-PLAINTEXT-MARKER-0123456789";
+    fx.vol->mkdir("/camera-front-door", 0755, fx.who);
+    fx.write_file("/camera-front-door/secret-recording.mp4", std::string(100, 'a') + marker + std::string(70000, 'b'));
+    for (auto& m : fx.members)
+        for (auto& [rel, data] : tree_of(m)) {
+            CHECK(rel.find("camera") == std::string::npos);
+            CHECK(rel.find("secret") == std::string::npos);
+            CHECK(data.find(marker) == std::string::npos);
+            CHECK(data.find("secret-recording") == std::string::npos);
+        }
+    CHECK(fx.vol->readdir("/") == std::vector<std::string>{"camera-front-door"});
+    CHECK(fx.vol->readdir("/camera-front-door") == std::vector<std::string>{"secret-recording.mp4"});
+}
+
+TEST_CASE("a flipped byte on one member is repaired from the other and alerted") {
+    Fixture fx;
+    std::mt19937_64 rng(7);
+    const std::string data = fx.write_file("/a.mp4", make_data(rng, 300000));
+    flip(fx.stored_file(0), static_cast<off_t>(stored_offset(2) + 100));
+    CHECK(fx.read_file("/a.mp4") == data);
+    CHECK(slurp(fx.stored_file(0)) == slurp(fx.stored_file(1)));
+    bool alerted = false;
+    for (auto& a : fx.alerts->recent()) alerted |= a.kind == alert::TamperDetected && a.detail.find("repaired") != std::string::npos;
+    CHECK(alerted);
+}
+
+TEST_CASE("swapped chunks and a truncated copy on one member are repaired") {
+    Fixture fx;
+    std::mt19937_64 rng(8);
+    const std::string data = fx.write_file("/a.mp4", make_data(rng, 5 * kChunkSize + 10));
+    std::string s = slurp(fx.stored_file(0));
+    const std::string c1 = s.substr(stored_offset(1), kStoredChunk), c2 = s.substr(stored_offset(2), kStoredChunk);
+    s.replace(stored_offset(1), kStoredChunk, c2);
+    s.replace(stored_offset(2), kStoredChunk, c1);
+    std::ofstream(fx.stored_file(0), std::ios::binary) << s;
+    CHECK(fx.read_file("/a.mp4") == data);
+    CHECK(slurp(fx.stored_file(0)) == slurp(fx.stored_file(1)));
+
+    REQUIRE(::truncate(fx.stored_file(1).c_str(), static_cast<off_t>(stored_offset(2))) == 0);
+    CHECK(fx.read_file("/a.mp4") == data);
+    CHECK(slurp(fx.stored_file(0)) == slurp(fx.stored_file(1)));
+}
+
+TEST_CASE("damage on every member gives EIO, never forged bytes") {
+    Fixture fx;
+    std::mt19937_64 rng(9);
+    fx.write_file("/a.mp4", make_data(rng, 200000));
+    flip(fx.stored_file(0), static_cast<off_t>(stored_offset(1) + 5));
+    flip(fx.stored_file(1), static_cast<off_t>(stored_offset(1) + 5));
+    try {
+        fx.read_file("/a.mp4");
+        FAIL("read returned data from a forged chunk");
+    } catch (const Error& e) {
+        CHECK(e.code() == EIO);
+    }
+    bool alerted = false;
+    for (auto& a : fx.alerts->recent()) alerted |= a.kind == alert::TamperDetected && a.detail.find("not authentic") != std::string::npos;
+    CHECK(alerted);
+}
+
+TEST_CASE("truncation at a chunk boundary on every member is detected") {
+    Fixture fx;
+    std::mt19937_64 rng(10);
+    fx.write_file("/a.mp4", make_data(rng, 3 * kChunkSize + 100));
+    for (size_t i = 0; i < 2; ++i) REQUIRE(::truncate(fx.stored_file(i).c_str(), static_cast<off_t>(stored_offset(2))) == 0);
+    CHECK(fx.vol->getattr("/a.mp4", nullptr).st_size == static_cast<off_t>(2 * kChunkSize));
+    CHECK_THROWS_AS(fx.read_file("/a.mp4"), Error);
+    // Cut down to the header alone: no chunk at all.
+    for (size_t i = 0; i < 2; ++i) REQUIRE(::truncate(fx.stored_file(i).c_str(), static_cast<off_t>(kHeaderSize)) == 0);
+    CHECK(fx.vol->getattr("/a.mp4", nullptr).st_size == 0);
+}
+
+TEST_CASE("the wrong host key and a foreign member are refused") {
+    Fixture fx;
+    fx.unmount();
+    try {
+        MirrorSet::assemble(fx.members, SecretKey::random(32), {}, nullptr);
+        FAIL("assembled with another host key");
+    } catch (const Error& e) {
+        CHECK(e.code() == EKEYREJECTED);
+        CHECK(std::string(e.what()).find("different host key") != std::string::npos);
+    }
+    const std::string other = fx.root + "/other";
+    create_set({other + "1", other + "2"}, fx.host);
+    try {
+        MirrorSet::assemble({fx.members[0], other + "1"}, fx.host, {}, nullptr);
+        FAIL("mixed two sets");
+    } catch (const Error& e) {
+        CHECK(std::string(e.what()).find("refusing to mix sets") != std::string::npos);
+    }
+    CHECK_THROWS_AS(MirrorSet::assemble({fx.members[0], fx.root}, fx.host, {}, nullptr), Error);  // not a member
+    fx.mount();
+}
+
+TEST_CASE("a failed member is stale at the next assembly and resynced, not trusted") {
+    Fixture fx;
+    std::mt19937_64 rng(11);
+    const std::string a = fx.write_file("/a.mp4", make_data(rng, 100000));
+    fx.set->fail(1, EIO, "test");
+    CHECK(fx.set->healthy_count() == 1);
+    const std::string b = fx.write_file("/b.mp4", make_data(rng, 100000));
+    fx.unmount();
+    fx.mount();
+    bool resynced = false;
+    for (auto& n : fx.notes) resynced |= n.find("MemberResynced") != std::string::npos;
+    CHECK(resynced);
+    CHECK(tree_of(fx.members[0]) == tree_of(fx.members[1]));
+    CHECK(fx.read_file("/b.mp4") == b);
+}
+
+TEST_CASE("audit log: every write session once; edits, deletions and reordering are detected") {
+    Fixture fx;
+    fx.write_file("/a.mp4", std::string(1000, 'x'));
+    fx.vol->rename("/a.mp4", "/b.mp4", 0, fx.who);
+    fx.vol->unlink("/b.mp4", fx.who);
+    VerifyResult v;
+    auto recs = fx.records(0, &v);
+    CHECK(v.ok);
+    std::vector<std::string> events;
+    for (auto& r : recs) events.push_back(r["event"]);
+    CHECK(events == std::vector<std::string>{"create", "write", "rename", "unlink"});
+    CHECK(recs[1]["bytes"] == 1000);
+    CHECK(recs[1]["result"] == "ok");
+    CHECK(recs[1]["user"] == "root");
+    CHECK(recs[1]["time"].get<std::string>().size() == std::string("2026-11-25T21:29:07.123+00:00").size());
+
+    const std::string path = fx.members[0] + "/" + kAuditLogPath;
+    const std::string orig = slurp(path);
+    // Edit one byte inside record 2.
+    const size_t len1 = 8 + ((uint8_t(orig[0]) << 24) | (uint8_t(orig[1]) << 16) | (uint8_t(orig[2]) << 8) | uint8_t(orig[3]));
+    std::string edited = orig;
+    edited[len1 + 30] ^= 1;
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << edited;
+    fx.records(0, &v);
+    CHECK_FALSE(v.ok);
+    CHECK(v.first_bad == 2);
+    // Delete record 2.
+    const std::string r2 = orig.substr(len1, 8 + ((uint8_t(orig[len1]) << 24) | (uint8_t(orig[len1 + 1]) << 16) |
+                                                    (uint8_t(orig[len1 + 2]) << 8) | uint8_t(orig[len1 + 3])));
+    std::string deleted = orig;
+    deleted.erase(len1, r2.size());
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << deleted;
+    fx.records(0, &v);
+    CHECK_FALSE(v.ok);
+    CHECK(v.first_bad == 2);
+    CHECK(v.message.find("deleted or reordered") != std::string::npos);
+    // Swap records 1 and 2.
+    std::string swapped = r2 + orig.substr(0, len1) + orig.substr(len1 + r2.size());
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << swapped;
+    fx.records(0, &v);
+    CHECK_FALSE(v.ok);
+    CHECK(v.first_bad == 1);
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << orig;
+}
+
+TEST_CASE("a crash between appending and resealing the old last chunk leaves a readable file") {
+    Fixture fx;
+    std::mt19937_64 rng(12);
+    const std::string data = fx.write_file("/a.mp4", make_data(rng, 2 * kChunkSize));
+    // Re-create the crash state: chunk 0 sealed as last although chunk 1 follows.
+    auto h = fx.vol->open("/a.mp4", O_RDONLY, fx.who);
+    Bytes s(kStoredChunk);
+    seal_chunk(h->file->key, h->file->hdr, 0, true, ByteView(reinterpret_cast<const uint8_t*>(data.data()), kChunkSize), s.data());
+    fx.vol->release(std::move(h));
+    for (size_t i = 0; i < 2; ++i) {
+        int fd = ::open(fx.stored_file(i).c_str(), O_WRONLY);
+        REQUIRE(::pwrite(fd, s.data(), s.size(), static_cast<off_t>(stored_offset(0))) == static_cast<ssize_t>(s.size()));
+        ::close(fd);
+    }
+    CHECK(fx.read_file("/a.mp4") == data);
+    // The chunk that ends the file must still authenticate as last.
+    flip(fx.stored_file(0), static_cast<off_t>(stored_offset(1) + 20));
+    flip(fx.stored_file(1), static_cast<off_t>(stored_offset(1) + 20));
+    CHECK_THROWS_AS(fx.read_file("/a.mp4"), Error);
+}
