@@ -2,7 +2,9 @@
 
 #include "error.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <vector>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -51,6 +53,31 @@ int write_full(int fd, const void* buf, size_t len) {
             return -errno;
         }
         done += static_cast<size_t>(n);
+    }
+    return 0;
+}
+
+int copy_range(int in, off_t in_off, int out, off_t out_off, uint64_t len) {
+    loff_t i = in_off, o = out_off;
+    uint64_t left = len;
+    while (left > 0) {
+        ssize_t c = ::copy_file_range(in, &i, out, &o, static_cast<size_t>(left), 0);
+        if (c < 0 && errno == EINTR) continue;
+        if (c < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) break;
+        if (c < 0) return -errno;
+        if (c == 0) return -EIO;  // the source is shorter than it said
+        left -= static_cast<uint64_t>(c);
+    }
+    std::vector<char> buf(left ? 1 << 20 : 0);
+    while (left > 0) {
+        const size_t want = static_cast<size_t>(std::min<uint64_t>(left, buf.size()));
+        ssize_t n = pread_full(in, buf.data(), want, i);
+        if (n < 0) return static_cast<int>(n);
+        if (n == 0) return -EIO;
+        if (int r = pwrite_full(out, buf.data(), static_cast<size_t>(n), o); r < 0) return r;
+        i += n;
+        o += n;
+        left -= static_cast<uint64_t>(n);
     }
     return 0;
 }

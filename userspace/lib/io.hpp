@@ -41,6 +41,10 @@ ssize_t pread_full(int fd, void* buf, size_t len, off_t off);
 int pwrite_full(int fd, const void* buf, size_t len, off_t off);
 int write_full(int fd, const void* buf, size_t len);
 
+// Copy len bytes from in (at in_off) to out (at out_off): copy_file_range where
+// the kernel allows it, a read/write loop across file systems. 0 or -errno.
+int copy_range(int in, off_t in_off, int out, off_t out_off, uint64_t len);
+
 // Whole small files (keys, superblocks); throw Error on failure.
 std::string read_file_at(int dirfd, const std::string& rel, size_t max_len);
 // Write to rel.tmp, fsync, rename over rel, fsync the directory: never a torn file.

@@ -81,17 +81,9 @@ uint64_t copy_tree_at(int src, int dst, const std::function<bool(const std::stri
                 if (!sf) throw_errno(errno, where + "/" + r, "cannot open");
                 UniqueFd df(::openat(d, n.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
                 if (!df) throw_errno(errno, r, "cannot create");
-                loff_t left = st.st_size;
-                while (left > 0) {
-                    ssize_t c = ::copy_file_range(sf.get(), nullptr, df.get(), nullptr, static_cast<size_t>(left), 0);
-                    if (c < 0) {
-                        if (errno == EINTR) continue;
-                        throw_errno(errno, r, "cannot copy");
-                    }
-                    if (c == 0) break;  // source shrank while copying
-                    left -= c;
-                    total += static_cast<uint64_t>(c);
-                }
+                if (int e = copy_range(sf.get(), 0, df.get(), 0, static_cast<uint64_t>(st.st_size)); e < 0)
+                    throw_errno(-e, where + "/" + r, "cannot copy");
+                total += static_cast<uint64_t>(st.st_size);
                 if (::fsync(df.get()) < 0) throw_errno(errno, r, "cannot fsync");
                 copy_meta(df.get(), st);
             }

@@ -423,12 +423,8 @@ void Volume::reconcile_lengths(OpenFile& f, const std::string& path) {
         std::vector<std::string> fixed;
         for (auto [j, jl] : lens) {
             if (j == g || jl == len) continue;
-            loff_t in = 0, out = 0;
             int r = ::ftruncate(f.fds[j].get(), 0) < 0 ? -errno : 0;
-            while (r == 0 && in < static_cast<loff_t>(len)) {
-                ssize_t c = ::copy_file_range(f.fds[g].get(), &in, f.fds[j].get(), &out, static_cast<size_t>(len - in), 0);
-                if (c <= 0) r = c < 0 ? -errno : -EIO;
-            }
+            if (r == 0) r = copy_range(f.fds[g].get(), 0, f.fds[j].get(), 0, len);
             if (r < 0) set_.fail(j, -r, "repair " + path);
             else fixed.push_back(set_.member(j).path);
         }

@@ -1,0 +1,104 @@
+# Shared helpers for scenario tests: a temp dir, a real nvrfsd mount, checks.
+# Source it; call `setup` first. Everything is cleaned up on exit.
+set -u
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+NVRFSD=$ROOT/build/nvrfsd
+NVRCTL=$ROOT/build/nvrctl
+FAILS=0
+DAEMON_PID=
+
+[ "$(id -u)" = 0 ] || { echo "needs root (FUSE mounts, tmpfs members)"; exit 77; }
+[ -e /dev/fuse ] || { echo "/dev/fuse is missing"; exit 77; }
+
+log() { echo "[$(date +%T)] $*"; }
+pass() { echo "  ok: $*"; }
+fail() { echo "  FAILED: $*"; FAILS=$((FAILS + 1)); }
+# check "description" command...   — passes when the command succeeds
+check() { local d=$1; shift; if "$@"; then pass "$d"; else fail "$d"; fi; }
+# check_not "description" command... — passes when the command fails
+check_not() { local d=$1; shift; if "$@"; then fail "$d"; else pass "$d"; fi; }
+finish() { if [ "$FAILS" -eq 0 ]; then log "all checks passed"; exit 0; else log "$FAILS check(s) failed"; exit 1; fi; }
+
+cleanup() {
+  set +e
+  [ -n "${MNT:-}" ] && mountpoint -q "$MNT" 2>/dev/null && { fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT"; }
+  [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null
+  for m in "${TMPFS_MOUNTS[@]:-}"; do [ -n "$m" ] && umount -l "$m" 2>/dev/null; done
+  for l in "${LOOPS[@]:-}"; do [ -n "$l" ] && losetup -d "$l" 2>/dev/null; done
+  [ -n "${T:-}" ] && rm -rf "$T"
+}
+
+# setup [SIZE [SIZE2]]: members M1 M2 — plain directories, or tmpfs of SIZE
+# (M2 of SIZE2 if given) — plus a host key and a config file.
+setup() {
+  T=$(mktemp -d /tmp/nvrfs-it.XXXXXX)
+  trap cleanup EXIT
+  M1=$T/m1; M2=$T/m2; MNT=$T/mnt; KEY=$T/host.key; CONF=$T/nvrfs.conf
+  TMPFS_MOUNTS=(); LOOPS=()
+  mkdir -p "$M1" "$M2" "$MNT"
+  if [ -n "${1:-}" ]; then
+    mount -t tmpfs -o size="$1" tmpfs "$M1"; mount -t tmpfs -o size="${2:-$1}" tmpfs "$M2"
+    TMPFS_MOUNTS+=("$M1" "$M2")
+  fi
+  init_set
+}
+
+# setup_loop SIZE: members on ext4 file systems on loop devices (real disks
+# as far as the kernel is concerned, so disk errors can be injected).
+setup_loop() {
+  T=$(mktemp -d /tmp/nvrfs-it.XXXXXX)
+  trap cleanup EXIT
+  M1=$T/m1; M2=$T/m2; MNT=$T/mnt; KEY=$T/host.key; CONF=$T/nvrfs.conf
+  TMPFS_MOUNTS=(); LOOPS=()
+  mkdir -p "$M1" "$M2" "$MNT"
+  for m in "$M1" "$M2"; do
+    truncate -s "$1" "$m.img"; mkfs.ext4 -q -F "$m.img"
+    local l; l=$(losetup -f --show "$m.img") || { echo "no loop device available"; exit 77; }
+    LOOPS+=("$l"); TMPFS_MOUNTS+=("$m")
+    mount -o errors=remount-ro "$l" "$m"
+  done
+  rmdir "$M1/lost+found" "$M2/lost+found" 2>/dev/null
+  init_set
+}
+
+# The kernel's own ext4 error path: the file system turns read-only at once.
+loop_fs_error() { echo 1 > "/sys/fs/ext4/$(basename "$(findmnt -n -o SOURCE "$1")")/trigger_fs_error"; }
+
+init_set() {
+  "$NVRCTL" init --member "$M1" --member "$M2" --host-key "$KEY" --config "$CONF" >/dev/null || { echo "nvrctl init failed"; exit 1; }
+  echo "check_interval = 1" >> "$CONF"
+}
+
+# start_daemon [extra nvrfsd options...]: mount in the foreground, in the background.
+start_daemon() {
+  "$NVRFSD" --config "$CONF" -f "$@" "$MNT" > "$T/nvrfsd.log" 2>&1 &
+  DAEMON_PID=$!
+  for _ in $(seq 100); do
+    mountpoint -q "$MNT" && return 0
+    kill -0 "$DAEMON_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "nvrfsd did not mount:"; cat "$T/nvrfsd.log"; exit 1
+}
+
+stop_daemon() {
+  fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT"
+  wait "$DAEMON_PID" 2>/dev/null
+  DAEMON_PID=
+}
+
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+
+# Stored trees of the two members, byte for byte (superblocks differ by design).
+members_identical() {
+  diff -r --exclude=superblock "$M1" "$M2" >/dev/null
+}
+
+# The stored file of the only regular file below a member's stored dir.
+stored_files() { find "$1" -type f ! -path '*/.nvrfs/*' ! -name '.nvrfs.diriv' | sort; }
+
+quiet() { "$@" >/dev/null 2>&1; }
+audit_json() { "$NVRCTL" log show --config "$CONF" --json; }
+# wait_for SECONDS command...: poll until the command succeeds.
+wait_for() { local s=$1; shift; for _ in $(seq $((s * 10))); do "$@" && return 0; sleep 0.1; done; return 1; }
+has_alert() { "$NVRCTL" log show --config "$CONF" --event alert 2>/dev/null | grep -q "$1"; }
