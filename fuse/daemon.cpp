@@ -28,6 +28,8 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& mo
     });
     set.set_note_handler([&alerts](const std::string& kind, const std::string& detail) { alerts.raise(kind, detail); });
 
+    bool unclean = false;
+    for (size_t i = 0; i < set.size(); ++i) unclean |= set.member(i).sb.dirty;
     set.bump_events(true);
     auto rec = audit_record("mount", Caller::daemon(), mountpoint, 0);
     rec["set"] = uuid_str(set.set_uuid());
@@ -37,6 +39,10 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& mo
         const auto colon = n.find(':');
         alerts.raise(n.substr(0, colon), n.substr(colon + 2));
     }
+    if (unclean)
+        alerts.raise(alert::UncleanShutdown,
+                     "the set was not cleanly unmounted (crash, power cut or killed daemon): write sessions open at that "
+                     "moment have no closing record; reads verify every chunk");
     if (set.size() < 2) alerts.raise(alert::MemberMissing, "the set runs with a single member: no redundancy");
     return d;
 }

@@ -27,6 +27,7 @@ inline constexpr const char* SpaceLow = "SpaceLow";
 inline constexpr const char* SpaceRecovered = "SpaceRecovered";
 inline constexpr const char* Recycled = "Recycled";
 inline constexpr const char* AuditLogRecovered = "AuditLogRecovered";
+inline constexpr const char* UncleanShutdown = "UncleanShutdown";
 }  // namespace alert
 
 struct Alert {

@@ -95,7 +95,7 @@ struct stat Volume::getattr(const std::string& path, Handle* h) {
     struct stat st {};
     bool found = false;
     int err = ENOENT;
-    uint64_t stored_max = 0;
+    uint64_t stored_max = 0, stored_min = UINT64_MAX;
     if (h) {
         for (size_t i : set_.healthy_members()) {
             if (!h->file->fds[i]) continue;
@@ -119,11 +119,19 @@ struct stat Volume::getattr(const std::string& path, Handle* h) {
         found = true;
         if (!S_ISREG(s.st_mode)) break;  // directories: the first member answers
         stored_max = std::max<uint64_t>(stored_max, static_cast<uint64_t>(s.st_size));
+        stored_min = std::min<uint64_t>(stored_min, static_cast<uint64_t>(s.st_size));
     }
     if (!found) throw_errno(err, path, "cannot stat");
-    // A member with a shorter copy was truncated behind our back: report the
-    // longest; reading will find and repair the short copy.
-    if (S_ISREG(st.st_mode)) st.st_size = static_cast<off_t>(plain_size_lenient(stored_max));
+    if (!S_ISREG(st.st_mode)) return st;
+    if (stored_min != stored_max || !plain_size(stored_max)) {
+        // The copies differ (tampering, or a crash between members): opening
+        // reconciles them, and the size reported is the authentic one.
+        auto h = open(path, O_RDONLY, Caller{});
+        st.st_size = static_cast<off_t>(h->file->size.load());
+        release(std::move(h));
+        return st;
+    }
+    st.st_size = static_cast<off_t>(plain_size_lenient(stored_max));
     return st;
 }
 
@@ -429,7 +437,9 @@ void Volume::reconcile_lengths(OpenFile& f, const std::string& path) {
             else fixed.push_back(set_.member(j).path);
         }
         f.size = *ps;
-        alerts_.raise(alert::TamperDetected,
+        // A crash between members and a cut copy look alike; either way the
+        // authentic copy wins, so this is an inconsistency, not lost data.
+        alerts_.raise(alert::MemberInconsistent,
                       fmt::format("{}: stored copies differ in length; copied the authentic one from {} to {}", path,
                                   set_.member(g).path, fmt::join(fixed, ", ")),
                       path);
