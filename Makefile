@@ -18,7 +18,7 @@ NVRCTL_OBJ := $(patsubst %.cpp,$(B)/%.o,$(wildcard userspace/nvrctl/*.cpp))
 UNIT_OBJ   := $(patsubst %.cpp,$(B)/%.o,$(wildcard tests/unit/*.cpp))
 
 DEPS := g++ make pkg-config libfuse3-dev fuse3 libssl-dev libfmt-dev nlohmann-json3-dev doctest-dev \
-        ffmpeg e2fsprogs util-linux attr procps
+        ffmpeg e2fsprogs util-linux procps python3 bc fuse3
 
 .PHONY: all deps test demo bench clean
 all: $(B)/nvrfsd $(B)/nvrctl $(B)/unit-tests
@@ -59,3 +59,7 @@ clean:
 	rm -rf $(B)
 
 -include $(wildcard $(B)/**/*.d $(B)/*/*/*.d $(B)/*/*.d)
+
+bench: deps
+	$(MAKE) all
+	bash bench/seqwrite.sh

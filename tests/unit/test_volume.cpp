@@ -87,7 +87,13 @@ struct Fixture {
     std::string read_file(const std::string& path) {
         auto h = vol->open(path, O_RDONLY, who);
         std::string out(static_cast<size_t>(h->file->size.load()), '\0');
-        size_t n = vol->read(*h, reinterpret_cast<uint8_t*>(out.data()), out.size(), 0);
+        size_t n = 0;
+        try {
+            n = vol->read(*h, reinterpret_cast<uint8_t*>(out.data()), out.size(), 0);
+        } catch (...) {
+            vol->release(std::move(h));  // as FUSE does: release follows every open
+            throw;
+        }
         vol->release(std::move(h));
         out.resize(n);
         return out;
