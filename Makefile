@@ -18,7 +18,7 @@ NVRCTL_OBJ := $(patsubst %.cpp,$(B)/%.o,$(wildcard userspace/nvrctl/*.cpp))
 UNIT_OBJ   := $(patsubst %.cpp,$(B)/%.o,$(wildcard tests/unit/*.cpp))
 
 DEPS := g++ make pkg-config libfuse3-dev fuse3 libssl-dev libfmt-dev nlohmann-json3-dev doctest-dev \
-        ffmpeg e2fsprogs util-linux procps python3 bc fuse3
+        ffmpeg e2fsprogs util-linux procps python3 bc fuse3 man-db groff-base
 
 .PHONY: all deps test demo bench clean
 all: $(B)/nvrfsd $(B)/nvrctl $(B)/unit-tests
@@ -48,11 +48,11 @@ deps:
 	fi
 
 test: deps
-	$(MAKE) all
+	$(MAKE) -j$$(nproc) all
 	bash tests/run.sh
 
 demo: deps
-	$(MAKE) all
+	$(MAKE) -j$$(nproc) all
 	bash scripts/demo.sh
 
 clean:
@@ -61,5 +61,5 @@ clean:
 -include $(wildcard $(B)/**/*.d $(B)/*/*/*.d $(B)/*/*.d)
 
 bench: deps
-	$(MAKE) all
+	$(MAKE) -j$$(nproc) all
 	bash bench/seqwrite.sh
