@@ -16,6 +16,7 @@
 #include "io.hpp"
 #include "keys.hpp"
 #include "superblock.hpp"
+#include "worker_pool.hpp"
 
 #include <atomic>
 #include <functional>
@@ -68,6 +69,11 @@ public:
     void set_fail_handler(FailHandler h) { on_fail_ = std::move(h); }
     void set_note_handler(NoteHandler h) { on_note_ = std::move(h); }
 
+    // op(index, member) on every healthy member at once; op must not throw.
+    // Returns (member index, 0 or -errno) for each.
+    std::vector<std::pair<size_t, int>> run_parallel(const std::vector<size_t>& members,
+                                                     const std::function<int(size_t)>& op);
+
     // op(index, member) returns 0 or -errno. Returns 0 or -errno (see above).
     int fan_out(const std::string& what, const std::string& path, const std::function<int(size_t, Member&)>& op);
     // Combine already collected per-member results (index, -errno or 0).
@@ -85,6 +91,8 @@ private:
     KeySet keys_;
     Uuid set_uuid_{};
     std::mutex mu_;
+    std::once_flag pool_once_;
+    std::unique_ptr<WorkerPool> pool_;
     FailHandler on_fail_;
     NoteHandler on_note_;
 };

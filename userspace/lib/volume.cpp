@@ -622,19 +622,18 @@ size_t Volume::read(Handle& h, uint8_t* buf, size_t size, uint64_t off) {
 }
 
 void Volume::store(OpenFile& f, const std::string& path, const uint8_t* data, size_t len, uint64_t off, bool grows) {
-    std::vector<std::pair<size_t, int>> results;
-    for (size_t i : set_.healthy_members()) {
-        if (!f.fds[i]) continue;
+    std::vector<size_t> targets;
+    for (size_t i : set_.healthy_members())
+        if (f.fds[i]) targets.push_back(i);
+    const auto results = set_.run_parallel(targets, [&](size_t i) {
         const int fd = f.fds[i].get();
         // Reserve the space first: a full disk then fails before any byte of
         // the chunk is written, never leaving a torn chunk behind.
         if (grows && ::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), static_cast<off_t>(len)) < 0 &&
-            errno != EOPNOTSUPP) {
-            results.emplace_back(i, neg_errno());
-            continue;
-        }
-        results.emplace_back(i, pwrite_full(fd, data, len, static_cast<off_t>(off)));
-    }
+            errno != EOPNOTSUPP)
+            return neg_errno();
+        return pwrite_full(fd, data, len, static_cast<off_t>(off));
+    });
     check(set_.combine("write", path, results), "write", path);
 }
 
