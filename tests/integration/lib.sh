@@ -30,12 +30,16 @@ cleanup() {
 
 # setup [SIZE [SIZE2]]: members M1 M2 — plain directories, or tmpfs of SIZE
 # (M2 of SIZE2 if given) — plus a host key and a config file.
-setup() {
+new_workdir() {
   T=$(mktemp -d /tmp/nvrfs-it.XXXXXX)
   trap cleanup EXIT
   M1=$T/m1; M2=$T/m2; MNT=$T/mnt; KEY=$T/host.key; CONF=$T/nvrfs.conf
   TMPFS_MOUNTS=(); LOOPS=()
   mkdir -p "$M1" "$M2" "$MNT"
+}
+
+setup() {
+  new_workdir
   if [ -n "${1:-}" ]; then
     mount -t tmpfs -o size="$1" tmpfs "$M1"; mount -t tmpfs -o size="${2:-$1}" tmpfs "$M2"
     TMPFS_MOUNTS+=("$M1" "$M2")
@@ -46,11 +50,7 @@ setup() {
 # setup_loop SIZE: members on ext4 file systems on loop devices (real disks
 # as far as the kernel is concerned, so disk errors can be injected).
 setup_loop() {
-  T=$(mktemp -d /tmp/nvrfs-it.XXXXXX)
-  trap cleanup EXIT
-  M1=$T/m1; M2=$T/m2; MNT=$T/mnt; KEY=$T/host.key; CONF=$T/nvrfs.conf
-  TMPFS_MOUNTS=(); LOOPS=()
-  mkdir -p "$M1" "$M2" "$MNT"
+  new_workdir
   for m in "$M1" "$M2"; do
     truncate -s "$1" "$m.img"; mkfs.ext4 -q -F "$m.img"
     local l; l=$(losetup -f --show "$m.img") || { echo "no loop device available"; exit 77; }

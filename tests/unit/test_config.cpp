@@ -7,14 +7,26 @@
 
 using namespace nvrfs;
 
+namespace {
+// A config file with `text`, removed when the test ends.
+struct TempConf {
+    std::string path;
+    explicit TempConf(const std::string& text) {
+        char p[] = "/tmp/nvrfs-conf-XXXXXX";
+        int fd = mkstemp(p);
+        REQUIRE(fd >= 0);
+        close(fd);
+        path = p;
+        std::ofstream(path) << text;
+    }
+    ~TempConf() { unlink(path.c_str()); }
+};
+}  // namespace
+
 TEST_CASE("config file: lists, defaults, overrides") {
-    char path[] = "/tmp/nvrfs-conf-XXXXXX";
-    int fd = mkstemp(path);
-    REQUIRE(fd >= 0);
-    close(fd);
-    std::ofstream(path) << "# test\nmember = /srv/a\nmember=/srv/b  # second\nmin_free = 10%\nrecycle = yes\n";
+    TempConf f("# test\nmember = /srv/a\nmember=/srv/b  # second\nmin_free = 10%\nrecycle = yes\n");
     Config c;
-    c.load_file(path);
+    c.load_file(f.path);
     CHECK(c.list("member") == std::vector<std::string>{"/srv/a", "/srv/b"});
     CHECK(c.min_free().percent);
     CHECK(c.min_free().value == 10);
@@ -23,18 +35,13 @@ TEST_CASE("config file: lists, defaults, overrides") {
     c.set("min-free", "2G");
     CHECK_FALSE(c.min_free().percent);
     CHECK(c.min_free().value == 2.0 * (1ull << 30));
-    unlink(path);
 }
 
 TEST_CASE("bad config is refused with file and line") {
-    char path[] = "/tmp/nvrfs-conf-XXXXXX";
-    int fd = mkstemp(path);
-    REQUIRE(fd >= 0);
-    close(fd);
-    std::ofstream(path) << "member = /srv/a\nnonsense = 1\n";
+    TempConf f("member = /srv/a\nnonsense = 1\n");
     Config c;
     try {
-        c.load_file(path);
+        c.load_file(f.path);
         FAIL("accepted an unknown key");
     } catch (const Error& e) {
         CHECK(std::string(e.what()).find(":2:") != std::string::npos);
@@ -47,7 +54,6 @@ TEST_CASE("bad config is refused with file and line") {
     CHECK_THROWS_AS(c.set("check_interval", "0"), Error);
     Config d;
     CHECK_THROWS_AS(d.load_file("/nonexistent/nvrfs.conf"), Error);
-    unlink(path);
 }
 
 TEST_CASE("sizes") {
