@@ -6,57 +6,260 @@
 
 namespace nvrfs {
 
-std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& mountpoint) {
+std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& config_file, const std::string& mountpoint) {
     auto d = std::make_unique<Daemon>();
     d->cfg = cfg;
+    d->config_file = config_file;
     d->mountpoint = mountpoint;
-    const auto members = cfg.list("member");
-    if (members.empty()) throw Error(EINVAL, "", "no members configured (give --member DIR at least twice, or --config FILE)");
+    auto paths = cfg.list("member");
+    if (paths.empty()) throw Error(EINVAL, "", "no members configured (give --member DIR at least twice, or --config FILE)");
+    for (const auto& s : cfg.list("spare")) paths.push_back(s);
     const SecretKey host = load_host_key(cfg.text("host_key"));
     std::vector<std::string> notes;
-    d->set = MirrorSet::assemble(members, host, AssembleOptions{cfg.boolean("degraded")}, &notes);
+    d->set = MirrorSet::assemble(paths, host, AssembleOptions{cfg.boolean("degraded")}, &notes);
     d->log = std::make_unique<AuditLog>(*d->set, &notes);
     d->alerts = std::make_unique<Alerts>(*d->log, cfg.text("alert_hook"), uuid_str(d->set->set_uuid()));
     d->vol = std::make_unique<Volume>(*d->set, *d->log, *d->alerts);
 
-    Alerts& alerts = *d->alerts;
-    MirrorSet& set = *d->set;
-    set.set_fail_handler([&alerts, &set](size_t i, int err, const std::string& ctx) {
-        alerts.raise(alert::MemberFailed,
-                     fmt::format("member {} failed ({}: {}); recording continues on {} member(s)", set.member(i).path, ctx,
-                                 errno_name(err), set.healthy_count()));
+    Daemon* self = d.get();
+    d->set->set_fail_handler([self](size_t i, int err, const std::string& ctx) {
+        self->alerts->raise(alert::MemberFailed,
+                            fmt::format("member {} failed ({}: {}); recording continues on {} member(s)", self->set->member(i).path,
+                                        ctx, errno_name(err), self->set->healthy_count()));
+        self->promote_spare();
     });
-    set.set_note_handler([&alerts](const std::string& kind, const std::string& detail) { alerts.raise(kind, detail); });
+    d->set->set_note_handler([self](const std::string& kind, const std::string& detail) { self->alerts->raise(kind, detail); });
 
+    MirrorSet& set = *d->set;
     bool unclean = false;
     for (size_t i = 0; i < set.size(); ++i) unclean |= set.member(i).sb.dirty;
     set.bump_events(true);
     auto rec = audit_record("mount", Caller::daemon(), mountpoint, 0);
     rec["set"] = uuid_str(set.set_uuid());
-    rec["members"] = members;
+    rec["members"] = paths;
     d->log->append(std::move(rec));
     for (const auto& n : notes) {
         const auto colon = n.find(':');
-        alerts.raise(n.substr(0, colon), n.substr(colon + 2));
+        d->alerts->raise(n.substr(0, colon), n.substr(colon + 2));
     }
     if (unclean)
-        alerts.raise(alert::UncleanShutdown,
-                     "the set was not cleanly unmounted (crash, power cut or killed daemon): write sessions open at that "
-                     "moment have no closing record; reads verify every chunk");
-    if (set.size() < 2) alerts.raise(alert::MemberMissing, "the set runs with a single member: no redundancy");
+        d->alerts->raise(alert::UncleanShutdown,
+                         "the set was not cleanly unmounted (crash, power cut or killed daemon): write sessions open at that "
+                         "moment have no closing record; reads verify every chunk");
+    if (set.healthy_count() < 2) d->alerts->raise(alert::MemberMissing, "the set runs with a single complete member: no redundancy");
+    // Refuse a second daemon for the same control socket before mounting.
+    d->control = std::make_unique<ControlServer>(cfg.text("control_socket"), [self](const nlohmann::json& r) { return self->handle(r); });
     return d;
 }
 
-void Daemon::start_monitor() {
+void Daemon::start_background() {
     monitor = std::make_unique<SpaceMonitor>(*vol, *alerts, *log, cfg.min_free(), cfg.boolean("recycle"),
                                              std::chrono::seconds(cfg.seconds("check_interval")));
+    rebuilder = std::make_unique<Rebuilder>(*vol, *set, *log, *alerts);
+    for (size_t i : set->in_state({MemberState::Rebuilding})) rebuilder->start(i);
+    if (set->healthy_count() < 2) promote_spare();
+    control->start();
 }
 
 void Daemon::shutdown() {
+    stopping = true;
+    control.reset();
+    if (scrub_thread.joinable()) scrub_thread.join();
+    rebuilder.reset();
     monitor.reset();
     log->append(audit_record("unmount", Caller::daemon(), mountpoint, 0));
     log->sync();
     set->bump_events(false);
+}
+
+void Daemon::promote_spare() {
+    if (!rebuilder || rebuilder->busy()) return;
+    if (!set->in_state({MemberState::Failed}).empty() || set->healthy_count() < 2) {
+        const auto spares = set->in_state({MemberState::Spare});
+        if (!spares.empty()) rebuilder->start(spares.front());
+    }
+}
+
+size_t Daemon::member_index(const std::string& path) {
+    auto i = set->find(path);
+    if (!i || set->member(*i).state.load() == MemberState::Removed)
+        throw Error(ENOENT, path, fmt::format("{} is not a member or spare of this set", path));
+    return *i;
+}
+
+void Daemon::start_scrub(bool repair) {
+    std::lock_guard lk(scrub_mu);
+    if (scrub.running) throw Error(EBUSY, "", "a scrub is already running");
+    if (scrub_thread.joinable()) scrub_thread.join();
+    scrub = ScrubState{};
+    scrub.running = true;
+    scrub.repair = repair;
+    scrub.started = rfc3339_now();
+    scrub_thread = std::thread([this, repair] {
+        Volume::ScrubStats total;
+        try {
+            std::vector<std::string> dirs = {"/"}, files;
+            while (!dirs.empty()) {
+                const std::string d = dirs.back();
+                dirs.pop_back();
+                for (const auto& n : vol->readdir(d)) {
+                    const std::string p = d == "/" ? "/" + n : d + "/" + n;
+                    try {
+                        const struct stat st = vol->getattr(p, nullptr);
+                        if (S_ISDIR(st.st_mode)) dirs.push_back(p);
+                        else if (S_ISREG(st.st_mode)) {
+                            files.push_back(p);
+                            std::lock_guard lk(scrub_mu);
+                            scrub.total_bytes += stored_size(static_cast<uint64_t>(st.st_size)) * set->healthy_count();
+                        }
+                    } catch (const Error&) {
+                    }
+                }
+            }
+            for (const auto& f : files) {
+                if (stopping) break;
+                Volume::ScrubStats one;
+                try {
+                    vol->scrub_file(f, repair, one);
+                } catch (const Error& e) {
+                    one.unrepairable++;
+                }
+                std::lock_guard lk(scrub_mu);
+                scrub.stats.files += one.files;
+                scrub.stats.chunks += one.chunks;
+                scrub.stats.bad += one.bad;
+                scrub.stats.repaired += one.repaired;
+                scrub.stats.unrepairable += one.unrepairable;
+                scrub.stats.bytes += one.bytes;
+                total = scrub.stats;
+            }
+        } catch (const std::exception& e) {
+            alerts->raise("ScrubFailed", e.what());
+        }
+        {
+            std::lock_guard lk(scrub_mu);
+            scrub.running = false;
+            scrub.finished = rfc3339_now();
+        }
+        alerts->raise("ScrubFinished", fmt::format("{} files, {} chunk copies checked: {} bad, {} repaired, {} without a good copy",
+                                                   total.files, total.chunks, total.bad, total.repaired, total.unrepairable));
+    });
+}
+
+nlohmann::json Daemon::status() {
+    nlohmann::json j;
+    j["set"] = uuid_str(set->set_uuid());
+    j["mountpoint"] = mountpoint;
+    const auto rb = rebuilder ? rebuilder->progress() : RebuildProgress{};
+    const bool failed = !set->in_state({MemberState::Failed}).empty();
+    const bool rebuilding = !set->in_state({MemberState::Rebuilding}).empty();
+    j["state"] = rebuilding ? "rebuilding" : (failed || set->healthy_count() < 2) ? "degraded" : "clean";
+    j["members"] = nlohmann::json::array();
+    for (size_t i = 0; i < set->size(); ++i) {
+        Member& m = set->member(i);
+        if (m.state.load() == MemberState::Removed) continue;
+        struct statvfs s {};
+        ::fstatvfs(m.dirfd.get(), &s);
+        nlohmann::json e = {{"path", m.path}, {"uuid", uuid_str(m.sb.member_uuid)}, {"state", state_name(m.state.load())},
+                            {"role", m.state.load() == MemberState::Spare ? "spare" : "data"},
+                            {"errors", m.errors.load()}, {"repaired", m.repaired.load()},
+                            {"free_bytes", uint64_t(s.f_bavail) * s.f_frsize}, {"total_bytes", uint64_t(s.f_blocks) * s.f_frsize}};
+        if (m.state.load() == MemberState::Failed) e["reason"] = m.fail_reason;
+        j["members"].push_back(e);
+    }
+    if (rb.running) {
+        j["rebuild"] = {{"member", rb.target_path}, {"done_bytes", rb.done_bytes}, {"total_bytes", rb.total_bytes},
+                        {"files", rb.files},
+                        {"percent", rb.total_bytes ? 100.0 * double(rb.done_bytes) / double(rb.total_bytes) : 0.0},
+                        {"eta_seconds", rb.eta_seconds()}, {"seconds", rb.seconds}};
+    }
+    if (monitor) {
+        const SpaceInfo sp = monitor->space();
+        j["space"] = {{"free_bytes", sp.free}, {"total_bytes", sp.total}, {"threshold_bytes", sp.threshold}, {"low", sp.free < sp.threshold}};
+    }
+    {
+        std::lock_guard lk(scrub_mu);
+        if (!scrub.started.empty()) {
+            j["scrub"] = {{"running", scrub.running}, {"repair", scrub.repair}, {"started", scrub.started}, {"finished", scrub.finished},
+                          {"files", scrub.stats.files}, {"chunks", scrub.stats.chunks}, {"bad", scrub.stats.bad},
+                          {"repaired", scrub.stats.repaired}, {"unrepairable", scrub.stats.unrepairable},
+                          {"percent", scrub.total_bytes ? std::min(100.0, 100.0 * double(scrub.stats.bytes) / double(scrub.total_bytes)) : (scrub.running ? 0.0 : 100.0)}};
+        }
+    }
+    j["alerts"] = nlohmann::json::array();
+    for (const auto& a : alerts->recent())
+        if (!a.acked) j["alerts"].push_back({{"id", a.id}, {"time", a.time}, {"alert", a.kind}, {"detail", a.detail}});
+    j["audit_records"] = log->last_seq();
+    return j;
+}
+
+nlohmann::json Daemon::handle(const nlohmann::json& req) {
+    const std::string cmd = req.value("cmd", "");
+    const std::string path = req.value("path", "");
+    if (cmd == "status") return status();
+    if (cmd == "alerts") {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& a : alerts->recent())
+            out.push_back({{"id", a.id}, {"time", a.time}, {"alert", a.kind}, {"detail", a.detail}, {"acked", a.acked}});
+        return {{"alerts", out}};
+    }
+    if (cmd == "ack") {
+        const uint64_t id = req.value("id", uint64_t(0));
+        if (!alerts->ack(id, req.value("by", "nvrctl"))) throw Error(ENOENT, "", fmt::format("no alert with id {}", id));
+        return nlohmann::json::object();
+    }
+    if (cmd == "member-fail") {
+        const size_t i = member_index(path);
+        if (set->member(i).state.load() == MemberState::Active && set->healthy_count() <= 1)
+            throw Error(EBUSY, path, fmt::format("{} is the last complete member; refusing to fail it", path));
+        set->fail(i, ECANCELED, "failed by the administrator");
+        return nlohmann::json::object();
+    }
+    if (cmd == "member-remove" || cmd == "spare-remove") {
+        const size_t i = member_index(path);
+        if (cmd == "spare-remove" && set->member(i).state.load() != MemberState::Spare)
+            throw Error(EINVAL, path, fmt::format("{} is not a spare", path));
+        set->remove_member(i);
+        alerts->raise("MemberRemoved", fmt::format("{} was removed from the set", path));
+        return nlohmann::json::object();
+    }
+    if (cmd == "spare-add") {
+        set->add_member(path, MemberState::Spare);
+        alerts->raise("SpareAdded", fmt::format("{} is a hot spare", path));
+        promote_spare();
+        return nlohmann::json::object();
+    }
+    if (cmd == "member-add") {
+        const size_t i = set->add_member(path, MemberState::Spare);
+        rebuilder->start(i);
+        return nlohmann::json::object();
+    }
+    if (cmd == "member-replace") {
+        const size_t old = member_index(req.value("old", ""));
+        const size_t i = set->add_member(path, MemberState::Spare);
+        rebuilder->start(i, [this, old] {
+            set->fail(old, ECANCELED, "replaced by the administrator");
+            try {
+                set->remove_member(old);
+            } catch (const Error&) {
+            }
+        });
+        return nlohmann::json::object();
+    }
+    if (cmd == "scrub") {
+        start_scrub(req.value("repair", false));
+        return nlohmann::json::object();
+    }
+    if (cmd == "reload") {
+        if (config_file.empty()) throw Error(EINVAL, "", "nvrfsd was started without a config file");
+        Config fresh;
+        fresh.load_file(config_file);
+        monitor->reconfigure(fresh.min_free(), fresh.boolean("recycle"), std::chrono::seconds(fresh.seconds("check_interval")));
+        alerts->set_hook(fresh.text("alert_hook"));
+        cfg = fresh;
+        return nlohmann::json::object();
+    }
+    throw Error(EINVAL, "", fmt::format("unknown request '{}'", cmd));
 }
 
 }  // namespace nvrfs

@@ -2,34 +2,64 @@
 //
 // Members are assembled and checked before anything is mounted, so bad input
 // (foreign member, wrong host key, missing key, bad config) fails with a clear
-// message and nothing written. Destruction order is the reverse of creation.
+// message and nothing written. Threads (space monitor, rebuilder, scrubber,
+// control socket) start only after nvrfsd has forked into the background.
+// Destruction order is the reverse of creation.
 #pragma once
 #include "alerts.hpp"
 #include "audit_log.hpp"
 #include "config.hpp"
+#include "control.hpp"
 #include "mirror_set.hpp"
+#include "rebuild.hpp"
 #include "space_monitor.hpp"
 #include "volume.hpp"
 
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 namespace nvrfs {
 
+struct ScrubState {
+    bool running = false;
+    bool repair = false;
+    std::string started, finished;
+    uint64_t total_bytes = 0;
+    Volume::ScrubStats stats;
+};
+
 struct Daemon {
     Config cfg;
+    std::string config_file;  // where `reload` reads from ("" when flags only)
     std::string mountpoint;
     std::unique_ptr<MirrorSet> set;
     std::unique_ptr<AuditLog> log;
     std::unique_ptr<Alerts> alerts;
     std::unique_ptr<Volume> vol;
-    std::unique_ptr<SpaceMonitor> monitor;  // started after daemonizing: fork keeps no threads
+    std::unique_ptr<SpaceMonitor> monitor;
+    std::unique_ptr<Rebuilder> rebuilder;
+    std::unique_ptr<ControlServer> control;
+    std::mutex scrub_mu;
+    ScrubState scrub;
+    std::thread scrub_thread;
+    std::atomic<bool> stopping{false};
 
     // Assemble the set and open the audit log. Throws Error on bad input.
-    static std::unique_ptr<Daemon> prepare(const Config& cfg, const std::string& mountpoint);
-    void start_monitor();
+    static std::unique_ptr<Daemon> prepare(const Config& cfg, const std::string& config_file, const std::string& mountpoint);
+    // Start the background threads (after daemonizing) and resume rebuilds.
+    void start_background();
     // Stop background work and mark the members clean.
     void shutdown();
+
+private:
+    nlohmann::json handle(const nlohmann::json& req);
+    nlohmann::json status();
+    void promote_spare();
+    void start_scrub(bool repair);
+    size_t member_index(const std::string& path);
 };
 
 }  // namespace nvrfs

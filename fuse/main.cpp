@@ -44,6 +44,7 @@ void usage(FILE* out) {
 
 struct Args {
     Config cfg;
+    std::string config_file;
     std::string mountpoint;
     bool foreground = false;
     std::vector<std::string> fuse_opts;
@@ -91,6 +92,7 @@ int parse(int argc, char** argv, Args& a) {
     for (auto& [k, v] : sets) has_member |= k == "member";
     if (config_file.empty() && !has_member) config_file = kDefaultConfig;
     if (!config_file.empty()) a.cfg.load_file(config_file);
+    a.config_file = config_file;
     for (auto& [k, v] : sets) {
         if (k == "member" && has_member) {
             a.cfg.clear("member");  // members on the command line replace the file's
@@ -128,7 +130,7 @@ int main(int argc, char** argv) {
     std::unique_ptr<Daemon> d;
     try {
         check_mountpoint(a.mountpoint);
-        d = Daemon::prepare(a.cfg, a.mountpoint);
+        d = Daemon::prepare(a.cfg, a.config_file, a.mountpoint);
     } catch (const Error& e) {
         fmt::print(stderr, "nvrfsd: {}\n", e.what());
         ::syslog(LOG_ERR, "refusing to start: %s", e.what());
@@ -160,7 +162,7 @@ int main(int argc, char** argv) {
         fuse_destroy(f);
         return 1;
     }
-    d->start_monitor();
+    d->start_background();
     fuse_loop_config* lc = fuse_loop_cfg_create();
     fuse_loop_cfg_set_clone_fd(lc, 1);
     fuse_loop_cfg_set_idle_threads(lc, 16);

@@ -31,7 +31,7 @@ drop_caches
 check "every segment decodes" all_decode "$MNT/cam1"
 check "MemberFailed alert raised" wait_for 5 has_alert MemberFailed
 check_not "status reports the set as not clean" quiet "$NVRCTL" status --config "$CONF"
-check "status names the failed member stale" bash -c "'$NVRCTL' status --config '$CONF' | grep -q 'stale .*m2'"
+check "status names the failed member" bash -c "'$NVRCTL' status --config '$CONF' | grep -q 'failed .*m2'"
 md5_before=$(cd "$MNT/cam1" && md5sum *.mp4)
 stop_daemon
 dev=$(findmnt -n -o SOURCE "$M2"); umount "$M2"; fsck.ext4 -fy "$dev" >/dev/null 2>&1; mount "$dev" "$M2"

@@ -12,7 +12,7 @@ for opt in $("$NVRFSD" --help | grep -o -- '--[a-z-]*' | sort -u); do
   check "nvrfsd(8) documents $opt" grep -q -- "$opt" <<<"$page"
 done
 conf=$(MANWIDTH=200 man -l "$ROOT/man/nvrfs.conf.5" 2>/dev/null)
-for key in member host_key min_free recycle alert_hook check_interval degraded; do
+for key in member spare host_key min_free recycle alert_hook check_interval degraded control_socket; do
   check "nvrfs.conf(5) documents $key" grep -q "$key" <<<"$conf"
 done
 finish

@@ -29,7 +29,31 @@ void Alerts::raise(const std::string& kind, const std::string& detail, const std
     log_.append(std::move(rec));
     const bool severe = kind == alert::TamperDetected || kind == alert::MemberFailed;
     ::syslog(LOG_DAEMON | (severe ? LOG_CRIT : LOG_WARNING), "nvrfs alert %s: %s", kind.c_str(), detail.c_str());
-    if (!hook_.empty()) run_hook(a);
+    run_hook(a);
+}
+
+bool Alerts::ack(uint64_t id, const std::string& by) {
+    bool found = false;
+    {
+        std::lock_guard lk(mu_);
+        for (auto& a : recent_)
+            if (id == 0 || a.id == id) {
+                found |= !a.acked || a.id == id;
+                a.acked = true;
+            }
+    }
+    if (found) {
+        auto rec = audit_record("alert-ack", Caller::daemon(), "", 0);
+        rec["alert_id"] = id;
+        rec["detail"] = by;
+        log_.append(std::move(rec));
+    }
+    return found;
+}
+
+void Alerts::set_hook(std::string hook) {
+    std::lock_guard lk(mu_);
+    hook_ = std::move(hook);
 }
 
 std::vector<Alert> Alerts::recent() const {
@@ -38,6 +62,12 @@ std::vector<Alert> Alerts::recent() const {
 }
 
 void Alerts::run_hook(const Alert& a) const {
+    std::string hook;
+    {
+        std::lock_guard lk(mu_);
+        hook = hook_;
+    }
+    if (hook.empty()) return;
     std::vector<std::string> env;
     for (char** e = environ; *e; ++e) env.emplace_back(*e);
     env.push_back("NVRFS_ALERT=" + a.kind);
@@ -48,10 +78,10 @@ void Alerts::run_hook(const Alert& a) const {
     std::vector<char*> envp;
     for (auto& s : env) envp.push_back(s.data());
     envp.push_back(nullptr);
-    const char* argv[] = {"/bin/sh", "-c", hook_.c_str(), nullptr};
+    const char* argv[] = {"/bin/sh", "-c", hook.c_str(), nullptr};
     pid_t pid = 0;
     if (::posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), envp.data()) != 0) {
-        ::syslog(LOG_DAEMON | LOG_ERR, "nvrfs: cannot run alert hook %s", hook_.c_str());
+        ::syslog(LOG_DAEMON | LOG_ERR, "nvrfs: cannot run alert hook %s", hook.c_str());
         return;
     }
     // Reap without blocking the caller.

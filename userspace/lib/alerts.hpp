@@ -33,6 +33,7 @@ inline constexpr const char* UncleanShutdown = "UncleanShutdown";
 struct Alert {
     uint64_t id;
     std::string time, kind, detail, path;
+    bool acked = false;
 };
 
 class Alerts {
@@ -40,6 +41,9 @@ public:
     Alerts(AuditLog& log, std::string hook, std::string set_uuid);
     void raise(const std::string& kind, const std::string& detail, const std::string& path = "");
     std::vector<Alert> recent() const;
+    // Acknowledge one alert (or all with id 0); false if there is no such alert.
+    bool ack(uint64_t id, const std::string& by);
+    void set_hook(std::string hook);
 
 private:
     void run_hook(const Alert& a) const;

@@ -68,9 +68,9 @@ nlohmann::json audit_record(const std::string& event, const Caller& who, const s
     return r;
 }
 
-AuditLog::AuditLog(MirrorSet& set, std::vector<std::string>* notes) : set_(set), fds_(set.size()) {
+AuditLog::AuditLog(MirrorSet& set, std::vector<std::string>* notes) : set_(set), fds_(kMaxMembers) {
     bool have_tail = false;
-    for (size_t i : set_.healthy_members()) {
+    for (size_t i : set_.writable_members()) {
         Member& m = set_.member(i);
         UniqueFd fd(::openat(m.dirfd.get(), kAuditLogPath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
         if (!fd) throw_errno(errno, m.path + "/" + kAuditLogPath, "cannot open audit log");
@@ -132,7 +132,7 @@ void AuditLog::append(nlohmann::json rec) {
         const std::string mac = mac_of(set_.keys(), rec);
         rec["mac"] = mac;
         const Bytes frame = seal_frame(set_.keys(), set_.set_uuid(), rec.dump());
-        for (size_t i : set_.healthy_members()) {
+        for (size_t i : set_.writable_members()) {
             if (!fds_[i]) continue;
             results.emplace_back(i, write_full(fds_[i].get(), frame.data(), frame.size()));
         }
@@ -145,8 +145,27 @@ void AuditLog::append(nlohmann::json rec) {
 
 void AuditLog::sync() {
     std::lock_guard lk(mu_);
-    for (size_t i : set_.healthy_members())
+    for (size_t i : set_.writable_members())
         if (fds_[i]) ::fdatasync(fds_[i].get());
+}
+
+void AuditLog::attach(size_t idx, const std::function<void()>& joined) {
+    std::lock_guard lk(mu_);
+    Member& dst = set_.member(idx);
+    for (size_t i : set_.healthy_members()) {
+        if (!fds_[i]) continue;
+        struct stat st {};
+        if (::fstat(fds_[i].get(), &st) < 0) continue;
+        UniqueFd fd(::openat(dst.dirfd.get(), kAuditLogPath, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600));
+        if (!fd) throw_errno(errno, dst.path + "/" + kAuditLogPath, "cannot create audit log");
+        // Appends are blocked (mu_ held), so the copy is the whole chain so far.
+        if (int r = copy_range(fds_[i].get(), 0, fd.get(), 0, static_cast<uint64_t>(st.st_size)); r < 0)
+            throw_errno(-r, dst.path + "/" + kAuditLogPath, "cannot copy audit log");
+        fds_[idx] = std::move(fd);
+        joined();
+        return;
+    }
+    throw Error(EIO, dst.path, "no complete member holds an audit log to copy");
 }
 
 uint64_t AuditLog::last_seq() const {

@@ -13,6 +13,7 @@
 #include "keys.hpp"
 #include "superblock.hpp"
 
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -37,6 +38,10 @@ public:
     // Adds seq, time (unless set), prev and mac, then appends to all healthy members.
     void append(nlohmann::json rec);
     void sync();
+    // Give a member that joins the set (rebuild target) a copy of the log and
+    // append to it from now on.
+    // `joined` runs while appends are blocked, to put the member in the write set.
+    void attach(size_t member, const std::function<void()>& joined);
     uint64_t last_seq() const;
 
 private:

@@ -1,6 +1,10 @@
 #include "config.hpp"
 
 #include "error.hpp"
+#include "io.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -36,12 +40,14 @@ std::optional<uint64_t> parse_uint(const std::string& s) {
 const std::vector<OptionSpec>& option_table() {
     static const std::vector<OptionSpec> t = {
         {"member", OptKind::PathList, "", "a member directory (one per disk; repeat, at least two)"},
+        {"spare", OptKind::PathList, "", "a hot spare directory: replaces a failed member automatically"},
         {"host_key", OptKind::Path, "/etc/nvrfs/host.key", "the host key that unlocks the members (never on a member)"},
         {"min_free", OptKind::Size, "5%", "alert when free space falls below this (percent, or bytes with K/M/G/T)"},
         {"recycle", OptKind::Bool, "no", "delete the oldest recordings first when free space is below min_free"},
         {"alert_hook", OptKind::Text, "", "program run (via /bin/sh -c) for every alert, with NVRFS_ALERT etc. set"},
         {"check_interval", OptKind::Seconds, "5", "seconds between member health and free-space checks"},
         {"degraded", OptKind::Bool, "no", "start even when a configured member is missing"},
+        {"control_socket", OptKind::Path, "/run/nvrfs/nvrfsd.sock", "Unix socket on which nvrfsd takes nvrctl's requests"},
     };
     return t;
 }
@@ -104,6 +110,13 @@ void Config::set(const std::string& key, const std::string& value) {
     else v = {value};
 }
 
+void Config::remove(const std::string& key, const std::string& value) {
+    const OptionSpec* o = find_option(key);
+    if (!o) return;
+    auto& v = values_[o->key];
+    v.erase(std::remove(v.begin(), v.end(), value), v.end());
+}
+
 void Config::clear(const std::string& key) {
     if (const OptionSpec* o = find_option(key)) values_.erase(o->key);
 }
@@ -144,6 +157,16 @@ std::vector<std::string> Config::list(const std::string& key) const {
 bool Config::boolean(const std::string& key) const { return parse_bool(text(key)).value_or(false); }
 uint64_t Config::seconds(const std::string& key) const { return parse_uint(text(key)).value_or(1); }
 MinFree Config::min_free() const { return *parse_min_free(text("min_free")); }
+
+void Config::save(const std::string& path) const {
+    const std::string text = render();
+    const auto slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+    ::mkdir(dir.c_str(), 0755);
+    UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!d) throw_errno(errno, dir, "cannot open config directory");
+    write_file_atomic_at(d.get(), path.substr(slash + 1), text.data(), text.size(), 0644);
+}
 
 std::string Config::render() const {
     std::string out = "# nvrfs configuration (see nvrfs.conf(5))\n";

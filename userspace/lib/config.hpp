@@ -39,6 +39,9 @@ public:
     // Set from text; throws Error(EINVAL) on a value of the wrong type.
     void set(const std::string& key, const std::string& value);
     void clear(const std::string& key);
+    void remove(const std::string& key, const std::string& value);  // one entry of a list
+    // Write the config atomically to `path`.
+    void save(const std::string& path) const;
 
     std::string text(const std::string& key) const;  // value or default
     std::vector<std::string> list(const std::string& key) const;

@@ -11,13 +11,24 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <optional>
 #include <set>
+#include <sys/statvfs.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 namespace nvrfs {
 
-const char* state_name(MemberState s) { return s == MemberState::Active ? "active" : "failed"; }
+const char* state_name(MemberState s) {
+    switch (s) {
+        case MemberState::Active: return "active";
+        case MemberState::Rebuilding: return "rebuilding";
+        case MemberState::Spare: return "spare";
+        case MemberState::Failed: return "failed";
+        case MemberState::Removed: return "removed";
+    }
+    return "?";
+}
 
 bool is_media_error(int err) {
     switch (err) {
@@ -33,6 +44,7 @@ std::unique_ptr<MirrorSet> MirrorSet::assemble(const std::vector<std::string>& p
                                                const AssembleOptions& opt, std::vector<std::string>* notes) {
     if (paths.empty()) throw Error(EINVAL, "", "no members given (use --member DIR, at least two)");
     std::unique_ptr<MirrorSet> set(new MirrorSet());
+    std::vector<std::unique_ptr<Member>> found;
     std::set<std::pair<dev_t, ino_t>> seen;
     for (const auto& p : paths) {
         UniqueFd fd(::open(p.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -52,21 +64,23 @@ std::unique_ptr<MirrorSet> MirrorSet::assemble(const std::vector<std::string>& p
         m->path = p;
         m->sb = read_superblock(fd.get(), p);
         m->dirfd = std::move(fd);
-        set->members_.push_back(std::move(m));
+        found.push_back(std::move(m));
     }
-    if (set->members_.empty()) throw Error(ENODEV, "", "no member of the set is present");
+    if (found.empty()) throw Error(ENODEV, "", "no member of the set is present");
+    if (found.size() > kMaxMembers) throw Error(EINVAL, "", fmt::format("at most {} members and spares", kMaxMembers));
 
-    const Member& first = *set->members_[0];
-    for (const auto& m : set->members_) {
+    const Member& first = *found[0];
+    for (const auto& m : found) {
         if (m->sb.set_uuid != first.sb.set_uuid)
             throw Error(EINVAL, m->path,
                         fmt::format("member {} belongs to set {}, but {} belongs to set {}: refusing to mix sets", m->path,
                                     uuid_str(m->sb.set_uuid), first.path, uuid_str(first.sb.set_uuid)));
     }
     set->set_uuid_ = first.sb.set_uuid;
-    set->keys_ = KeySet::derive(first.sb.unwrap_master(host_key, first.path));
+    set->master_ = first.sb.unwrap_master(host_key, first.path);
+    set->keys_ = KeySet::derive(set->master_);
     std::set<Uuid> uuids;
-    for (const auto& m : set->members_) {
+    for (const auto& m : found) {
         // Every member must unwrap: a superblock re-wrapped under another key is foreign.
         (void)m->sb.unwrap_master(host_key, m->path);
         if (!m->sb.mac_ok(set->keys_))
@@ -76,14 +90,26 @@ std::unique_ptr<MirrorSet> MirrorSet::assemble(const std::vector<std::string>& p
                         fmt::format("member {} has the same member UUID as another member (a copied disk?)", m->path));
     }
 
+    // Roles come from the superblocks.
+    for (auto& m : found) {
+        if (m->sb.role == MemberRole::Spare) m->state = MemberState::Spare;
+        else if (m->sb.rebuilding) m->state = MemberState::Rebuilding;
+    }
     // Stale members: their event counter lags. Resync them from a current one.
     uint64_t newest = 0;
-    for (const auto& m : set->members_) newest = std::max(newest, m->sb.events);
     const Member* src = nullptr;
-    for (const auto& m : set->members_)
-        if (m->sb.events == newest) { src = m.get(); break; }
-    for (auto& m : set->members_) {
-        if (m->sb.events == newest) continue;
+    for (const auto& m : found)
+        if (m->state == MemberState::Active && m->sb.events >= newest) newest = m->sb.events;
+    for (const auto& m : found)
+        if (m->state == MemberState::Active && m->sb.events == newest) { src = m.get(); break; }
+    if (!src) throw Error(ENODEV, "", "no complete member: every data member is a spare or still being rebuilt");
+    for (auto& m : found) {
+        if (m->state == MemberState::Spare || m->sb.events == newest) continue;
+        if (m->state == MemberState::Rebuilding) {
+            // It missed writes while the set ran without it: start its rebuild over.
+            m->sb.events = newest;
+            continue;
+        }
         if (!opt.resync) {
             m->stale = true;
             continue;
@@ -103,6 +129,7 @@ std::unique_ptr<MirrorSet> MirrorSet::assemble(const std::vector<std::string>& p
         write_superblock(m->dirfd.get(), m->sb, set->keys_);
         if (notes) notes->push_back(fmt::format("{} ({} bytes)", what, bytes));
     }
+    for (auto& m : found) set->slots_[set->count_++] = std::move(m);
     return set;
 }
 
@@ -140,15 +167,31 @@ Uuid create_set(const std::vector<std::string>& members, const SecretKey& host_k
     return set_uuid;
 }
 
-std::vector<size_t> MirrorSet::healthy_members() const {
+std::vector<size_t> MirrorSet::in_state(std::initializer_list<MemberState> states) const {
     std::vector<size_t> out;
-    for (size_t i = 0; i < members_.size(); ++i)
-        if (healthy(i)) out.push_back(i);
+    const size_t n = size();
+    for (size_t i = 0; i < n; ++i) {
+        const MemberState st = slots_[i]->state.load();
+        for (MemberState w : states)
+            if (st == w) out.push_back(i);
+    }
     return out;
 }
 
+std::optional<size_t> MirrorSet::find(const std::string& path) const {
+    struct stat want {};
+    const bool have = ::stat(path.c_str(), &want) == 0;
+    const size_t n = size();
+    for (size_t i = 0; i < n; ++i) {
+        if (slots_[i]->path == path) return i;
+        struct stat st {};
+        if (have && ::fstat(slots_[i]->dirfd.get(), &st) == 0 && st.st_dev == want.st_dev && st.st_ino == want.st_ino) return i;
+    }
+    return std::nullopt;
+}
+
 bool MirrorSet::alive(size_t idx) const {
-    const Member& m = *members_[idx];
+    const Member& m = *slots_[idx];
     struct stat st {};
     if (::fstat(m.dirfd.get(), &st) < 0 || st.st_nlink == 0) return false;
     return ::fstatat(m.dirfd.get(), kSuperblockPath, &st, 0) == 0;
@@ -161,54 +204,61 @@ std::vector<std::pair<size_t, int>> MirrorSet::run_parallel(const std::vector<si
     for (size_t k = 0; k < members.size(); ++k) slots[k] = k;
     // Created on first use, not at assembly: nvrfsd forks into the background
     // after assembling, and a fork keeps no threads.
-    std::call_once(pool_once_, [this] { pool_ = std::make_unique<WorkerPool>(2 * (members_.size() - 1)); });
+    std::call_once(pool_once_, [this] { pool_ = std::make_unique<WorkerPool>(std::max<size_t>(2, 2 * (size() - 1))); });
     pool_->run_all(slots, [&](size_t k) { results[k] = {members[k], op(members[k])}; });
     return results;
 }
 
 int MirrorSet::fan_out(const std::string& what, const std::string& path, const std::function<int(size_t, Member&)>& op) {
-    std::vector<std::pair<size_t, int>> results;
-    for (size_t i : healthy_members()) results.emplace_back(i, op(i, *members_[i]));
-    return combine(what, path, results);
+    const auto targets = writable_members();
+    return combine(what, path, run_parallel(targets, [&](size_t i) { return op(i, *slots_[i]); }));
 }
 
 int MirrorSet::combine(const std::string& what, const std::string& path, const std::vector<std::pair<size_t, int>>& results) {
-    if (results.empty()) return -EIO;  // no healthy member left
-    size_t ok = 0;
+    size_t ok = 0, active = 0;
     int logical = 0, first = 0;
     for (auto [i, r] : results) {
-        if (r == 0) ++ok;
-        else {
+        const bool is_active = slots_[i]->state.load() == MemberState::Active;
+        active += is_active;
+        if (r == 0) ok += is_active;
+        else if (is_active) {
             if (!first) first = r;
             if (!logical && !is_media_error(-r) && alive(i)) logical = r;
         }
     }
-    if (ok == results.size()) return 0;
+    if (active == 0) return -EIO;  // no complete member left
     const std::string ctx = fmt::format("{} {}", what, path);
-    if (ok > 0 || logical) {
+    if (ok == active || ok > 0 || logical) {
         for (auto [i, r] : results) {
             if (r == 0) continue;
+            const bool rebuilding = slots_[i]->state.load() == MemberState::Rebuilding;
             if (is_media_error(-r) || !alive(i)) {
-                fail(i, -r, ctx);
-            } else if (ok > 0 && on_note_) {
-                // The member answers but disagrees: inconsistent, not dead.
-                on_note_("MemberInconsistent", fmt::format("{}: {} failed with {} on this member only", members_[i]->path, ctx, errno_name(-r)));
+                if (ok > 0 || logical || rebuilding) fail(i, -r, ctx);
+            } else if (ok > 0 && !rebuilding && on_note_) {
+                // The member answers but disagrees: inconsistent, not dead. (A
+                // member being rebuilt lacks files until the rebuild reaches them.)
+                on_note_("MemberInconsistent", fmt::format("{}: {} failed with {} on this member only", slots_[i]->path, ctx, errno_name(-r)));
             }
         }
         return ok > 0 ? 0 : logical;
     }
+    // Every complete member failed alike (e.g. all full): the caller gets the
+    // error, and a member being rebuilt that failed too is no worse off.
     return first;
 }
 
 void MirrorSet::fail(size_t idx, int err, const std::string& context) {
     {
         std::lock_guard lk(mu_);
-        Member& m = *members_[idx];
-        if (m.state.load() == MemberState::Failed) return;
-        // Never fail the last member: with no survivor there is nothing to go on with.
-        size_t active = 0;
-        for (auto& x : members_) active += x->state.load() == MemberState::Active;
-        if (active <= 1) return;
+        Member& m = *slots_[idx];
+        const MemberState st = m.state.load();
+        if (st == MemberState::Failed || st == MemberState::Removed) return;
+        // Never fail the last complete member: with no survivor there is nothing to go on with.
+        if (st == MemberState::Active) {
+            size_t active = 0;
+            for (size_t i = 0; i < size(); ++i) active += slots_[i]->state.load() == MemberState::Active;
+            if (active <= 1) return;
+        }
         m.state = MemberState::Failed;
         m.errors++;
         m.fail_reason = fmt::format("{}: {}", context, std::strerror(err));
@@ -217,20 +267,107 @@ void MirrorSet::fail(size_t idx, int err, const std::string& context) {
     if (on_fail_) on_fail_(idx, err, context);
 }
 
+void MirrorSet::write_sb(Member& m) {
+    try {
+        write_superblock(m.dirfd.get(), m.sb, keys_);
+    } catch (const Error&) {
+        // The next data operation on this member will fail it properly.
+    }
+}
+
 void MirrorSet::bump_events(bool dirty) {
     std::lock_guard lk(mu_);
     uint64_t newest = 0;
-    for (auto& m : members_) newest = std::max(newest, m->sb.events);
-    for (auto& m : members_) {
-        if (m->state.load() != MemberState::Active) continue;
-        m->sb.events = newest + 1;
-        m->sb.dirty = dirty;
-        try {
-            write_superblock(m->dirfd.get(), m->sb, keys_);
-        } catch (const Error&) {
-            // The next data operation on this member will fail it properly.
+    for (size_t i = 0; i < size(); ++i) newest = std::max(newest, slots_[i]->sb.events);
+    for (size_t i = 0; i < size(); ++i) {
+        Member& m = *slots_[i];
+        const MemberState st = m.state.load();
+        if (st != MemberState::Active && st != MemberState::Rebuilding) continue;
+        m.sb.events = newest + 1;
+        m.sb.dirty = dirty;
+        write_sb(m);
+    }
+}
+
+size_t MirrorSet::add_member(const std::string& path, MemberState role) {
+    if (find(path)) throw Error(EEXIST, path, fmt::format("{} is already part of this set", path));
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) throw_errno(errno, path, "cannot open new member");
+    Superblock sb;
+    bool ours = false;
+    try {
+        sb = read_superblock(fd.get(), path);
+        ours = sb.set_uuid == set_uuid_ && sb.mac_ok(keys_);
+        if (!ours) throw Error(EINVAL, path, fmt::format("{} belongs to another nvrfs set; refusing to overwrite it", path));
+    } catch (const Error& e) {
+        if (e.code() != ENOENT) throw;
+        std::unique_ptr<DIR, int (*)(DIR*)> d(::fdopendir(::dup(fd.get())), ::closedir);
+        while (dirent* e2 = d ? ::readdir(d.get()) : nullptr) {
+            const std::string n = e2->d_name;
+            if (n != "." && n != ".." && n != "lost+found")
+                throw Error(ENOTEMPTY, path, fmt::format("{} is not empty (found '{}'): refusing to overwrite it", path, n));
         }
     }
+    // A spare must be able to hold what a member holds.
+    struct statvfs want {}, have {};
+    for (size_t i : healthy_members()) {
+        if (::fstatvfs(slots_[i]->dirfd.get(), &want) < 0) continue;
+        const uint64_t used = (uint64_t(want.f_blocks) - want.f_bfree) * want.f_frsize;
+        if (::fstatvfs(fd.get(), &have) == 0 && uint64_t(have.f_blocks) * have.f_frsize < used)
+            throw Error(ENOSPC, path, fmt::format("{} is too small: {} bytes, but the set already holds {} bytes", path,
+                                                  uint64_t(have.f_blocks) * have.f_frsize, used));
+        break;
+    }
+    std::lock_guard lk(mu_);
+    if (size() >= kMaxMembers) throw Error(ENOSPC, path, fmt::format("a set has at most {} members and spares", kMaxMembers));
+    auto m = std::make_unique<Member>();
+    m->path = path;
+    if (!ours) {
+        sb.set_uuid = set_uuid_;
+        sb.member_uuid = new_uuid();
+        sb.created = static_cast<uint64_t>(::time(nullptr));
+    }
+    // Copy the wrapped key from a current member: the host key is not kept in memory.
+    const Member& ref = *slots_[healthy_members().at(0)];
+    sb.wrap_nonce = ref.sb.wrap_nonce;
+    sb.wrapped_key = ref.sb.wrapped_key;
+    sb.wrap_tag = ref.sb.wrap_tag;
+    sb.events = ref.sb.events;
+    sb.role = role == MemberState::Spare ? MemberRole::Spare : MemberRole::Data;
+    sb.rebuilding = role == MemberState::Rebuilding;
+    sb.dirty = ref.sb.dirty;
+    m->sb = sb;
+    m->state = role;
+    m->dirfd = std::move(fd);
+    write_superblock(m->dirfd.get(), m->sb, keys_);
+    const size_t idx = size();
+    slots_[idx] = std::move(m);
+    count_.store(idx + 1, std::memory_order_release);
+    return idx;
+}
+
+void MirrorSet::set_state(size_t idx, MemberState s) {
+    std::lock_guard lk(mu_);
+    Member& m = *slots_[idx];
+    m.sb.role = s == MemberState::Spare ? MemberRole::Spare : MemberRole::Data;
+    m.sb.rebuilding = s == MemberState::Rebuilding;
+    if (s == MemberState::Active || s == MemberState::Rebuilding) {
+        uint64_t newest = 0;
+        for (size_t i = 0; i < size(); ++i)
+            if (slots_[i]->state.load() == MemberState::Active) newest = std::max(newest, slots_[i]->sb.events);
+        m.sb.events = newest;
+    }
+    m.state = s;
+    write_sb(m);
+}
+
+void MirrorSet::remove_member(size_t idx) {
+    std::lock_guard lk(mu_);
+    Member& m = *slots_[idx];
+    const MemberState st = m.state.load();
+    if (st != MemberState::Failed && st != MemberState::Spare)
+        throw Error(EBUSY, m.path, fmt::format("{} is {}: fail it first (nvrctl member fail)", m.path, state_name(st)));
+    m.state = MemberState::Removed;
 }
 
 }  // namespace nvrfs

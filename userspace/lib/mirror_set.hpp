@@ -4,13 +4,21 @@
 //  * assemble() accepts only members of one set, unlocked by this host's key,
 //    with authentic superblocks; a member whose event counter lags the others
 //    is stale: it is resynced from a current member before use, never trusted.
-//  * fan_out() runs one operation on every healthy member and combines the
-//    results the way a RAID 1 must: success if at least one member succeeded;
-//    members that failed with a media error (EIO, ENOSPC, EROFS, a removed
-//    directory, ...) are marked failed and the caller never sees their error.
-//    When no member succeeds, the error is returned and no member is failed.
+//    The superblock, not the config file, says what a member is: data member,
+//    member being rebuilt, or hot spare.
+//  * Member states: Active members serve reads and writes; Rebuilding members
+//    receive every write but serve no read until their rebuild completes;
+//    Spare members wait to replace a failed one; Failed and Removed ones are
+//    left alone.
+//  * fan_out() runs one operation on every writable member and combines the
+//    results the way a RAID 1 must: success if at least one Active member
+//    succeeded; members that failed with a media error (EIO, ENOSPC, EROFS, a
+//    removed directory, ...) are marked failed and the caller never sees their
+//    error. When no member succeeds, the error is returned and none is failed.
 //  * Failing a member bumps the event counter on the survivors so the failed
 //    one is recognised as stale when it comes back.
+//  * Member slots are never reused or moved, so other threads may iterate
+//    them while a member is added (slot count is published last).
 // Lock order: MirrorSet::mu_ is a leaf lock; handlers run without it held.
 #pragma once
 #include "io.hpp"
@@ -18,6 +26,7 @@
 #include "superblock.hpp"
 #include "worker_pool.hpp"
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -27,13 +36,15 @@
 
 namespace nvrfs {
 
-enum class MemberState { Active, Failed };
+constexpr size_t kMaxMembers = 16;  // data members, spares and removed ones together
+
+enum class MemberState { Active, Rebuilding, Spare, Failed, Removed };
 const char* state_name(MemberState s);
 
 struct Member {
     std::string path;
     UniqueFd dirfd;
-    Superblock sb;
+    Superblock sb;  // guarded by MirrorSet::mu_ after assembly
     std::atomic<MemberState> state{MemberState::Active};
     std::atomic<uint64_t> errors{0};
     std::atomic<uint64_t> repaired{0};
@@ -57,24 +68,25 @@ public:
     static std::unique_ptr<MirrorSet> assemble(const std::vector<std::string>& paths, const SecretKey& host_key,
                                                const AssembleOptions& opt, std::vector<std::string>* notes);
 
-    size_t size() const { return members_.size(); }
-    Member& member(size_t i) { return *members_[i]; }
-    const Member& member(size_t i) const { return *members_[i]; }
-    bool healthy(size_t i) const { return members_[i]->state.load() == MemberState::Active; }
-    std::vector<size_t> healthy_members() const;
+    size_t size() const { return count_.load(std::memory_order_acquire); }
+    Member& member(size_t i) { return *slots_[i]; }
+    const Member& member(size_t i) const { return *slots_[i]; }
+    bool healthy(size_t i) const { return slots_[i]->state.load() == MemberState::Active; }
+    std::vector<size_t> healthy_members() const { return in_state({MemberState::Active}); }
+    std::vector<size_t> writable_members() const { return in_state({MemberState::Active, MemberState::Rebuilding}); }
+    std::vector<size_t> in_state(std::initializer_list<MemberState> states) const;
     size_t healthy_count() const { return healthy_members().size(); }
+    std::optional<size_t> find(const std::string& path) const;  // by path, or by same directory
     const KeySet& keys() const { return keys_; }
     const Uuid& set_uuid() const { return set_uuid_; }
 
     void set_fail_handler(FailHandler h) { on_fail_ = std::move(h); }
     void set_note_handler(NoteHandler h) { on_note_ = std::move(h); }
 
-    // op(index, member) on every healthy member at once; op must not throw.
-    // Returns (member index, 0 or -errno) for each.
+    // op(index) on the given members at once; op must not throw.
     std::vector<std::pair<size_t, int>> run_parallel(const std::vector<size_t>& members,
                                                      const std::function<int(size_t)>& op);
-
-    // op(index, member) returns 0 or -errno. Returns 0 or -errno (see above).
+    // op(index, member) on every writable member; 0 or -errno (see above).
     int fan_out(const std::string& what, const std::string& path, const std::function<int(size_t, Member&)>& op);
     // Combine already collected per-member results (index, -errno or 0).
     int combine(const std::string& what, const std::string& path, const std::vector<std::pair<size_t, int>>& results);
@@ -82,15 +94,25 @@ public:
     void fail(size_t idx, int err, const std::string& context);
     // Is the member still there (directory not removed, superblock present)?
     bool alive(size_t idx) const;
-    // Record a new event on all healthy members (mount, clean unmount, failure).
+    // Record a new event on all writable members (mount, clean unmount, failure).
     void bump_events(bool dirty);
+
+    // Administration. Each throws Error with a clear message on bad input.
+    // An empty directory (or a spare of this set) becomes a member in `role`
+    // state: Spare, or Rebuilding (a new data member to be filled).
+    size_t add_member(const std::string& path, MemberState role);
+    void set_state(size_t idx, MemberState s);  // also records it in the superblock
+    void remove_member(size_t idx);             // only Failed or Spare members
 
 private:
     MirrorSet() = default;
-    std::vector<std::unique_ptr<Member>> members_;
+    void write_sb(Member& m);  // mu_ held
+    std::array<std::unique_ptr<Member>, kMaxMembers> slots_;
+    std::atomic<size_t> count_{0};
     KeySet keys_;
+    SecretKey master_;
     Uuid set_uuid_{};
-    std::mutex mu_;
+    mutable std::mutex mu_;
     std::once_flag pool_once_;
     std::unique_ptr<WorkerPool> pool_;
     FailHandler on_fail_;

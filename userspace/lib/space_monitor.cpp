@@ -24,7 +24,8 @@ SpaceMonitor::SpaceMonitor(Volume& vol, Alerts& alerts, AuditLog& log, MinFree m
                 // A failing check must not stop the next one.
             }
             lk.lock();
-            cv_.wait_for(lk, interval_, [this] { return stop_; });
+            const auto wait = interval_;
+            cv_.wait_for(lk, wait, [this] { return stop_; });
         }
     });
 }
@@ -38,13 +39,28 @@ SpaceMonitor::~SpaceMonitor() {
     if (thread_.joinable()) thread_.join();
 }
 
+void SpaceMonitor::reconfigure(MinFree min_free, bool recycle, std::chrono::seconds interval) {
+    {
+        std::lock_guard lk(mu_);
+        min_free_ = min_free;
+        recycle_ = recycle;
+        interval_ = interval;
+    }
+    cv_.notify_all();
+}
+
 SpaceInfo SpaceMonitor::space() const {
+    MinFree mf;
+    {
+        std::lock_guard lk(mu_);
+        mf = min_free_;
+    }
     const struct statvfs s = vol_.statfs();
     SpaceInfo i;
     i.total = static_cast<uint64_t>(s.f_blocks) * s.f_frsize;
     i.free = static_cast<uint64_t>(s.f_bavail) * s.f_frsize;
-    i.threshold = min_free_.percent ? static_cast<uint64_t>(static_cast<double>(i.total) * min_free_.value / 100.0)
-                                    : static_cast<uint64_t>(min_free_.value);
+    i.threshold = mf.percent ? static_cast<uint64_t>(static_cast<double>(i.total) * mf.value / 100.0)
+                             : static_cast<uint64_t>(mf.value);
     return i;
 }
 
@@ -61,7 +77,12 @@ void SpaceMonitor::check_once() {
             alerts_.raise(alert::SpaceLow, fmt::format("free space {} bytes is below the configured minimum {} bytes (of {})",
                                                        info.free, info.threshold, info.total));
         }
-        if (recycle_) recycle_oldest(info);
+        bool recycle;
+        {
+            std::lock_guard lk(mu_);
+            recycle = recycle_;
+        }
+        if (recycle) recycle_oldest(info);
     } else if (low_) {
         low_ = false;
         alerts_.raise(alert::SpaceRecovered, fmt::format("free space {} bytes is above the configured minimum {} bytes",
@@ -88,7 +109,12 @@ void SpaceMonitor::recycle_oldest(SpaceInfo info) {
     }
     std::sort(files.begin(), files.end(), [](const Rec& a, const Rec& b) { return a.mtime < b.mtime; });
     // Files touched in the last two intervals are probably still being recorded.
-    const time_t busy = ::time(nullptr) - 2 * static_cast<time_t>(interval_.count());
+    std::chrono::seconds interval;
+    {
+        std::lock_guard lk(mu_);
+        interval = interval_;
+    }
+    const time_t busy = ::time(nullptr) - 2 * static_cast<time_t>(interval.count());
     const Caller self = Caller::daemon();
     uint64_t removed = 0;
     for (const auto& f : files) {

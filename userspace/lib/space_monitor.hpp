@@ -33,6 +33,7 @@ public:
 
     void check_once();
     SpaceInfo space() const;
+    void reconfigure(MinFree min_free, bool recycle, std::chrono::seconds interval);
 
 private:
     void recycle_oldest(SpaceInfo info);
@@ -43,7 +44,7 @@ private:
     bool recycle_;
     std::chrono::seconds interval_;
     bool low_ = false;
-    std::mutex mu_;
+    mutable std::mutex mu_;  // guards the settings and stop_
     std::condition_variable cv_;
     bool stop_ = false;
     std::thread thread_;

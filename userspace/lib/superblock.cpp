@@ -28,7 +28,7 @@ std::array<uint8_t, kSuperblockSize> body(const Superblock& sb) {
     std::array<uint8_t, kSuperblockSize> b{};
     std::memcpy(b.data(), kMagic, 8);
     put32(b.data() + 8, kVersion);
-    put32(b.data() + 12, sb.dirty ? 1 : 0);
+    put32(b.data() + 12, (sb.dirty ? 1u : 0u) | (sb.rebuilding ? 2u : 0u));
     std::memcpy(b.data() + 16, sb.set_uuid.data(), 16);
     std::memcpy(b.data() + 32, sb.member_uuid.data(), 16);
     put64(b.data() + 48, sb.events);
@@ -94,6 +94,7 @@ Superblock Superblock::decode(ByteView b, const std::string& where) {
         throw Error(EINVAL, where, fmt::format("{}: unsupported chunk size", where));
     Superblock sb;
     sb.dirty = get32(b.data() + 12) & 1;
+    sb.rebuilding = get32(b.data() + 12) & 2;
     std::memcpy(sb.set_uuid.data(), b.data() + 16, 16);
     std::memcpy(sb.member_uuid.data(), b.data() + 32, 16);
     sb.events = get64(b.data() + 48);

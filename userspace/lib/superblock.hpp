@@ -32,6 +32,7 @@ struct Superblock {
     uint64_t events = 0;
     uint64_t created = 0;  // unix seconds
     bool dirty = false;    // mounted and not cleanly unmounted
+    bool rebuilding = false;  // receiving a rebuild; not a complete copy yet
     MemberRole role = MemberRole::Data;
     std::array<uint8_t, kGcmNonce> wrap_nonce{};
     std::array<uint8_t, 32> wrapped_key{};

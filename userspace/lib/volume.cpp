@@ -353,10 +353,10 @@ FileHeader Volume::choose_header(OpenFile& f, const std::string& path) {
 std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std::string& rel, int extra_flags, mode_t mode,
                                               const Caller* creator) {
     auto f = std::make_shared<OpenFile>();
-    f->fds.resize(set_.size());
+    f->fds.resize(kMaxMembers);
     std::vector<std::pair<size_t, int>> results;
     bool fresh = false;
-    for (size_t i : set_.healthy_members()) {
+    for (size_t i : set_.writable_members()) {
         int fd = ::openat(set_.member(i).dirfd.get(), rel.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | extra_flags, mode);
         if (fd < 0 && errno == EROFS && !(extra_flags & O_CREAT))
             fd = ::openat(set_.member(i).dirfd.get(), rel.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -381,7 +381,7 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
         std::memcpy(init.data(), h.data(), h.size());
         seal_chunk(f->key, f->hdr, 0, true, {}, init.data() + kHeaderSize);
         std::vector<std::pair<size_t, int>> wr;
-        for (size_t i : set_.healthy_members()) {
+        for (size_t i : set_.writable_members()) {
             if (!f->fds[i]) continue;
             int r = pwrite_full(f->fds[i].get(), init.data(), init.size(), 0);
             if (r == 0 && ::fchown(f->fds[i].get(), creator->uid, creator->gid) < 0) r = neg_errno();
@@ -520,7 +520,7 @@ void Volume::release(std::unique_ptr<Handle> h) {
 void Volume::fsync(Handle& h, bool datasync) {
     std::shared_lock lk(h.file->mu);
     std::vector<std::pair<size_t, int>> results;
-    for (size_t i : set_.healthy_members()) {
+    for (size_t i : set_.writable_members()) {
         if (!h.file->fds[i]) continue;
         int r = datasync ? ::fdatasync(h.file->fds[i].get()) : ::fsync(h.file->fds[i].get());
         results.emplace_back(i, r < 0 ? neg_errno() : 0);
@@ -623,7 +623,7 @@ size_t Volume::read(Handle& h, uint8_t* buf, size_t size, uint64_t off) {
 
 void Volume::store(OpenFile& f, const std::string& path, const uint8_t* data, size_t len, uint64_t off, bool grows) {
     std::vector<size_t> targets;
-    for (size_t i : set_.healthy_members())
+    for (size_t i : set_.writable_members())
         if (f.fds[i]) targets.push_back(i);
     const auto results = set_.run_parallel(targets, [&](size_t i) {
         const int fd = f.fds[i].get();
@@ -727,7 +727,7 @@ void Volume::truncate_locked(OpenFile& f, const std::string& path, uint64_t new_
         const auto h = f.hdr.encode();
         std::memcpy(init.data(), h.data(), h.size());
         seal_chunk(f.key, f.hdr, 0, true, {}, init.data() + kHeaderSize);
-        for (size_t i : set_.healthy_members()) {
+        for (size_t i : set_.writable_members()) {
             if (!f.fds[i]) continue;
             int r = ::ftruncate(f.fds[i].get(), static_cast<off_t>(init.size())) < 0 ? neg_errno() : 0;
             if (r == 0) r = pwrite_full(f.fds[i].get(), init.data(), init.size(), 0);
@@ -746,7 +746,7 @@ void Volume::truncate_locked(OpenFile& f, const std::string& path, uint64_t new_
     const size_t pl = chunk_plain_len(new_size, nl);
     Bytes s(pl + kChunkOverhead);
     seal_chunk(f.key, f.hdr, nl, true, ByteView(p.data(), pl), s.data());
-    for (size_t i : set_.healthy_members()) {
+    for (size_t i : set_.writable_members()) {
         if (!f.fds[i]) continue;
         int r = ::ftruncate(f.fds[i].get(), static_cast<off_t>(stored_size(new_size))) < 0 ? neg_errno() : 0;
         if (r == 0) r = pwrite_full(f.fds[i].get(), s.data(), s.size(), static_cast<off_t>(stored_offset(nl)));
@@ -784,6 +784,139 @@ void Volume::truncate(const std::string& path, uint64_t size, Handle* h, const C
         audit("truncate", who, path, e.code());
         throw;
     }
+}
+
+}  // namespace nvrfs
+
+namespace nvrfs {
+
+// ---- rebuild and scrub ---------------------------------------------------
+
+namespace {
+void copy_attrs(int fd, const struct stat& st) {
+    ::fchown(fd, st.st_uid, st.st_gid);
+    ::fchmod(fd, st.st_mode & 07777);
+    const timespec ts[2] = {st.st_atim, st.st_mtim};
+    ::futimens(fd, ts);
+}
+}  // namespace
+
+void Volume::copy_dir_to(const std::string& path, size_t target) {
+    const std::string rel = stored(path);
+    Member& t = set_.member(target);
+    for (size_t i : set_.healthy_members()) {
+        Member& s = set_.member(i);
+        struct stat st {};
+        if (::fstatat(s.dirfd.get(), rel.c_str(), &st, 0) < 0) continue;
+        if (rel != "." && ::mkdirat(t.dirfd.get(), rel.c_str(), 0700) < 0 && errno != EEXIST)
+            throw_errno(errno, t.path + "/" + rel, "cannot create directory");
+        const std::string ivrel = join_rel(rel, kDirIvName);
+        UniqueFd in(::openat(s.dirfd.get(), ivrel.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!in) continue;
+        ::unlinkat(t.dirfd.get(), ivrel.c_str(), 0);
+        UniqueFd out(::openat(t.dirfd.get(), ivrel.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400));
+        if (!out) throw_errno(errno, t.path + "/" + ivrel, "cannot create");
+        if (int r = copy_range(in.get(), 0, out.get(), 0, sizeof(DirIv)); r < 0) throw_errno(-r, t.path + "/" + ivrel, "cannot copy");
+        UniqueFd d(::openat(t.dirfd.get(), rel.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (d) copy_attrs(d.get(), st);
+        return;
+    }
+}
+
+uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
+    std::unique_ptr<Handle> h;
+    try {
+        h = open(path, O_RDONLY, Caller{});
+    } catch (const Error& e) {
+        if (e.code() == ENOENT) return 0;  // deleted meanwhile
+        throw;
+    }
+    struct Release {
+        Volume& v;
+        std::unique_ptr<Handle>& h;
+        ~Release() { v.release(std::move(h)); }
+    } guard{*this, h};
+    const std::string rel = stored(path);
+    OpenFile& f = *h->file;
+    std::unique_lock lk(f.mu);
+    for (size_t i : set_.healthy_members()) {
+        if (!f.fds[i]) continue;
+        struct stat st {};
+        if (::fstat(f.fds[i].get(), &st) < 0) continue;
+        Member& t = set_.member(target);
+        UniqueFd out(::openat(t.dirfd.get(), rel.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+        if (!out) throw_errno(errno, t.path + "/" + rel, "cannot create");
+        if (int r = copy_range(f.fds[i].get(), 0, out.get(), 0, static_cast<uint64_t>(st.st_size)); r < 0) {
+            set_.fail(target, -r, "rebuild " + path);
+            throw_errno(-r, t.path + "/" + rel, "cannot copy");
+        }
+        copy_attrs(out.get(), st);
+        f.fds[target] = std::move(out);
+        return static_cast<uint64_t>(st.st_size);
+    }
+    throw_errno(EIO, path, "no complete member holds");
+}
+
+void Volume::scrub_file(const std::string& path, bool repair, ScrubStats& stats) {
+    std::unique_ptr<Handle> h;
+    try {
+        h = open(path, O_RDONLY, Caller{});
+    } catch (const Error& e) {
+        if (e.code() == ENOENT) return;
+        throw;
+    }
+    struct Release {
+        Volume& v;
+        std::unique_ptr<Handle>& h;
+        ~Release() { v.release(std::move(h)); }
+    } guard{*this, h};
+    OpenFile& f = *h->file;
+    std::shared_lock lk(f.mu);
+    const uint64_t size = f.size, n = chunk_count(size), last = last_chunk(size);
+    std::vector<size_t> members;
+    for (size_t i : set_.healthy_members())
+        if (f.fds[i]) members.push_back(i);
+    stats.files++;
+    Bytes buf(16 * kStoredChunk), good(kStoredChunk), plain(kChunkSize);
+    std::vector<uint64_t> bad_chunks;
+    for (size_t i : members) {
+        for (uint64_t c0 = 0; c0 < n; c0 += 16) {
+            const uint64_t c1 = std::min(n - 1, c0 + 15);
+            const uint64_t len = stored_offset(c1) + chunk_plain_len(size, c1) + kChunkOverhead - stored_offset(c0);
+            ssize_t got = pread_full(f.fds[i].get(), buf.data(), static_cast<size_t>(len), static_cast<off_t>(stored_offset(c0)));
+            if (got < 0) got = 0;
+            size_t pos = 0;
+            for (uint64_t c = c0; c <= c1; ++c) {
+                const size_t sl = chunk_plain_len(size, c) + kChunkOverhead;
+                stats.chunks++;
+                stats.bytes += sl;
+                const bool ok = pos + sl <= static_cast<size_t>(got) && open_stored_chunk(f, c, last, ByteView(buf.data() + pos, sl), plain.data());
+                pos += sl;
+                if (ok) continue;
+                stats.bad++;
+                bad_chunks.push_back(c);
+                bool fixed = false;
+                for (size_t j : members) {
+                    if (j == i) continue;
+                    if (pread_full(f.fds[j].get(), good.data(), sl, static_cast<off_t>(stored_offset(c))) != static_cast<ssize_t>(sl) ||
+                        !open_stored_chunk(f, c, last, ByteView(good.data(), sl), plain.data()))
+                        continue;
+                    fixed = true;
+                    if (repair && pwrite_full(f.fds[i].get(), good.data(), sl, static_cast<off_t>(stored_offset(c))) == 0) {
+                        stats.repaired++;
+                        set_.member(i).repaired++;
+                    }
+                    break;
+                }
+                if (!fixed) stats.unrepairable++;
+            }
+        }
+    }
+    if (!bad_chunks.empty())
+        alerts_.raise(alert::TamperDetected,
+                      fmt::format("scrub: {}: {} bad chunk copies (first: chunk {}){}", path, bad_chunks.size(), bad_chunks.front(),
+                                  repair ? "; repaired where a good copy exists" : "; run scrub --repair"),
+                      path);
 }
 
 }  // namespace nvrfs

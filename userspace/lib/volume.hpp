@@ -51,6 +51,20 @@ public:
     struct statvfs statfs();
 
     MirrorSet& mirror() { return set_; }
+    std::string stored_path(const std::string& path) { return stored(path); }
+
+    // Rebuild support: copy one directory (its IV and attributes) or one file's
+    // stored bytes to member `target`; the file is copied under its exclusive
+    // lock and later writes through already open handles reach the target too.
+    void copy_dir_to(const std::string& path, size_t target);
+    uint64_t copy_file_to(const std::string& path, size_t target);
+
+    struct ScrubStats {
+        uint64_t files = 0, chunks = 0, bad = 0, repaired = 0, unrepairable = 0, bytes = 0;
+    };
+    // Verify every chunk of `path` on every complete member; with `repair`,
+    // rewrite bad copies from a good one. Adds to `stats`.
+    void scrub_file(const std::string& path, bool repair, ScrubStats& stats);
 
 private:
     std::string stored(const std::string& path);

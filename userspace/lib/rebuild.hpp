@@ -1,0 +1,70 @@
+// rebuild.hpp — fill a new or replacement member while recording goes on.
+//
+// The target first becomes a Rebuilding member, so every write from then on
+// reaches it. The rebuilder then walks the tree and copies each file's stored
+// bytes from a complete member under that file's exclusive lock (no write can
+// slip between the copy and the switch-over), verifying nothing it cannot: the
+// stored bytes are identical on every member, so a raw copy is exact. After
+// each file the target's checkpoint (.nvrfs/rebuild.checkpoint, the stored —
+// encrypted — path) is updated, so a restarted daemon resumes where it left
+// off. When the walk is done, entries the target has but the source lacks are
+// removed and the target becomes Active: the set is clean again.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace nvrfs {
+
+class Volume;
+class MirrorSet;
+class AuditLog;
+class Alerts;
+
+struct RebuildProgress {
+    bool running = false;
+    size_t target = 0;
+    std::string target_path;
+    uint64_t done_bytes = 0, total_bytes = 0, files = 0;
+    double seconds = 0;  // since this run started
+    double eta_seconds() const;
+};
+
+class Rebuilder {
+public:
+    Rebuilder(Volume& vol, MirrorSet& set, AuditLog& log, Alerts& alerts);
+    ~Rebuilder();
+    Rebuilder(const Rebuilder&) = delete;
+    Rebuilder& operator=(const Rebuilder&) = delete;
+
+    // Queue a rebuild of member `target` (a Spare to promote, or a member already
+    // Rebuilding after a restart). `then` runs after it finished successfully.
+    void start(size_t target, std::function<void()> then = {});
+    RebuildProgress progress() const;
+    bool busy() const;
+
+private:
+    struct Job {
+        size_t target;
+        std::function<void()> then;
+    };
+    void run(const Job& job);
+    Volume& vol_;
+    MirrorSet& set_;
+    AuditLog& log_;
+    Alerts& alerts_;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<Job> queue_;
+    RebuildProgress progress_;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+}  // namespace nvrfs

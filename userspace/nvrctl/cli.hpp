@@ -1,0 +1,53 @@
+// cli.hpp — what every nvrctl verb shares: option parsing, the set's config,
+// the control socket, and output helpers.
+#pragma once
+#include "config.hpp"
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace nvrfs::cli {
+
+// A usage error: exit status 2.
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+using Args = std::vector<std::string>;
+
+struct Common {
+    std::string config_file;  // as given; "" = default
+    bool json = false;
+    std::vector<std::string> members;
+    std::vector<std::string> rest;  // positional arguments
+    std::map<std::string, std::string> opts;
+
+    bool has(const std::string& o) const { return opts.count(o) > 0; }
+    std::string config_path() const { return config_file.empty() ? kDefaultConfig : config_file; }
+};
+
+// Parses --config, --member, --host-key, --json plus the verb's own options
+// (`value_opts` take a value, `flags` do not).
+Common parse(const Args& args, const std::vector<std::string>& value_opts = {}, const std::vector<std::string>& flags = {});
+// The set's config: the file (required unless --member is given), then flags.
+Config load_config(const Common& c);
+// Ask the running daemon; nullopt when none is running for this config.
+std::optional<nlohmann::json> ask_daemon(const Config& cfg, const nlohmann::json& req);
+// Ask the running daemon; a clear error when none is running.
+nlohmann::json require_daemon(const Config& cfg, const nlohmann::json& req);
+std::string human_bytes(uint64_t b);
+
+int cmd_init(const Args&);
+int cmd_status(const Args&);
+int cmd_member(const Args&);
+int cmd_spare(const Args&);
+int cmd_scrub(const Args&);
+int cmd_config(const Args&);
+int cmd_log(const Args&);
+int cmd_alerts(const Args&);
+
+}  // namespace nvrfs::cli

@@ -1,0 +1,119 @@
+// The verbs that read the record of what happened: log, alerts.
+#include "audit_log.hpp"
+#include "cli.hpp"
+#include "error.hpp"
+#include "io.hpp"
+#include "keys.hpp"
+#include "mirror_set.hpp"
+
+#include <cstring>
+#include <fcntl.h>
+#include <fmt/format.h>
+
+namespace nvrfs::cli {
+
+using nlohmann::json;
+
+int cmd_log(const Args& args) {
+    Common c = parse(args, {"--since", "--until", "--user", "--path", "--event"});
+    if (c.rest.size() != 1) throw UsageError("log needs a subcommand: show or verify");
+    const std::string sub = c.rest[0];
+    if (sub != "show" && sub != "verify") throw UsageError("unknown log subcommand '" + sub + "'");
+    Config cfg = load_config(c);
+    auto paths = cfg.list("member");
+    if (paths.empty()) throw UsageError("no members: give --config FILE or --member DIR");
+    auto set = MirrorSet::assemble(paths, load_host_key(cfg.text("host_key")), AssembleOptions{true, false}, nullptr);
+
+    if (sub == "verify") {
+        int bad = 0;
+        json out = json::array();
+        for (size_t i = 0; i < set->size(); ++i) {
+            const Member& m = set->member(i);
+            UniqueFd lf(::openat(m.dirfd.get(), kAuditLogPath, O_RDONLY | O_CLOEXEC));
+            if (!lf) {
+                ++bad;
+                out.push_back({{"member", m.path}, {"ok", false}, {"message", std::strerror(errno)}});
+                if (!c.json) fmt::print("{}: no audit log: {}\n", m.path, std::strerror(errno));
+                continue;
+            }
+            VerifyResult v = read_audit_log(lf.get(), set->keys(), set->set_uuid(), nullptr);
+            if (!v.ok) ++bad;
+            out.push_back({{"member", m.path}, {"ok", v.ok}, {"records", v.records}, {"first_bad", v.first_bad}, {"message", v.message}});
+            if (!c.json) {
+                if (v.ok) fmt::print("{}: {} records, chain intact\n", m.path, v.records);
+                else fmt::print("{}: BROKEN after {} good records: {}\n", m.path, v.records, v.message);
+            }
+        }
+        if (c.json) fmt::print("{}\n", out.dump(2));
+        return bad ? 1 : 0;
+    }
+    for (size_t i : set->healthy_members()) {
+        if (set->member(i).stale) continue;
+        UniqueFd lf(::openat(set->member(i).dirfd.get(), kAuditLogPath, O_RDONLY | O_CLOEXEC));
+        if (!lf) continue;
+        std::vector<json> recs;
+        VerifyResult v = read_audit_log(lf.get(), set->keys(), set->set_uuid(), &recs);
+        json sel = json::array();
+        for (auto& r : recs) {
+            const std::string t = r.value("time", "");
+            if (c.has("--since") && t < c.opts["--since"]) continue;
+            if (c.has("--until") && t > c.opts["--until"]) continue;
+            if (c.has("--user") && r.value("user", "") != c.opts["--user"]) continue;
+            if (c.has("--event") && r.value("event", "") != c.opts["--event"]) continue;
+            if (c.has("--path") && r.value("path", "").rfind(c.opts["--path"], 0) != 0) continue;
+            sel.push_back(r);
+        }
+        if (c.json) {
+            fmt::print("{}\n", sel.dump(2));
+        } else {
+            for (auto& r : sel) {
+                std::string extra;
+                if (r.contains("to")) extra += " -> " + r["to"].get<std::string>();
+                if (r.contains("bytes")) extra += fmt::format(" bytes={}", r["bytes"].get<uint64_t>());
+                if (r.contains("alert")) extra += " " + r["alert"].get<std::string>() + ": " + r.value("detail", "");
+                fmt::print("{} #{} {:<8} {:<6} {}({}) pid={} {} {}{}\n", r.value("time", ""), r["seq"].get<uint64_t>(),
+                           r.value("event", ""), r.value("result", ""), r.value("user", ""), r.value("uid", 0),
+                           r.value("pid", 0), r.value("comm", ""), r.value("path", ""), extra);
+            }
+        }
+        if (!v.ok) {
+            fmt::print(stderr, "nvrctl: audit log of {} is broken: {}\n", set->member(i).path, v.message);
+            return 1;
+        }
+        return 0;
+    }
+    throw Error(ENOENT, "", "no member holds a readable audit log");
+}
+
+int cmd_alerts(const Args& args) {
+    Common c = parse(args, {"--ack"}, {"--all"});
+    if (!c.rest.empty()) throw UsageError("alerts takes no arguments");
+    Config cfg = load_config(c);
+    if (c.has("--ack")) {
+        const std::string id = c.opts["--ack"];
+        uint64_t n = 0;
+        if (id != "all") {
+            try {
+                n = std::stoull(id);
+            } catch (const std::exception&) {
+                throw UsageError("--ack takes an alert id or 'all'");
+            }
+            if (n == 0) throw UsageError("--ack takes an alert id or 'all'");
+        }
+        require_daemon(cfg, {{"cmd", "ack"}, {"id", n}, {"by", "nvrctl"}});
+        fmt::print("acknowledged {}\n", id);
+        return 0;
+    }
+    json list = require_daemon(cfg, {{"cmd", "alerts"}})["alerts"];
+    json out = json::array();
+    for (auto& a : list)
+        if (c.has("--all") || !a["acked"].get<bool>()) out.push_back(a);
+    if (c.json) fmt::print("{}\n", out.dump(2));
+    else
+        for (auto& a : out)
+            fmt::print("[{}] {} {}{} {}\n", a["id"].get<uint64_t>(), a["time"].get<std::string>(), a["alert"].get<std::string>(),
+                       a["acked"].get<bool>() ? " (acked)" : "", a["detail"].get<std::string>());
+    return out.empty() ? 0 : 1;
+}
+
+}  // namespace nvrfs::cli
