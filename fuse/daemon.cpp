@@ -55,7 +55,7 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& co
 void Daemon::start_background() {
     monitor = std::make_unique<SpaceMonitor>(*vol, *alerts, *log, cfg.min_free(), cfg.boolean("recycle"),
                                              std::chrono::seconds(cfg.seconds("check_interval")));
-    rebuilder = std::make_unique<Rebuilder>(*vol, *set, *log, *alerts);
+    rebuilder = std::make_unique<Rebuilder>(*vol, *set, *log, *alerts, cfg.size("rebuild_max_rate"));
     for (size_t i : set->in_state({MemberState::Rebuilding})) rebuilder->start(i);
     if (set->healthy_count() < 2) promote_spare();
     control->start();
@@ -74,7 +74,7 @@ void Daemon::shutdown() {
 
 void Daemon::promote_spare() {
     if (!rebuilder || rebuilder->busy()) return;
-    if (!set->in_state({MemberState::Failed}).empty() || set->healthy_count() < 2) {
+    if (set->degraded()) {
         const auto spares = set->in_state({MemberState::Spare});
         if (!spares.empty()) rebuilder->start(spares.front());
     }
@@ -151,9 +151,9 @@ nlohmann::json Daemon::status() {
     j["set"] = uuid_str(set->set_uuid());
     j["mountpoint"] = mountpoint;
     const auto rb = rebuilder ? rebuilder->progress() : RebuildProgress{};
-    const bool failed = !set->in_state({MemberState::Failed}).empty();
     const bool rebuilding = !set->in_state({MemberState::Rebuilding}).empty();
-    j["state"] = rebuilding ? "rebuilding" : (failed || set->healthy_count() < 2) ? "degraded" : "clean";
+    j["state"] = rebuilding ? "rebuilding" : set->degraded() ? "degraded" : "clean";
+    j["raid_disks"] = set->raid_disks();
     j["members"] = nlohmann::json::array();
     for (size_t i = 0; i < set->size(); ++i) {
         Member& m = set->member(i);
@@ -169,7 +169,7 @@ nlohmann::json Daemon::status() {
     }
     if (rb.running) {
         j["rebuild"] = {{"member", rb.target_path}, {"done_bytes", rb.done_bytes}, {"total_bytes", rb.total_bytes},
-                        {"files", rb.files},
+                        {"files", rb.files}, {"skipped_files", rb.skipped_files},
                         {"percent", rb.total_bytes ? 100.0 * double(rb.done_bytes) / double(rb.total_bytes) : 0.0},
                         {"eta_seconds", rb.eta_seconds()}, {"seconds", rb.seconds}};
     }
@@ -230,7 +230,7 @@ nlohmann::json Daemon::handle(const nlohmann::json& req) {
         return nlohmann::json::object();
     }
     if (cmd == "member-add") {
-        const size_t i = set->add_member(path, MemberState::Spare);
+        const size_t i = set->add_member(path, MemberState::Spare, true);
         rebuilder->start(i);
         return nlohmann::json::object();
     }
@@ -256,6 +256,7 @@ nlohmann::json Daemon::handle(const nlohmann::json& req) {
         fresh.load_file(config_file);
         monitor->reconfigure(fresh.min_free(), fresh.boolean("recycle"), std::chrono::seconds(fresh.seconds("check_interval")));
         alerts->set_hook(fresh.text("alert_hook"));
+        rebuilder->set_max_rate(fresh.size("rebuild_max_rate"));
         cfg = fresh;
         return nlohmann::json::object();
     }

@@ -156,11 +156,13 @@ void AuditLog::attach(size_t idx, const std::function<void()>& joined) {
         if (!fds_[i]) continue;
         struct stat st {};
         if (::fstat(fds_[i].get(), &st) < 0) continue;
-        UniqueFd fd(::openat(dst.dirfd.get(), kAuditLogPath, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600));
+        UniqueFd fd(::openat(dst.dirfd.get(), kAuditLogPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
         if (!fd) throw_errno(errno, dst.path + "/" + kAuditLogPath, "cannot create audit log");
         // Appends are blocked (mu_ held), so the copy is the whole chain so far.
+        // (copy_file_range refuses an O_APPEND target: append mode comes after.)
         if (int r = copy_range(fds_[i].get(), 0, fd.get(), 0, static_cast<uint64_t>(st.st_size)); r < 0)
             throw_errno(-r, dst.path + "/" + kAuditLogPath, "cannot copy audit log");
+        if (::fcntl(fd.get(), F_SETFL, O_APPEND) < 0) throw_errno(errno, dst.path + "/" + kAuditLogPath, "cannot set append mode");
         fds_[idx] = std::move(fd);
         joined();
         return;

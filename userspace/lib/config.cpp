@@ -47,6 +47,7 @@ const std::vector<OptionSpec>& option_table() {
         {"alert_hook", OptKind::Text, "", "program run (via /bin/sh -c) for every alert, with NVRFS_ALERT etc. set"},
         {"check_interval", OptKind::Seconds, "5", "seconds between member health and free-space checks"},
         {"degraded", OptKind::Bool, "no", "start even when a configured member is missing"},
+        {"rebuild_max_rate", OptKind::Size, "0", "limit rebuilds to this many bytes per second (K/M/G suffixes; 0 = no limit)"},
         {"control_socket", OptKind::Path, "/run/nvrfs/nvrfsd.sock", "Unix socket on which nvrfsd takes nvrctl's requests"},
     };
     return t;
@@ -95,7 +96,7 @@ void Config::set(const std::string& key, const std::string& value) {
     switch (o->kind) {
         case OptKind::Path:
         case OptKind::PathList: ok = !value.empty() && value[0] == '/'; break;
-        case OptKind::Size: ok = parse_min_free(value).has_value(); break;
+        case OptKind::Size: ok = std::string(o->key) == "min_free" ? parse_min_free(value).has_value() : parse_size(value).has_value(); break;
         case OptKind::Bool: ok = parse_bool(value).has_value(); break;
         case OptKind::Seconds: ok = parse_uint(value).value_or(0) > 0; break;
         case OptKind::Text: break;
@@ -157,6 +158,7 @@ std::vector<std::string> Config::list(const std::string& key) const {
 bool Config::boolean(const std::string& key) const { return parse_bool(text(key)).value_or(false); }
 uint64_t Config::seconds(const std::string& key) const { return parse_uint(text(key)).value_or(1); }
 MinFree Config::min_free() const { return *parse_min_free(text("min_free")); }
+uint64_t Config::size(const std::string& key) const { return parse_size(text(key)).value_or(0); }
 
 void Config::save(const std::string& path) const {
     const std::string text = render();

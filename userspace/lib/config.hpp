@@ -48,6 +48,7 @@ public:
     bool boolean(const std::string& key) const;
     uint64_t seconds(const std::string& key) const;
     MinFree min_free() const;
+    uint64_t size(const std::string& key) const;  // a Size option in bytes
     // The whole config in file form (for `nvrctl init` and `config get`).
     std::string render() const;
 

@@ -129,7 +129,10 @@ std::unique_ptr<MirrorSet> MirrorSet::assemble(const std::vector<std::string>& p
         write_superblock(m->dirfd.get(), m->sb, set->keys_);
         if (notes) notes->push_back(fmt::format("{} ({} bytes)", what, bytes));
     }
-    for (auto& m : found) set->slots_[set->count_++] = std::move(m);
+    for (auto& m : found) {
+        if (m->state != MemberState::Spare) set->raid_disks_++;
+        set->slots_[set->count_++] = std::move(m);
+    }
     return set;
 }
 
@@ -289,7 +292,7 @@ void MirrorSet::bump_events(bool dirty) {
     }
 }
 
-size_t MirrorSet::add_member(const std::string& path, MemberState role) {
+size_t MirrorSet::add_member(const std::string& path, MemberState role, bool grow) {
     if (find(path)) throw Error(EEXIST, path, fmt::format("{} is already part of this set", path));
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd) throw_errno(errno, path, "cannot open new member");
@@ -343,6 +346,7 @@ size_t MirrorSet::add_member(const std::string& path, MemberState role) {
     const size_t idx = size();
     slots_[idx] = std::move(m);
     count_.store(idx + 1, std::memory_order_release);
+    if (grow) raid_disks_++;
     return idx;
 }
 

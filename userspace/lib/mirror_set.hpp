@@ -76,6 +76,10 @@ public:
     std::vector<size_t> writable_members() const { return in_state({MemberState::Active, MemberState::Rebuilding}); }
     std::vector<size_t> in_state(std::initializer_list<MemberState> states) const;
     size_t healthy_count() const { return healthy_members().size(); }
+    // How many complete copies the set is meant to have (like mdadm's
+    // raid-disks): the data members at assembly, plus members added since.
+    size_t raid_disks() const { return raid_disks_.load(); }
+    bool degraded() const { return healthy_count() < raid_disks(); }
     std::optional<size_t> find(const std::string& path) const;  // by path, or by same directory
     const KeySet& keys() const { return keys_; }
     const Uuid& set_uuid() const { return set_uuid_; }
@@ -100,7 +104,8 @@ public:
     // Administration. Each throws Error with a clear message on bad input.
     // An empty directory (or a spare of this set) becomes a member in `role`
     // state: Spare, or Rebuilding (a new data member to be filled).
-    size_t add_member(const std::string& path, MemberState role);
+    // `grow`: the set is meant to have one more copy from now on (member add).
+    size_t add_member(const std::string& path, MemberState role, bool grow = false);
     void set_state(size_t idx, MemberState s);  // also records it in the superblock
     void remove_member(size_t idx);             // only Failed or Spare members
 
@@ -109,6 +114,7 @@ private:
     void write_sb(Member& m);  // mu_ held
     std::array<std::unique_ptr<Member>, kMaxMembers> slots_;
     std::atomic<size_t> count_{0};
+    std::atomic<size_t> raid_disks_{0};
     KeySet keys_;
     SecretKey master_;
     Uuid set_uuid_{};

@@ -96,8 +96,8 @@ double RebuildProgress::eta_seconds() const {
     return static_cast<double>(total_bytes - done_bytes) / (static_cast<double>(done_bytes) / seconds);
 }
 
-Rebuilder::Rebuilder(Volume& vol, MirrorSet& set, AuditLog& log, Alerts& alerts)
-    : vol_(vol), set_(set), log_(log), alerts_(alerts) {
+Rebuilder::Rebuilder(Volume& vol, MirrorSet& set, AuditLog& log, Alerts& alerts, uint64_t max_rate)
+    : vol_(vol), set_(set), log_(log), alerts_(alerts), max_rate_(max_rate) {
     thread_ = std::thread([this] {
         for (;;) {
             Job job;
@@ -177,6 +177,7 @@ void Rebuilder::run(const Job& job) {
         progress_.total_bytes = total;
     }
     auto last_cp = Clock::now();
+    uint64_t copied_since_start = 0;
     std::function<void(const std::string&)> walk = [&](const std::string& dir) {
         struct Entry {
             std::string rel, path;
@@ -202,9 +203,11 @@ void Rebuilder::run(const Job& job) {
                 continue;
             }
             uint64_t n = 0;
+            bool skipped = false;
             if (!checkpoint.empty() && walk_le(e.rel, checkpoint)) {
                 struct stat st {};
                 if (::fstatat(src.dirfd.get(), e.rel.c_str(), &st, 0) == 0) n = static_cast<uint64_t>(st.st_size);
+                skipped = true;
             } else {
                 n = vol_.copy_file_to(e.path, target);
                 if (Clock::now() - last_cp > std::chrono::seconds(1)) {
@@ -212,10 +215,19 @@ void Rebuilder::run(const Job& job) {
                     last_cp = Clock::now();
                 }
             }
-            std::lock_guard lk(mu_);
-            progress_.done_bytes += n;
-            progress_.files++;
-            progress_.seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+            {
+                std::lock_guard lk(mu_);
+                progress_.done_bytes += n;
+                (skipped ? progress_.skipped_files : progress_.files)++;
+                progress_.seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+            }
+            if (!skipped) copied_since_start += n;
+            // Throttle: recording has priority over the rebuild.
+            if (const uint64_t rate = max_rate_.load(); rate && !skipped) {
+                const auto due = begin + std::chrono::duration<double>(double(copied_since_start) / double(rate));
+                while (Clock::now() < due && !stop_) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            }
+            
         }
     };
     vol_.copy_dir_to("/", target);
@@ -226,9 +238,9 @@ void Rebuilder::run(const Job& job) {
     ::unlinkat(t.dirfd.get(), kCheckpoint, 0);
     set_.bump_events(true);
     const auto p = progress();
-    alerts_.raise("RebuildFinished", fmt::format("{} is complete: {} files, {} bytes in {:.1f} s; the set is {}", t.path,
-                                                 p.files, p.done_bytes, p.seconds,
-                                                 set_.in_state({MemberState::Failed, MemberState::Rebuilding}).empty() ? "clean" : "still degraded"));
+    alerts_.raise("RebuildFinished", fmt::format("{} is complete: {} files copied, {} skipped (done before a restart), {} bytes in {:.1f} s; the set is {}", t.path,
+                                                 p.files, p.skipped_files, p.done_bytes, p.seconds,
+                                                 set_.degraded() ? "still degraded" : "clean"));
     if (job.then) job.then();
 }
 

@@ -32,13 +32,16 @@ struct RebuildProgress {
     size_t target = 0;
     std::string target_path;
     uint64_t done_bytes = 0, total_bytes = 0, files = 0;
+    uint64_t skipped_files = 0;  // already copied before a restart (checkpoint)
     double seconds = 0;  // since this run started
     double eta_seconds() const;
 };
 
 class Rebuilder {
 public:
-    Rebuilder(Volume& vol, MirrorSet& set, AuditLog& log, Alerts& alerts);
+    // max_rate: bytes per second, 0 for no limit (like mdadm's speed_limit_max).
+    Rebuilder(Volume& vol, MirrorSet& set, AuditLog& log, Alerts& alerts, uint64_t max_rate);
+    void set_max_rate(uint64_t bytes_per_second) { max_rate_ = bytes_per_second; }
     ~Rebuilder();
     Rebuilder(const Rebuilder&) = delete;
     Rebuilder& operator=(const Rebuilder&) = delete;
@@ -64,6 +67,7 @@ private:
     std::deque<Job> queue_;
     RebuildProgress progress_;
     std::atomic<bool> stop_{false};
+    std::atomic<uint64_t> max_rate_{0};
     std::thread thread_;
 };
 
