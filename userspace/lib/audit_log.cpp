@@ -113,7 +113,7 @@ AuditLog::AuditLog(MirrorSet& set, std::vector<std::string>* notes) : set_(set),
                 notes->push_back(fmt::format("TamperDetected: {}: audit log record after #{} fails authentication", m.path, seq));
             }
         }
-        if (!have_tail) {
+        if (!have_tail && set_.healthy(i)) {  // a member being rebuilt may lag
             seq_ = seq;
             prev_mac_ = mac;
             have_tail = true;

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Scrub: every chunk on every member is verified, while recording goes on.
+# Without --repair it reports; with --repair it rewrites bad copies from good
+# ones; a chunk bad on every member is counted as having no good copy.
+. "$(dirname "$0")/lib.sh"
+command -v ffmpeg >/dev/null || { echo "ffmpeg is not installed"; exit 77; }
+setup
+start_daemon
+mkdir -p "$MNT/archive"
+for i in 1 2 3 4; do head -c 1500000 /dev/urandom > "$T/a$i"; cp "$T/a$i" "$MNT/archive/a$i.mp4"; done
+stored_of() {  # stored_of N: the stored file of archive/aN.mp4 on member 1 (found by its size and order)
+  find "$M1" -type f -size +1000k ! -path '*/.nvrfs/*' -printf '%T@ %p\n' | sort -n | sed -n "${1}p" | cut -d' ' -f2
+}
+S1=$(stored_of 1); S2=$(stored_of 2); S3=$(stored_of 3); S4=$(stored_of 4)
+flip() { printf '\x77' | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
+flip "$S1" 70000
+flip "$S2" 200000
+flip "${S3/$M1/$M2}" 400000            # on the other member
+flip "$S4" 140000; flip "${S4/$M1/$M2}" 140000   # same chunk on both: no good copy
+scrub_json() { "$NVRCTL" scrub --config "$CONF" --json "$@"; }
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+
+out=$(scrub_json); rc=$?
+check "scrub without --repair reports problems (exit $rc)" test $rc -eq 1
+check "  ... 5 bad chunk copies found, 2 of them the same chunk ($(field bad <<<"$out"))" test "$(field bad <<<"$out")" -eq 5
+check "  ... none repaired" test "$(field repaired <<<"$out")" -eq 0
+check "  ... and the copies still differ" bash -c "! cmp -s '$S1' '${S1/$M1/$M2}'"
+out=$(scrub_json --repair); rc=$?
+check "scrub --repair (exit $rc) repairs the 3 that have a good copy ($(field repaired <<<"$out"))" test "$(field repaired <<<"$out")" -eq 3
+check "  ... and counts the one without ($(field unrepairable <<<"$out"))" test "$(field unrepairable <<<"$out")" -eq 2
+check "the repaired copies match" bash -c "cmp -s '$S1' '${S1/$M1/$M2}' && cmp -s '$S2' '${S2/$M1/$M2}' && cmp -s '$S3' '${S3/$M1/$M2}'"
+drop_caches
+check "repaired recordings read back intact" bash -c "cmp -s '$T/a1' '$MNT/archive/a1.mp4' && cmp -s '$T/a3' '$MNT/archive/a3.mp4'"
+check "the one with no good copy is refused, not forged" bash -c "! cat '$MNT/archive/a4.mp4' > /dev/null 2>&1"
+rm "$MNT/archive/a4.mp4"
+check "a clean set scrubs clean (exit 0)" quiet "$NVRCTL" scrub --config "$CONF"
+
+mkdir -p "$MNT/cam1"
+ffmpeg -nostdin -loglevel error -re -f lavfi -i testsrc2=size=640x360:rate=25 -t 5 -c:v libx264 -preset ultrafast -g 25 \
+  -pix_fmt yuv420p -f segment -segment_time 1 "$MNT/cam1/seg_%03d.mp4" &
+FF=$!
+sleep 1.5
+out=$("$NVRCTL" scrub --config "$CONF" 2>&1); rc=$?
+echo "    $out" | tail -1
+check "a scrub during recording runs and finds nothing (exit $rc)" test $rc -eq 0
+wait $FF; rc=$?
+check "the recording was not disturbed (exit $rc)" test $rc -eq 0
+check "ScrubFinished alerts are logged" has_alert ScrubFinished
+finish
