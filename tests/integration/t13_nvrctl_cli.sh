@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# nvrctl as an administrator meets it: help, exit codes (0 ok, 1 problem,
+# 2 usage), JSON that parses, clear refusals of bad members and spares,
+# alert acknowledgement, config get/set applied to the running daemon.
+. "$(dirname "$0")/lib.sh"
+setup 64m
+start_daemon
+head -c 20000000 /dev/urandom > "$MNT/rec.mp4"
+
+# rc_is WANT "description" command...
+rc_is() { local want=$1 d=$2; shift 2; local out rc; out=$("$@" 2>&1); rc=$?
+  if [ $rc -eq "$want" ]; then pass "$d (exit $rc)"; else fail "$d: exit $rc, wanted $want: $out"; fi; }
+json_ok() { "$@" 2>/dev/null | python3 -c 'import json,sys; json.load(sys.stdin)'; }
+
+rc_is 0 "nvrctl --help" "$NVRCTL" --help
+rc_is 0 "nvrctl status --help" "$NVRCTL" status --help
+rc_is 2 "no verb" "$NVRCTL"
+rc_is 2 "unknown verb" "$NVRCTL" frobnicate
+rc_is 2 "unknown option" "$NVRCTL" status --config "$CONF" --bogus
+rc_is 2 "member without a subcommand" "$NVRCTL" member --config "$CONF"
+rc_is 2 "spare with a bad subcommand" "$NVRCTL" spare grow --config "$CONF" /tmp
+rc_is 2 "log without show/verify" "$NVRCTL" log --config "$CONF"
+rc_is 2 "config set of an unknown key" "$NVRCTL" config set --config "$CONF" bogus 1
+rc_is 2 "config set of a bad value" "$NVRCTL" config set --config "$CONF" min_free lots
+rc_is 0 "status of a clean set" "$NVRCTL" status --config "$CONF"
+for v in "status" "log show" "log verify" "config get" "alerts --all"; do
+  check "nvrctl $v --json parses" json_ok "$NVRCTL" $v --config "$CONF" --json
+done
+
+out=$("$NVRCTL" member fail --config "$CONF" /nonexistent 2>&1); rc=$?
+check "failing an unknown member is refused (exit $rc): $out" bash -c "[ $rc -eq 1 ] && grep -q 'not a member' <<<'$out'"
+mkdir "$T/full"; touch "$T/full/something"
+out=$("$NVRCTL" spare add --config "$CONF" "$T/full" 2>&1); rc=$?
+check "a non-empty directory as a spare is refused (exit $rc): $out" bash -c "[ $rc -eq 1 ] && grep -q 'not empty' <<<'$out'"
+mkdir "$T/small"; mount -t tmpfs -o size=4m tmpfs "$T/small"; TMPFS_MOUNTS+=("$T/small")
+out=$("$NVRCTL" spare add --config "$CONF" "$T/small" 2>&1); rc=$?
+check "a spare too small for the data is refused (exit $rc): $out" bash -c "[ $rc -eq 1 ] && grep -q 'too small' <<<'$out'"
+out=$("$NVRCTL" member add --config "$CONF" "$M1" 2>&1); rc=$?
+check "adding a current member again is refused (exit $rc): $out" bash -c "[ $rc -eq 1 ] && grep -q 'already part' <<<'$out'"
+check "refusals left no spare and no config change" bash -c "! grep -q '^spare' '$CONF'"
+check "the daemon still serves the recording" test "$(stat -c %s "$MNT/rec.mp4")" -eq 20000000
+
+check "member fail of one member is accepted" quiet "$NVRCTL" member fail --config "$CONF" "$M2"
+out=$("$NVRCTL" member fail --config "$CONF" "$M1" 2>&1); rc=$?
+check "failing the last complete member is refused (exit $rc): $out" bash -c "[ $rc -eq 1 ] && grep -q 'last complete member' <<<'$out'"
+rc_is 1 "status of a degraded set" "$NVRCTL" status --config "$CONF"
+id=$("$NVRCTL" alerts --config "$CONF" --json | python3 -c 'import json,sys; print([a["id"] for a in json.load(sys.stdin) if a["alert"]=="MemberFailed"][0])')
+rc_is 1 "alerts lists unacknowledged alerts" "$NVRCTL" alerts --config "$CONF"
+check "alerts --ack $id" quiet "$NVRCTL" alerts --config "$CONF" --ack "$id"
+check "the acknowledged alert is no longer listed" bash -c "! '$NVRCTL' alerts --config '$CONF' --json | grep -q '\"id\": $id,'"
+check "the acknowledgement is audited" bash -c "'$NVRCTL' log show --config '$CONF' --event alert-ack | grep -q alert-ack"
+rc_is 2 "alerts --ack with a bad id" "$NVRCTL" alerts --config "$CONF" --ack x
+
+check "config set min_free is applied live" bash -c "'$NVRCTL' config set --config '$CONF' min_free 99% | grep -q 'applied to the running'"
+check "config get shows it" test "$("$NVRCTL" config get --config "$CONF" min_free)" = "99%"
+check "and the daemon acts on it (SpaceLow)" wait_for 5 has_alert SpaceLow
+
+stop_daemon
+out=$("$NVRCTL" scrub --config "$CONF" 2>&1); rc=$?
+check "scrub without a daemon says so (exit $rc): $out" bash -c "[ $rc -eq 1 ] && grep -q 'not running' <<<'$out'"
+rc_is 1 "offline status reports the failed member as stale" "$NVRCTL" status --config "$CONF"
+finish
