@@ -12,7 +12,11 @@ for opt in $("$NVRFSD" --help | grep -o -- '--[a-z-]*' | sort -u); do
   check "nvrfsd(8) documents $opt" grep -q -- "$opt" <<<"$page"
 done
 conf=$(MANWIDTH=200 man -l "$ROOT/man/nvrfs.conf.5" 2>/dev/null)
-for key in member spare host_key min_free recycle alert_hook check_interval degraded control_socket; do
+for key in $("$NVRCTL" config get --member /nonexistent --json 2>/dev/null | python3 -c 'import json,sys; print(" ".join(json.load(sys.stdin)))'); do
   check "nvrfs.conf(5) documents $key" grep -q "$key" <<<"$conf"
+done
+ctl=$(MANWIDTH=200 man -l "$ROOT/man/nvrctl.8" 2>/dev/null)
+for verb in $("$NVRCTL" --help | awk '$1 == "nvrctl" {print $2}' | sort -u); do
+  check "nvrctl(8) documents the verb $verb" grep -q "^ *nvrctl $verb" <<<"$ctl"
 done
 finish
