@@ -63,3 +63,4 @@ clean:
 bench: deps
 	$(MAKE) -j$$(nproc) all
 	bash bench/seqwrite.sh
+	bash bench/rebuild.sh

@@ -13,7 +13,8 @@ B=$(mktemp -d /var/tmp/nvrfs-bench.XXXXXX)
 cleanup() { mountpoint -q "$B/mnt" && fusermount3 -u "$B/mnt"; rm -rf "$B"; }
 trap cleanup EXIT
 mkdir -p "$B/raw1" "$B/raw2" "$B/mnt"
-"$ROOT/build/nvrctl" init --member "$B/m1" --member "$B/m2" --host-key "$B/host.key" --config "$B/nvrfs.conf" >/dev/null
+"$ROOT/build/nvrctl" init --member "$B/m1" --member "$B/m2" --host-key "$B/host.key" --config "$B/nvrfs.conf" \
+  --control-socket "$B/ctl.sock" >/dev/null
 "$ROOT/build/nvrfsd" --config "$B/nvrfs.conf" "$B/mnt"
 head -c $((MIB << 20)) /dev/urandom > "$B/src"   # incompressible, like video
 

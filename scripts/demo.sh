@@ -16,8 +16,9 @@ cleanup() {
 trap cleanup EXIT
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "1. create a set of two member disks (directories here) with a host key"
-"$NVRCTL" init --member "$D/disk1" --member "$D/disk2" --host-key "$D/host.key" --config "$D/nvrfs.conf" --min-free 5%
+say "1. create a set of two member disks and a hot spare (directories here) with a host key"
+"$NVRCTL" init --member "$D/disk1" --member "$D/disk2" --spare "$D/disk3" --host-key "$D/host.key" \
+  --config "$D/nvrfs.conf" --control-socket "$D/nvrfsd.sock" --min-free 5%
 mkdir -p "$D/recordings"
 
 say "2. mount it: nvrfsd --config $D/nvrfs.conf $D/recordings"
@@ -57,3 +58,9 @@ sync; echo 3 > /proc/sys/vm/drop_caches
 for f in "$D"/recordings/cam*/*.mp4; do cat "$f" > /dev/null; done
 "$NVRCTL" log show --config "$D/nvrfs.conf" --event alert | tail -2
 echo "all recordings still decode: $(for f in "$D"/recordings/cam*/*.mp4; do ffmpeg -nostdin -v error -i "$f" -f null - 2>&1; done | wc -l) errors"
+
+say "9. disk2 fails: the hot spare disk3 is promoted and rebuilt, recording goes on"
+"$NVRCTL" member fail --config "$D/nvrfs.conf" "$D/disk2"
+until "$NVRCTL" status --config "$D/nvrfs.conf" >/dev/null 2>&1; do sleep 0.2; done
+"$NVRCTL" status --config "$D/nvrfs.conf" || true
+"$NVRCTL" scrub --config "$D/nvrfs.conf" || true

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <fmt/ranges.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <fmt/format.h>
 #include <sys/statvfs.h>
 #include <thread>
@@ -44,6 +45,7 @@ int cmd_init(const Args& args) {
         UniqueFd fd(::open(m.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (!fd && errno != ENOENT) throw_errno(errno, m, "cannot open member");
     }
+    if (c.has("--spare")) ::mkdir(c.opts["--spare"].c_str(), 0700);
     const bool new_key = ::access(key_path.c_str(), F_OK) != 0;
     SecretKey host = new_key ? create_host_key(key_path) : load_host_key(key_path);
     Uuid set_uuid;
