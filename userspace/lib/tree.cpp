@@ -36,14 +36,14 @@ std::vector<std::string> list_names(int dirfd, const std::string& where) {
     return out;
 }
 
+}  // namespace
+
 void copy_meta(int fd, const struct stat& st) {
     ::fchown(fd, st.st_uid, st.st_gid);
     ::fchmod(fd, st.st_mode & 07777);
     const timespec ts[2] = {st.st_atim, st.st_mtim};
     ::futimens(fd, ts);
 }
-
-}  // namespace
 
 void clear_dir_at(int dirfd, const std::function<bool(const std::string&)>& keep, const std::string& where) {
     for (const auto& n : list_names(dirfd, where)) {

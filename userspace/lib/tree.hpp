@@ -7,8 +7,12 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <sys/stat.h>
 
 namespace nvrfs {
+
+// Give fd the owner, mode and times in st (a stored file copied between members).
+void copy_meta(int fd, const struct stat& st);
 
 // Remove everything inside dirfd for which keep(name) is false (recursively).
 void clear_dir_at(int dirfd, const std::function<bool(const std::string&)>& keep, const std::string& where);

@@ -2,6 +2,7 @@
 
 #include "chunk_crypto.hpp"
 #include "error.hpp"
+#include "tree.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -792,15 +793,6 @@ namespace nvrfs {
 
 // ---- rebuild and scrub ---------------------------------------------------
 
-namespace {
-void copy_attrs(int fd, const struct stat& st) {
-    ::fchown(fd, st.st_uid, st.st_gid);
-    ::fchmod(fd, st.st_mode & 07777);
-    const timespec ts[2] = {st.st_atim, st.st_mtim};
-    ::futimens(fd, ts);
-}
-}  // namespace
-
 void Volume::copy_dir_to(const std::string& path, size_t target) {
     const std::string rel = stored(path);
     Member& t = set_.member(target);
@@ -818,24 +810,24 @@ void Volume::copy_dir_to(const std::string& path, size_t target) {
         if (!out) throw_errno(errno, t.path + "/" + ivrel, "cannot create");
         if (int r = copy_range(in.get(), 0, out.get(), 0, sizeof(DirIv)); r < 0) throw_errno(-r, t.path + "/" + ivrel, "cannot copy");
         UniqueFd d(::openat(t.dirfd.get(), rel.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        if (d) copy_attrs(d.get(), st);
+        if (d) copy_meta(d.get(), st);
         return;
     }
 }
 
-uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
-    std::unique_ptr<Handle> h;
+std::shared_ptr<Handle> Volume::pin(const std::string& path) {
     try {
-        h = open(path, O_RDONLY, Caller{});
+        return std::shared_ptr<Handle>(open(path, O_RDONLY, Caller{}).release(),
+                                       [this](Handle* h) { release(std::unique_ptr<Handle>(h)); });
     } catch (const Error& e) {
-        if (e.code() == ENOENT) return 0;  // deleted meanwhile
+        if (e.code() == ENOENT) return nullptr;  // deleted meanwhile
         throw;
     }
-    struct Release {
-        Volume& v;
-        std::unique_ptr<Handle>& h;
-        ~Release() { v.release(std::move(h)); }
-    } guard{*this, h};
+}
+
+uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
+    const auto h = pin(path);
+    if (!h) return 0;
     const std::string rel = stored(path);
     OpenFile& f = *h->file;
     std::unique_lock lk(f.mu);
@@ -850,7 +842,7 @@ uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
             set_.fail(target, -r, "rebuild " + path);
             throw_errno(-r, t.path + "/" + rel, "cannot copy");
         }
-        copy_attrs(out.get(), st);
+        copy_meta(out.get(), st);
         f.fds[target] = std::move(out);
         return static_cast<uint64_t>(st.st_size);
     }
@@ -858,18 +850,8 @@ uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
 }
 
 void Volume::scrub_file(const std::string& path, bool repair, ScrubStats& stats) {
-    std::unique_ptr<Handle> h;
-    try {
-        h = open(path, O_RDONLY, Caller{});
-    } catch (const Error& e) {
-        if (e.code() == ENOENT) return;
-        throw;
-    }
-    struct Release {
-        Volume& v;
-        std::unique_ptr<Handle>& h;
-        ~Release() { v.release(std::move(h)); }
-    } guard{*this, h};
+    const auto h = pin(path);
+    if (!h) return;
     OpenFile& f = *h->file;
     std::shared_lock lk(f.mu);
     const uint64_t size = f.size, n = chunk_count(size), last = last_chunk(size);

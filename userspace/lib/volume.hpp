@@ -79,6 +79,9 @@ private:
     void write_locked(OpenFile& f, const std::string& path, const uint8_t* data, uint64_t off, uint64_t len);
     void extend_locked(OpenFile& f, const std::string& path, uint64_t new_size);
     void truncate_locked(OpenFile& f, const std::string& path, uint64_t size);
+    // Open for internal use (rebuild, scrub); released when the last copy goes.
+    // nullptr when the file no longer exists.
+    std::shared_ptr<Handle> pin(const std::string& path);
     void store(OpenFile& f, const std::string& path, const uint8_t* data, size_t len, uint64_t off, bool grows);
     void audit(const std::string& event, const Caller& who, const std::string& path, int err,
                const std::function<void(nlohmann::json&)>& extra = {});

@@ -1,7 +1,9 @@
 // cli.hpp — what every nvrctl verb shares: option parsing, the set's config,
 // the control socket, and output helpers.
 #pragma once
+#include "audit_log.hpp"
 #include "config.hpp"
+#include "mirror_set.hpp"
 
 #include <map>
 #include <nlohmann/json.hpp>
@@ -40,6 +42,10 @@ std::optional<nlohmann::json> ask_daemon(const Config& cfg, const nlohmann::json
 // Ask the running daemon; a clear error when none is running.
 nlohmann::json require_daemon(const Config& cfg, const nlohmann::json& req);
 std::string human_bytes(uint64_t b);
+
+// The audit log of the first complete, current member: its records (into
+// `out`) and the verification result; nullopt when no member has one.
+std::optional<VerifyResult> read_set_log(MirrorSet& set, std::vector<nlohmann::json>& out, std::string* member = nullptr);
 
 int cmd_init(const Args&);
 int cmd_status(const Args&);

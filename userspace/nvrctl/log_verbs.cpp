@@ -14,6 +14,17 @@ namespace nvrfs::cli {
 
 using nlohmann::json;
 
+std::optional<VerifyResult> read_set_log(MirrorSet& set, std::vector<json>& out, std::string* member) {
+    for (size_t i : set.healthy_members()) {
+        if (set.member(i).stale) continue;
+        UniqueFd lf(::openat(set.member(i).dirfd.get(), kAuditLogPath, O_RDONLY | O_CLOEXEC));
+        if (!lf) continue;
+        if (member) *member = set.member(i).path;
+        return read_audit_log(lf.get(), set.keys(), set.set_uuid(), &out);
+    }
+    return std::nullopt;
+}
+
 int cmd_log(const Args& args) {
     Common c = parse(args, {"--since", "--until", "--user", "--path", "--event"});
     if (c.rest.size() != 1) throw UsageError("log needs a subcommand: show or verify");
@@ -47,12 +58,9 @@ int cmd_log(const Args& args) {
         if (c.json) fmt::print("{}\n", out.dump(2));
         return bad ? 1 : 0;
     }
-    for (size_t i : set->healthy_members()) {
-        if (set->member(i).stale) continue;
-        UniqueFd lf(::openat(set->member(i).dirfd.get(), kAuditLogPath, O_RDONLY | O_CLOEXEC));
-        if (!lf) continue;
-        std::vector<json> recs;
-        VerifyResult v = read_audit_log(lf.get(), set->keys(), set->set_uuid(), &recs);
+    std::vector<json> recs;
+    std::string from;
+    if (auto v = read_set_log(*set, recs, &from)) {
         json sel = json::array();
         for (auto& r : recs) {
             const std::string t = r.value("time", "");
@@ -76,8 +84,8 @@ int cmd_log(const Args& args) {
                            r.value("pid", 0), r.value("comm", ""), r.value("path", ""), extra);
             }
         }
-        if (!v.ok) {
-            fmt::print(stderr, "nvrctl: audit log of {} is broken: {}\n", set->member(i).path, v.message);
+        if (!v->ok) {
+            fmt::print(stderr, "nvrctl: audit log of {} is broken: {}\n", from, v->message);
             return 1;
         }
         return 0;

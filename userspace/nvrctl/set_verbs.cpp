@@ -168,18 +168,13 @@ int status_offline(const Config& cfg, bool as_json) {
     std::vector<json> alerts;
     try {
         auto set = MirrorSet::assemble(paths, load_host_key(cfg.text("host_key")), AssembleOptions{true, false}, nullptr);
-        for (size_t i : set->healthy_members()) {
-            if (set->member(i).stale) continue;
-            UniqueFd lf(::openat(set->member(i).dirfd.get(), kAuditLogPath, O_RDONLY | O_CLOEXEC));
-            if (!lf) continue;
-            std::vector<json> recs;
-            VerifyResult v = read_audit_log(lf.get(), set->keys(), set->set_uuid(), &recs);
-            out["audit_records"] = v.records;
-            out["audit_chain"] = v.ok ? "intact" : v.message;
-            if (!v.ok) ++problems;
+        std::vector<json> recs;
+        if (auto v = read_set_log(*set, recs)) {
+            out["audit_records"] = v->records;
+            out["audit_chain"] = v->ok ? "intact" : v->message;
+            if (!v->ok) ++problems;
             for (auto& r : recs)
                 if (r.value("event", "") == "alert") alerts.push_back(r);
-            break;
         }
     } catch (const Error& e) {
         out["audit_chain"] = std::string("unavailable: ") + e.what();
