@@ -42,10 +42,11 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& co
         const auto colon = n.find(':');
         d->alerts->raise(n.substr(0, colon), n.substr(colon + 2));
     }
+    d->unclean_ = unclean;
     if (unclean)
         d->alerts->raise(alert::UncleanShutdown,
                          "the set was not cleanly unmounted (crash, power cut or killed daemon): write sessions open at that "
-                         "moment have no closing record; reads verify every chunk");
+                         "moment have no closing record; a repairing scrub runs now");
     if (set.healthy_count() < 2) d->alerts->raise(alert::MemberMissing, "the set runs with a single complete member: no redundancy");
     // Refuse a second daemon for the same control socket before mounting.
     d->control = std::make_unique<ControlServer>(cfg.text("control_socket"), [self](const nlohmann::json& r) { return self->handle(r); });
@@ -57,6 +58,9 @@ void Daemon::start_background() {
                                              std::chrono::seconds(cfg.seconds("check_interval")));
     rebuilder = std::make_unique<Rebuilder>(*vol, *set, *log, *alerts, cfg.size("rebuild_max_rate"));
     for (size_t i : set->in_state({MemberState::Rebuilding})) rebuilder->start(i);
+    // Like md's resync after an unclean shutdown: copies written at the moment
+    // of the crash may differ; a repairing scrub makes them whole and equal.
+    if (unclean_) start_scrub(true);
     if (set->healthy_count() < 2) promote_spare();
     control->start();
 }
@@ -131,6 +135,7 @@ void Daemon::start_scrub(bool repair) {
                 scrub.stats.repaired += one.repaired;
                 scrub.stats.unrepairable += one.unrepairable;
                 scrub.stats.bytes += one.bytes;
+                scrub.stats.resynced += one.resynced;
                 total = scrub.stats;
             }
         } catch (const std::exception& e) {
@@ -141,8 +146,8 @@ void Daemon::start_scrub(bool repair) {
             scrub.running = false;
             scrub.finished = rfc3339_now();
         }
-        alerts->raise("ScrubFinished", fmt::format("{} files, {} chunk copies checked: {} bad, {} repaired, {} without a good copy",
-                                                   total.files, total.chunks, total.bad, total.repaired, total.unrepairable));
+        alerts->raise("ScrubFinished", fmt::format("{} files, {} chunk copies checked: {} bad, {} repaired, {} without a good copy, {} resynced",
+                                                   total.files, total.chunks, total.bad, total.repaired, total.unrepairable, total.resynced));
     });
 }
 
@@ -183,6 +188,7 @@ nlohmann::json Daemon::status() {
             j["scrub"] = {{"running", scrub.running}, {"repair", scrub.repair}, {"started", scrub.started}, {"finished", scrub.finished},
                           {"files", scrub.stats.files}, {"chunks", scrub.stats.chunks}, {"bad", scrub.stats.bad},
                           {"repaired", scrub.stats.repaired}, {"unrepairable", scrub.stats.unrepairable},
+                          {"resynced", scrub.stats.resynced},
                           {"percent", scrub.total_bytes ? std::min(100.0, 100.0 * double(scrub.stats.bytes) / double(scrub.total_bytes)) : (scrub.running ? 0.0 : 100.0)}};
         }
     }

@@ -55,6 +55,7 @@ struct Daemon {
     void shutdown();
 
 private:
+    bool unclean_ = false;
     nlohmann::json handle(const nlohmann::json& req);
     nlohmann::json status();
     void promote_spare();

@@ -70,6 +70,8 @@ nlohmann::json audit_record(const std::string& event, const Caller& who, const s
 
 AuditLog::AuditLog(MirrorSet& set, std::vector<std::string>* notes) : set_(set), fds_(kMaxMembers) {
     bool have_tail = false;
+    size_t ref = 0;
+    std::vector<std::pair<size_t, uint64_t>> tails;  // member, last seq
     for (size_t i : set_.writable_members()) {
         Member& m = set_.member(i);
         UniqueFd fd(::openat(m.dirfd.get(), kAuditLogPath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
@@ -113,12 +115,30 @@ AuditLog::AuditLog(MirrorSet& set, std::vector<std::string>* notes) : set_(set),
                 notes->push_back(fmt::format("TamperDetected: {}: audit log record after #{} fails authentication", m.path, seq));
             }
         }
-        if (!have_tail && set_.healthy(i)) {  // a member being rebuilt may lag
+        // The chain continues from the longest log of a complete member (a
+        // member being rebuilt may lag).
+        if (set_.healthy(i) && (!have_tail || seq > seq_)) {
             seq_ = seq;
             prev_mac_ = mac;
             have_tail = true;
+            ref = i;
         }
+        tails.emplace_back(i, seq);
         fds_[i] = std::move(fd);
+    }
+    // A crash between the members' appends leaves one log a record short:
+    // give it the reference's copy, or its chain would break from here on.
+    for (auto [i, seq] : tails) {
+        if (i == ref || seq == seq_) continue;
+        struct stat st {};
+        if (::fstat(fds_[ref].get(), &st) < 0 || ::ftruncate(fds_[i].get(), 0) < 0) continue;
+        // copy_file_range refuses an O_APPEND target: lift it for the copy.
+        ::fcntl(fds_[i].get(), F_SETFL, 0);
+        const int r = copy_range(fds_[ref].get(), 0, fds_[i].get(), 0, static_cast<uint64_t>(st.st_size));
+        ::fcntl(fds_[i].get(), F_SETFL, O_APPEND);
+        if (r == 0 && notes)
+            notes->push_back(fmt::format("AuditLogRecovered: {} ended at record #{}, {} at #{}: copied the longer log",
+                                         set_.member(i).path, seq, set_.member(ref).path, seq_));
     }
 }
 

@@ -894,6 +894,32 @@ void Volume::scrub_file(const std::string& path, bool repair, ScrubStats& stats)
             }
         }
     }
+    // Both copies authentic but not the same bytes: a crash came between
+    // resealing a chunk on one member and on the other. Make the mirror
+    // byte-identical again (either copy is right; the first member's wins).
+    if (repair && members.size() > 1) {
+        Bytes other(16 * kStoredChunk);
+        for (uint64_t c0 = 0; c0 < n; c0 += 16) {
+            const uint64_t c1 = std::min(n - 1, c0 + 15);
+            const size_t len = static_cast<size_t>(stored_offset(c1) + chunk_plain_len(size, c1) + kChunkOverhead - stored_offset(c0));
+            if (pread_full(f.fds[members[0]].get(), buf.data(), len, static_cast<off_t>(stored_offset(c0))) != static_cast<ssize_t>(len)) continue;
+            for (size_t k = 1; k < members.size(); ++k) {
+                const int fd = f.fds[members[k]].get();
+                if (pread_full(fd, other.data(), len, static_cast<off_t>(stored_offset(c0))) == static_cast<ssize_t>(len) &&
+                    std::memcmp(buf.data(), other.data(), len) == 0)
+                    continue;
+                size_t pos = 0;
+                for (uint64_t c = c0; c <= c1; ++c) {
+                    const size_t sl = chunk_plain_len(size, c) + kChunkOverhead;
+                    if (std::memcmp(buf.data() + pos, other.data() + pos, sl) != 0 &&
+                        open_stored_chunk(f, c, last, ByteView(buf.data() + pos, sl), plain.data()) &&
+                        pwrite_full(fd, buf.data() + pos, sl, static_cast<off_t>(stored_offset(c))) == 0)
+                        stats.resynced++;
+                    pos += sl;
+                }
+            }
+        }
+    }
     if (!bad_chunks.empty())
         alerts_.raise(alert::TamperDetected,
                       fmt::format("scrub: {}: {} bad chunk copies (first: chunk {}){}", path, bad_chunks.size(), bad_chunks.front(),
