@@ -6,7 +6,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MIB=${1:-1024}
-B=$(mktemp -d /var/tmp/nvrfs-bench.XXXXXX)
+B=$(mktemp -d "${BENCH_DIR:-/var/tmp}/nvrfs-bench.XXXXXX")   # BENCH_DIR=/dev/shm: memory, no disk noise
 cleanup() { mountpoint -q "$B/mnt" && fusermount3 -u "$B/mnt"; rm -rf "$B"; }
 trap cleanup EXIT
 NVRCTL=$ROOT/build/nvrctl

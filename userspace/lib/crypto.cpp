@@ -147,6 +147,30 @@ std::array<uint8_t, 32> sha256(ByteView data) {
     return out;
 }
 
+SecretKey pbkdf2_sha256(std::string_view passphrase, ByteView salt, uint32_t iterations, size_t len) {
+    Bytes out(len);
+    if (PKCS5_PBKDF2_HMAC(passphrase.data(), ilen(passphrase.size()), salt.data(), ilen(salt.size()), static_cast<int>(iterations),
+                          EVP_sha256(), ilen(len), out.data()) != 1)
+        crypto_fail("PBKDF2");
+    SecretKey k(out);
+    OPENSSL_cleanse(out.data(), out.size());
+    return k;
+}
+
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+    if (!ctx_ || EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr) != 1) crypto_fail("SHA-256 init");
+}
+Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+void Sha256::update(ByteView data) {
+    if (EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data.data(), data.size()) != 1) crypto_fail("SHA-256 update");
+}
+std::array<uint8_t, 32> Sha256::final() {
+    std::array<uint8_t, 32> out{};
+    unsigned int n = 0;
+    if (EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), out.data(), &n) != 1) crypto_fail("SHA-256 final");
+    return out;
+}
+
 bool equal_ct(ByteView a, ByteView b) {
     return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }

@@ -65,6 +65,23 @@ bool gcm_open(const SecretKey& key, const uint8_t* nonce, ByteView aad, ByteView
 Bytes siv_seal(const SecretKey& key, ByteView aad, ByteView in);
 std::optional<Bytes> siv_open(const SecretKey& key, ByteView aad, ByteView in);
 
+// PBKDF2-HMAC-SHA-256 (SP 800-132) of a passphrase; for backup keys.
+SecretKey pbkdf2_sha256(std::string_view passphrase, ByteView salt, uint32_t iterations, size_t len = 32);
+
+// Incremental SHA-256 for streams (backup manifests).
+class Sha256 {
+public:
+    Sha256();
+    ~Sha256();
+    Sha256(const Sha256&) = delete;
+    Sha256& operator=(const Sha256&) = delete;
+    void update(ByteView data);
+    std::array<uint8_t, 32> final();
+
+private:
+    void* ctx_;
+};
+
 std::array<uint8_t, 32> hmac_sha256(const SecretKey& key, ByteView data);
 std::array<uint8_t, 32> sha256(ByteView data);
 
