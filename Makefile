@@ -5,8 +5,9 @@
 CXX      ?= g++
 CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++20 -Wall -Wextra -Wno-missing-field-initializers -pthread -MMD -MP \
-            -Iuserspace/lib $(shell pkg-config --cflags fuse3 openssl fmt 2>/dev/null)
+            -Iuserspace/lib $(shell pkg-config --cflags fuse3 openssl fmt blkid libcryptsetup libclamav libudev 2>/dev/null)
 LDLIBS   += $(shell pkg-config --libs openssl fmt 2>/dev/null) -pthread
+DEVLIBS  := $(shell pkg-config --libs blkid libcryptsetup libclamav libudev 2>/dev/null)
 FUSELIBS := $(shell pkg-config --libs fuse3 2>/dev/null)
 
 B := build
@@ -18,6 +19,7 @@ NVRCTL_OBJ := $(patsubst %.cpp,$(B)/%.o,$(wildcard userspace/nvrctl/*.cpp))
 UNIT_OBJ   := $(patsubst %.cpp,$(B)/%.o,$(wildcard tests/unit/*.cpp))
 
 DEPS := g++ make pkg-config libfuse3-dev fuse3 libssl-dev libfmt-dev nlohmann-json3-dev doctest-dev \
+        libblkid-dev libcryptsetup-dev libclamav-dev libudev-dev dosfstools cryptsetup-bin udev \
         ffmpeg e2fsprogs util-linux procps python3 bc fuse3 man-db groff-base
 
 .PHONY: all deps test demo bench clean
@@ -34,10 +36,10 @@ $(B)/nvrfsd: $(NVRFSD_OBJ) $(LIB)
 	$(CXX) $(CXXFLAGS) -o $@ $^ $(FUSELIBS) $(LDLIBS)
 
 $(B)/nvrctl: $(NVRCTL_OBJ) $(LIB)
-	$(CXX) $(CXXFLAGS) -o $@ $^ $(LDLIBS)
+	$(CXX) $(CXXFLAGS) -o $@ $^ $(DEVLIBS) $(LDLIBS)
 
 $(B)/unit-tests: $(UNIT_OBJ) $(LIB)
-	$(CXX) $(CXXFLAGS) -o $@ $^ $(LDLIBS)
+	$(CXX) $(CXXFLAGS) -o $@ $^ $(DEVLIBS) $(LDLIBS)
 
 # Installs only what is missing, so repeated runs are quick.
 deps:

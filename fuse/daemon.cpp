@@ -252,6 +252,20 @@ nlohmann::json Daemon::handle(const nlohmann::json& req) {
         });
         return nlohmann::json::object();
     }
+    if (cmd == "audit") {
+        // nvrctl's own actions (backups, device decisions) go into the same log.
+        const auto& peer = req.at("_peer");
+        const Caller who = Caller::of(peer.value("uid", 0u), peer.value("gid", 0u), peer.value("pid", 0));
+        auto rec = audit_record(req.value("event", "nvrctl"), who, path, req.value("errno", 0));
+        for (const char* k : {"to", "bytes", "files", "detail", "device", "uuid"})
+            if (req.contains(k)) rec[k] = req[k];
+        log->append(std::move(rec));
+        return nlohmann::json::object();
+    }
+    if (cmd == "alert") {
+        alerts->raise(req.value("alert", "Alert"), req.value("detail", ""), path);
+        return nlohmann::json::object();
+    }
     if (cmd == "scrub") {
         start_scrub(req.value("repair", false));
         return nlohmann::json::object();

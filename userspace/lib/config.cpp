@@ -48,6 +48,8 @@ const std::vector<OptionSpec>& option_table() {
         {"check_interval", OptKind::Seconds, "5", "seconds between member health and free-space checks"},
         {"degraded", OptKind::Bool, "no", "start even when a configured member is missing"},
         {"rebuild_max_rate", OptKind::Size, "0", "limit rebuilds to this many bytes per second (K/M/G suffixes; 0 = no limit)"},
+        {"device_allowlist", OptKind::Path, "/etc/nvrfs/devices.allow", "backup devices allowed (nvrctl device allow|deny)"},
+        {"clamav_db", OptKind::Path, "/var/lib/clamav", "ClamAV signature directory used to scan backup devices"},
         {"control_socket", OptKind::Path, "/run/nvrfs/nvrfsd.sock", "Unix socket on which nvrfsd takes nvrctl's requests"},
     };
     return t;

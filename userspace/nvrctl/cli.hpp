@@ -55,5 +55,7 @@ int cmd_scrub(const Args&);
 int cmd_config(const Args&);
 int cmd_log(const Args&);
 int cmd_alerts(const Args&);
+int cmd_device(const Args&);
+int cmd_backup(const Args&);
 
 }  // namespace nvrfs::cli

@@ -86,6 +86,8 @@ const std::vector<Verb>& verbs() {
         {"log", cmd_log, "log show|verify [--since T] [--until T] [--user U] [--path P] [--event E] [--json]"},
         {"alerts", cmd_alerts, "alerts [--all] [--ack ID|all] [--json]  alerts not yet acknowledged"},
         {"config", cmd_config, "config get [KEY] | config set KEY VALUE"},
+        {"device", cmd_device, "device info|allow|deny|scan DEV | device list | device hook | device watch  backup devices"},
+        {"backup", cmd_backup, "backup create --to DEV|DIR | backup verify ARCHIVE | backup restore ARCHIVE --to DIR  (--passphrase-file F)"},
     };
     return v;
 }
