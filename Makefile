@@ -66,3 +66,27 @@ bench: deps
 	$(MAKE) -j$$(nproc) all
 	bash bench/seqwrite.sh
 	bash bench/rebuild.sh
+	bash bench/backup.sh
+
+# Standard places; DESTDIR for staging (packages, tests).
+PREFIX  ?= /usr
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR  ?= $(PREFIX)/share/man
+UDEVDIR ?= /lib/udev/rules.d
+INSTALLED := $(SBINDIR)/nvrfsd $(SBINDIR)/nvrctl $(MANDIR)/man8/nvrfsd.8 $(MANDIR)/man8/nvrctl.8 \
+             $(MANDIR)/man5/nvrfs.conf.5 $(UDEVDIR)/90-nvrfs-backup.rules
+
+.PHONY: install uninstall
+install: $(B)/nvrfsd $(B)/nvrctl
+	install -D -m 0755 $(B)/nvrfsd $(DESTDIR)$(SBINDIR)/nvrfsd
+	install -D -m 0755 $(B)/nvrctl $(DESTDIR)$(SBINDIR)/nvrctl
+	install -D -m 0644 man/nvrfsd.8 $(DESTDIR)$(MANDIR)/man8/nvrfsd.8
+	install -D -m 0644 man/nvrctl.8 $(DESTDIR)$(MANDIR)/man8/nvrctl.8
+	install -D -m 0644 man/nvrfs.conf.5 $(DESTDIR)$(MANDIR)/man5/nvrfs.conf.5
+	install -D -m 0644 udev-rules/90-nvrfs-backup.rules $(DESTDIR)$(UDEVDIR)/90-nvrfs-backup.rules
+	install -d -m 0700 $(DESTDIR)/etc/nvrfs
+	@if [ -z "$(DESTDIR)" ] && command -v udevadm >/dev/null; then udevadm control --reload 2>/dev/null || true; fi
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)/etc/nvrfs 2>/dev/null

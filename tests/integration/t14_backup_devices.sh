@@ -110,6 +110,19 @@ out=$("$NVRCTL" backup create --config "$CONF" --to "$T/dirtarget" --camera cam2
 check "a camera selection backs up only that camera" python3 -c "import json,sys; sys.exit(0 if json.loads(sys.argv[1])['files']==2 else 1)" "$out"
 out=$("$NVRCTL" backup create --config "$CONF" --to "$T/dirtarget" --since 2099-01-01 --passphrase-file "$T/pass" 2>&1); rc=$?
 check "an empty time range is an error, not an empty archive (exit $rc)" bash -c "[ $rc -eq 1 ] && grep -q 'no recordings' <<<'$out'"
+if command -v cryptsetup >/dev/null; then
+  truncate -s 24M "$T/luks.img"; head -c 64 /dev/urandom > "$T/luks.key"
+  cryptsetup luksFormat --batch-mode --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 "$T/luks.img" "$T/luks.key" >/dev/null 2>&1
+  LUKS=$(losetup -f --show "$T/luks.img"); LOOPS+=("$LUKS")
+  out=$("$NVRCTL" device info --config "$CONF" "$LUKS" --json)
+  check "a LUKS volume is recognised with libcryptsetup" python3 -c "import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d['luks'] and d['luks_version']=='LUKS2' else 1)" "$out"
+  quiet "$NVRCTL" device allow --config "$CONF" "$LUKS"
+  out=$(udev_hook "$LUKS"); rc=$?
+  check "  ... and never mounted blindly, even when allowed (exit $rc): $out" bash -c "[ $rc -eq 1 ] && grep -q 'LUKS' <<<'$out'"
+fi
+blank=$(mkdev blank 8M none); LOOPS+=("$blank")
+out=$(udev_hook "$blank"); rc=$?
+check "a device without a file system is refused clearly (exit $rc): $out" bash -c "[ $rc -eq 1 ] && grep -q 'no file system' <<<'$out'"
 out=$(udev_hook "$USB" remove); rc=$?
 check "removal is recorded (exit $rc)" bash -c "'$NVRCTL' log show --config '$CONF' --event device-removed | grep -q '$USB'"
 finish
