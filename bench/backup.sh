@@ -3,22 +3,12 @@
 # one run: `nvrctl backup create` (encrypt + SHA-256 manifest) vs `tar -cf`,
 # both reading through the nvrfs mount and writing to the same directory.
 # Usage: bench/backup.sh [MiB]   (default 512)
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 MIB=${1:-512}
-B=$(mktemp -d "${BENCH_DIR:-/var/tmp}/nvrfs-bench.XXXXXX")
-cleanup() { mountpoint -q "$B/mnt" && fusermount3 -u "$B/mnt"; rm -rf "$B"; }
-trap cleanup EXIT
-NVRCTL=$ROOT/build/nvrctl
-mkdir -p "$B/mnt" "$B/out"
-"$NVRCTL" init --member "$B/m1" --member "$B/m2" --host-key "$B/host.key" --config "$B/nvrfs.conf" \
-  --control-socket "$B/ctl.sock" >/dev/null
-"$ROOT/build/nvrfsd" --config "$B/nvrfs.conf" "$B/mnt"
-mkdir "$B/mnt/cam1"
-head -c $((8 << 20)) /dev/urandom > "$B/seg"
-for i in $(seq $((MIB / 8))); do cp "$B/seg" "$B/mnt/cam1/seg$i.mp4"; done
+mkdir -p "$B/out"
+mount_set
+fill_recordings "$MIB"
 printf 'benchmark passphrase\n' > "$B/pass"
-now() { date +%s.%N; }
 sync; echo 3 > /proc/sys/vm/drop_caches
 t0=$(now); tar -cf "$B/out/plain.tar" -C "$B/mnt" cam1; sync; t1=$(now)
 tar_s=$(echo "$t1 - $t0" | bc)

@@ -3,23 +3,13 @@
 # same disk: the time nvrfs takes to rebuild a hot spare (member failed ->
 # set clean again) and to scrub every member, vs. `cp -a` of the same stored
 # tree. Usage: bench/rebuild.sh [MiB]   (default 1024)
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 MIB=${1:-1024}
-B=$(mktemp -d "${BENCH_DIR:-/var/tmp}/nvrfs-bench.XXXXXX")   # BENCH_DIR=/dev/shm: memory, no disk noise
-cleanup() { mountpoint -q "$B/mnt" && fusermount3 -u "$B/mnt"; rm -rf "$B"; }
-trap cleanup EXIT
-NVRCTL=$ROOT/build/nvrctl
-mkdir -p "$B/mnt" "$B/spare"
-"$NVRCTL" init --member "$B/m1" --member "$B/m2" --host-key "$B/host.key" --config "$B/nvrfs.conf" \
-  --control-socket "$B/ctl.sock" >/dev/null
-"$ROOT/build/nvrfsd" --config "$B/nvrfs.conf" "$B/mnt"
-mkdir "$B/mnt/cam1"
-head -c $((8 << 20)) /dev/urandom > "$B/seg"
-for i in $(seq $((MIB / 8))); do cp "$B/seg" "$B/mnt/cam1/seg$i.mp4"; done
+mkdir -p "$B/spare"
+mount_set
+fill_recordings "$MIB"
 "$NVRCTL" spare add --config "$B/nvrfs.conf" "$B/spare" >/dev/null
 sync; echo 3 > /proc/sys/vm/drop_caches
-now() { date +%s.%N; }
 
 t0=$(now); cp -a "$B/m1" "$B/rawcopy"; sync; t1=$(now)
 raw=$(echo "$t1 - $t0" | bc)

@@ -6,20 +6,13 @@
 #   nvrfs  : written once through the nvrfs mount (encrypted, mirrored), fsync'd
 # Reads: the file read back through nvrfs vs. read from one raw member, caches dropped.
 # Usage: bench/seqwrite.sh [MiB] [rounds]   (defaults 1024 MiB, 3 rounds; best round counts)
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 MIB=${1:-1024}; ROUNDS=${2:-3}
-B=$(mktemp -d "${BENCH_DIR:-/var/tmp}/nvrfs-bench.XXXXXX")   # BENCH_DIR=/dev/shm: memory, no disk noise
-cleanup() { mountpoint -q "$B/mnt" && fusermount3 -u "$B/mnt"; rm -rf "$B"; }
-trap cleanup EXIT
-mkdir -p "$B/raw1" "$B/raw2" "$B/mnt"
-"$ROOT/build/nvrctl" init --member "$B/m1" --member "$B/m2" --host-key "$B/host.key" --config "$B/nvrfs.conf" \
-  --control-socket "$B/ctl.sock" >/dev/null
-"$ROOT/build/nvrfsd" --config "$B/nvrfs.conf" "$B/mnt"
+mkdir -p "$B/raw1" "$B/raw2"
+mount_set
 head -c $((MIB << 20)) /dev/urandom > "$B/src"   # incompressible, like video
 
 secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
-dropc() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 best_raw_w=999999 best_nv_w=999999 best_raw_r=999999 best_nv_r=999999
 for r in $(seq "$ROUNDS"); do
   rm -f "$B/raw1/f" "$B/raw2/f" "$B/mnt/f"; dropc

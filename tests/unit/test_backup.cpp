@@ -1,6 +1,8 @@
 #include "backup_archive.hpp"
 #include "error.hpp"
 
+#include "helpers.hpp"
+
 #include <doctest/doctest.h>
 #include <fstream>
 #include <random>
@@ -10,12 +12,7 @@
 using namespace nvrfs;
 
 namespace {
-std::string slurp(const std::string& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+using test::slurp;
 struct Dir {
     std::string path;
     Dir() {

@@ -5,6 +5,8 @@
 #include "volume.hpp"
 
 #include <dirent.h>
+#include "helpers.hpp"
+
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -18,12 +20,7 @@ using namespace nvrfs;
 
 namespace {
 
-std::string slurp(const std::string& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+using test::slurp;
 
 // All regular files below dir, relative path -> contents.
 std::map<std::string, std::string> tree_of(const std::string& dir, const std::string& rel = "") {
