@@ -11,6 +11,12 @@ DEVLIBS  := $(shell pkg-config --libs blkid libcryptsetup libclamav libudev 2>/d
 FUSELIBS := $(shell pkg-config --libs fuse3 2>/dev/null)
 
 B := build
+# The vendor key signs installed manifests; its public half is compiled in.
+# Releases: make VENDOR_KEY=/secure/vendor.key install. Without one, a
+# development key is made in build/ (never committed).
+VENDOR_KEY ?= $(B)/dev-vendor.key
+CXXFLAGS += -I$(B)
+
 LIB_SRC  := $(wildcard userspace/lib/*.cpp)
 LIB_OBJ  := $(LIB_SRC:%.cpp=$(B)/%.o)
 LIB      := $(B)/libnvrfs.a
@@ -23,7 +29,19 @@ DEPS := g++ make pkg-config libfuse3-dev fuse3 libssl-dev libfmt-dev nlohmann-js
         ffmpeg e2fsprogs util-linux procps python3 bc fuse3 man-db groff-base
 
 .PHONY: all deps test demo bench clean
-all: $(B)/nvrfsd $(B)/nvrctl $(B)/unit-tests
+all: $(B)/nvrfsd $(B)/nvrctl $(B)/unit-tests $(B)/release/nvrfsd $(B)/release/nvrctl
+
+$(B)/dev-vendor.key:
+	@mkdir -p $(B)
+	openssl genpkey -algorithm ed25519 -out $@ 2>/dev/null && chmod 600 $@
+
+$(B)/vendor_pub.h: $(VENDOR_KEY)
+	@mkdir -p $(B)
+	{ echo '// generated from the vendor key: Ed25519 public key for manifest checks'; \
+	  echo 'static const char kVendorPublicKeyPem[] ='; \
+	  openssl pkey -in $< -pubout | sed 's/.*/"&\\n"/'; echo ';'; } > $@.tmp && mv $@.tmp $@
+
+$(B)/userspace/lib/integrity.o: $(B)/vendor_pub.h
 
 $(B)/%.o: %.cpp
 	@mkdir -p $(dir $@)
@@ -32,13 +50,22 @@ $(B)/%.o: %.cpp
 $(LIB): $(LIB_OBJ)
 	ar rcs $@ $^
 
-$(B)/nvrfsd: $(NVRFSD_OBJ) $(LIB)
+# Build-tree programs skip the installed-manifest check; release ones enforce it.
+$(B)/nvrfsd: $(NVRFSD_OBJ) $(B)/userspace/policy/build_tree.o $(LIB)
 	$(CXX) $(CXXFLAGS) -o $@ $^ $(FUSELIBS) $(LDLIBS)
 
-$(B)/nvrctl: $(NVRCTL_OBJ) $(LIB)
+$(B)/nvrctl: $(NVRCTL_OBJ) $(B)/userspace/policy/build_tree.o $(LIB)
 	$(CXX) $(CXXFLAGS) -o $@ $^ $(DEVLIBS) $(LDLIBS)
 
-$(B)/unit-tests: $(UNIT_OBJ) $(LIB)
+$(B)/release/nvrfsd: $(NVRFSD_OBJ) $(B)/userspace/policy/enforced.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -o $@ $^ $(FUSELIBS) $(LDLIBS)
+
+$(B)/release/nvrctl: $(NVRCTL_OBJ) $(B)/userspace/policy/enforced.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -o $@ $^ $(DEVLIBS) $(LDLIBS)
+
+$(B)/unit-tests: $(UNIT_OBJ) $(B)/userspace/policy/build_tree.o $(LIB)
 	$(CXX) $(CXXFLAGS) -o $@ $^ $(DEVLIBS) $(LDLIBS)
 
 # Installs only what is missing, so repeated runs are quick.
@@ -73,20 +100,21 @@ PREFIX  ?= /usr
 SBINDIR ?= $(PREFIX)/sbin
 MANDIR  ?= $(PREFIX)/share/man
 UDEVDIR ?= /lib/udev/rules.d
-INSTALLED := $(SBINDIR)/nvrfsd $(SBINDIR)/nvrctl $(MANDIR)/man8/nvrfsd.8 $(MANDIR)/man8/nvrctl.8 \
+INSTALLED := /usr/share/nvrfs/manifest /usr/share/nvrfs/manifest.sig $(SBINDIR)/nvrfsd $(SBINDIR)/nvrctl $(MANDIR)/man8/nvrfsd.8 $(MANDIR)/man8/nvrctl.8 \
              $(MANDIR)/man5/nvrfs.conf.5 $(UDEVDIR)/90-nvrfs-backup.rules
 
 .PHONY: install uninstall
-install: $(B)/nvrfsd $(B)/nvrctl
-	install -D -m 0755 $(B)/nvrfsd $(DESTDIR)$(SBINDIR)/nvrfsd
-	install -D -m 0755 $(B)/nvrctl $(DESTDIR)$(SBINDIR)/nvrctl
+install: $(B)/release/nvrfsd $(B)/release/nvrctl
+	install -D -m 0755 $(B)/release/nvrfsd $(DESTDIR)$(SBINDIR)/nvrfsd
+	install -D -m 0755 $(B)/release/nvrctl $(DESTDIR)$(SBINDIR)/nvrctl
 	install -D -m 0644 man/nvrfsd.8 $(DESTDIR)$(MANDIR)/man8/nvrfsd.8
 	install -D -m 0644 man/nvrctl.8 $(DESTDIR)$(MANDIR)/man8/nvrctl.8
 	install -D -m 0644 man/nvrfs.conf.5 $(DESTDIR)$(MANDIR)/man5/nvrfs.conf.5
 	install -D -m 0644 udev-rules/90-nvrfs-backup.rules $(DESTDIR)$(UDEVDIR)/90-nvrfs-backup.rules
 	install -d -m 0700 $(DESTDIR)/etc/nvrfs
+	bash scripts/sign-release $(VENDOR_KEY) $(if $(DESTDIR),$(DESTDIR),/)
 	@if [ -z "$(DESTDIR)" ] && command -v udevadm >/dev/null; then udevadm control --reload 2>/dev/null || true; fi
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
-	-rmdir $(DESTDIR)/etc/nvrfs 2>/dev/null
+	-rmdir $(DESTDIR)/etc/nvrfs $(DESTDIR)/usr/share/nvrfs 2>/dev/null

@@ -7,6 +7,7 @@
 // stderr and exit status 1 (2 for usage errors); nothing is written to members.
 #include "daemon.hpp"
 #include "error.hpp"
+#include "integrity.hpp"
 #include "ops.hpp"
 
 #include <algorithm>
@@ -119,6 +120,7 @@ void check_mountpoint(const std::string& mp) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (integrity_enforced()) verify_installation_or_exit("nvrfsd");
     ::openlog("nvrfsd", LOG_PID, LOG_DAEMON);
     Args a;
     try {

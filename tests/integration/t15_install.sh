@@ -6,7 +6,7 @@
 T=$(mktemp -d /tmp/nvrfs-it.XXXXXX); trap 'rm -rf "$T"' EXIT
 D=$T/root
 check "make install DESTDIR=..." quiet make -C "$ROOT" install DESTDIR="$D"
-for f in usr/sbin/nvrfsd usr/sbin/nvrctl usr/share/man/man8/nvrfsd.8 usr/share/man/man8/nvrctl.8 \
+for f in usr/share/nvrfs/manifest usr/share/nvrfs/manifest.sig usr/sbin/nvrfsd usr/sbin/nvrctl usr/share/man/man8/nvrfsd.8 usr/share/man/man8/nvrctl.8 \
          usr/share/man/man5/nvrfs.conf.5 lib/udev/rules.d/90-nvrfs-backup.rules; do
   check "installs /$f" test -s "$D/$f"
 done

@@ -57,5 +57,6 @@ int cmd_log(const Args&);
 int cmd_alerts(const Args&);
 int cmd_device(const Args&);
 int cmd_backup(const Args&);
+int cmd_verify_install(const Args&);
 
 }  // namespace nvrfs::cli

@@ -7,6 +7,7 @@
 #include "cli.hpp"
 #include "control.hpp"
 #include "error.hpp"
+#include "integrity.hpp"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -68,6 +69,26 @@ std::string human_bytes(uint64_t b) {
     return fmt::format("{:.1f} {}", v, u[i]);
 }
 
+int cmd_verify_install(const Args& args) {
+    Common c = parse(args);
+    char exe[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) throw Error(EIO, "", "cannot find my own executable");
+    exe[n] = '\0';
+    const nvrfs::IntegrityReport r = nvrfs::check_installation(exe);
+    if (c.json) {
+        nlohmann::json j = {{"ok", r.ok}, {"root", r.root}, {"problem", r.problem}, {"files", nlohmann::json::array()}};
+        for (auto& f : r.files) j["files"].push_back({{"path", "/" + f.path}, {"state", f.state}});
+        fmt::print("{}\n", j.dump(2));
+    } else {
+        for (auto& f : r.files)
+            if (f.state != "ok") fmt::print("{:<9} /{}\n", f.state, f.path);
+        if (!r.problem.empty()) fmt::print("problem: {}\n", r.problem);
+        fmt::print("{}: {} files checked against the signed manifest\n", r.ok ? "installation intact" : "INSTALLATION NOT INTACT", r.files.size());
+    }
+    return r.ok ? 0 : 1;
+}
+
 namespace {
 
 struct Verb {
@@ -87,6 +108,7 @@ const std::vector<Verb>& verbs() {
         {"alerts", cmd_alerts, "alerts [--all] [--ack ID|all] [--json]  alerts not yet acknowledged"},
         {"config", cmd_config, "config get [KEY] | config set KEY VALUE"},
         {"device", cmd_device, "device info|allow|deny|scan DEV | device list | device hook | device watch  backup devices"},
+        {"verify-install", cmd_verify_install, "verify-install [--json]         check the signed manifest and every installed file"},
         {"backup", cmd_backup, "backup create --to DEV|DIR | backup verify ARCHIVE | backup restore ARCHIVE --to DIR  (--passphrase-file F)"},
     };
     return v;
@@ -105,6 +127,8 @@ void usage(FILE* out) {
 
 int main(int argc, char** argv) {
     using namespace nvrfs::cli;
+    if (nvrfs::integrity_enforced())
+        nvrfs::verify_installation_or_exit("nvrctl", argc > 1 && std::string(argv[1]) == "verify-install");
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -1,0 +1,3 @@
+// Linked into the installed (release) programs: they verify their installation first.
+#include "integrity.hpp"
+bool nvrfs::integrity_enforced() { return true; }
