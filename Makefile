@@ -118,3 +118,7 @@ install: $(B)/release/nvrfsd $(B)/release/nvrctl
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
 	-rmdir $(DESTDIR)/etc/nvrfs $(DESTDIR)/usr/share/nvrfs 2>/dev/null
+
+.PHONY: sbom
+sbom: $(B)/release/nvrfsd $(B)/release/nvrctl
+	python3 scripts/sbom.py $(B)/release/nvrfsd $(B)/release/nvrctl
