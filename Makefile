@@ -26,7 +26,7 @@ UNIT_OBJ   := $(patsubst %.cpp,$(B)/%.o,$(wildcard tests/unit/*.cpp))
 
 DEPS := g++ make pkg-config libfuse3-dev fuse3 libssl-dev libfmt-dev nlohmann-json3-dev doctest-dev \
         libblkid-dev libcryptsetup-dev libclamav-dev libudev-dev dosfstools cryptsetup-bin udev \
-        ffmpeg e2fsprogs util-linux procps python3 bc fuse3 man-db groff-base
+        ffmpeg e2fsprogs util-linux procps python3 bc fuse3 man-db groff-base lintian systemd
 
 .PHONY: all deps test demo bench clean
 all: $(B)/nvrfsd $(B)/nvrctl $(B)/unit-tests $(B)/release/nvrfsd $(B)/release/nvrctl
@@ -100,20 +100,23 @@ PREFIX  ?= /usr
 SBINDIR ?= $(PREFIX)/sbin
 MANDIR  ?= $(PREFIX)/share/man
 UDEVDIR ?= /lib/udev/rules.d
-INSTALLED := /usr/share/nvrfs/manifest /usr/share/nvrfs/manifest.sig $(SBINDIR)/nvrfsd $(SBINDIR)/nvrctl $(MANDIR)/man8/nvrfsd.8 $(MANDIR)/man8/nvrctl.8 \
+UNITDIR ?= /lib/systemd/system
+INSTALLED := /usr/share/nvrfs/manifest /usr/share/nvrfs/manifest.sig $(UNITDIR)/nvrfsd.service $(SBINDIR)/nvrfsd $(SBINDIR)/nvrctl $(MANDIR)/man8/nvrfsd.8 $(MANDIR)/man8/nvrctl.8 \
              $(MANDIR)/man5/nvrfs.conf.5 $(UDEVDIR)/90-nvrfs-backup.rules
 
 .PHONY: install uninstall
 install: $(B)/release/nvrfsd $(B)/release/nvrctl
-	install -D -m 0755 $(B)/release/nvrfsd $(DESTDIR)$(SBINDIR)/nvrfsd
-	install -D -m 0755 $(B)/release/nvrctl $(DESTDIR)$(SBINDIR)/nvrctl
+	install -D -s -m 0755 $(B)/release/nvrfsd $(DESTDIR)$(SBINDIR)/nvrfsd
+	install -D -s -m 0755 $(B)/release/nvrctl $(DESTDIR)$(SBINDIR)/nvrctl
 	install -D -m 0644 man/nvrfsd.8 $(DESTDIR)$(MANDIR)/man8/nvrfsd.8
 	install -D -m 0644 man/nvrctl.8 $(DESTDIR)$(MANDIR)/man8/nvrctl.8
 	install -D -m 0644 man/nvrfs.conf.5 $(DESTDIR)$(MANDIR)/man5/nvrfs.conf.5
 	install -D -m 0644 udev-rules/90-nvrfs-backup.rules $(DESTDIR)$(UDEVDIR)/90-nvrfs-backup.rules
+	install -D -m 0644 scripts/nvrfsd.service $(DESTDIR)$(UNITDIR)/nvrfsd.service
 	install -d -m 0700 $(DESTDIR)/etc/nvrfs
 	bash scripts/sign-release $(VENDOR_KEY) $(if $(DESTDIR),$(DESTDIR),/)
 	@if [ -z "$(DESTDIR)" ] && command -v udevadm >/dev/null; then udevadm control --reload 2>/dev/null || true; fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
@@ -122,3 +125,8 @@ uninstall:
 .PHONY: sbom
 sbom: $(B)/release/nvrfsd $(B)/release/nvrctl
 	python3 scripts/sbom.py $(B)/release/nvrfsd $(B)/release/nvrctl
+
+# A Debian package of the signed installation (scripts/make-deb).
+.PHONY: deb
+deb: $(B)/release/nvrfsd $(B)/release/nvrctl
+	bash scripts/make-deb $(B) $(VENDOR_KEY)

@@ -29,7 +29,7 @@ namespace {
 
 void usage(FILE* out) {
     fmt::print(out,
-               "usage: nvrfsd [options] MOUNTPOINT\n"
+               "usage: nvrfsd [options] [MOUNTPOINT]\n"
                "Mount an nvrfs mirror set (see nvrfsd(8)).\n\n"
                "  --config FILE        read options from FILE (default {} if no --member is given)\n"
                "  -f, --foreground     stay in the foreground\n"
@@ -88,7 +88,6 @@ int parse(int argc, char** argv, Args& a) {
             throw Error(EINVAL, "", fmt::format("unexpected argument '{}': only one mountpoint", arg));
         }
     }
-    if (a.mountpoint.empty()) throw Error(EINVAL, "", "no mountpoint given (see nvrfsd --help)");
     bool has_member = false;
     for (auto& [k, v] : sets) has_member |= k == "member";
     if (config_file.empty() && !has_member) config_file = kDefaultConfig;
@@ -101,6 +100,8 @@ int parse(int argc, char** argv, Args& a) {
         }
         a.cfg.set(k, v);
     }
+    if (a.mountpoint.empty()) a.mountpoint = a.cfg.text("mountpoint");
+    if (a.mountpoint.empty()) throw Error(EINVAL, "", "no mountpoint given (MOUNTPOINT argument or mountpoint = in the config; see nvrfsd --help)");
     return -1;
 }
 

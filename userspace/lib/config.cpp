@@ -40,6 +40,7 @@ std::optional<uint64_t> parse_uint(const std::string& s) {
 const std::vector<OptionSpec>& option_table() {
     static const std::vector<OptionSpec> t = {
         {"member", OptKind::PathList, "", "a member directory (one per disk; repeat, at least two)"},
+        {"mountpoint", OptKind::Path, "", "where nvrfsd mounts the set when no MOUNTPOINT argument is given"},
         {"spare", OptKind::PathList, "", "a hot spare directory: replaces a failed member automatically"},
         {"host_key", OptKind::Path, "/etc/nvrfs/host.key", "the host key that unlocks the members (never on a member)"},
         {"min_free", OptKind::Size, "5%", "alert when free space falls below this (percent, or bytes with K/M/G/T)"},
