@@ -26,7 +26,7 @@ UNIT_OBJ   := $(patsubst %.cpp,$(B)/%.o,$(wildcard tests/unit/*.cpp))
 
 DEPS := g++ make pkg-config libfuse3-dev fuse3 libssl-dev libfmt-dev nlohmann-json3-dev doctest-dev \
         libblkid-dev libcryptsetup-dev libclamav-dev libudev-dev dosfstools cryptsetup-bin udev \
-        ffmpeg e2fsprogs util-linux procps python3 bc fuse3 man-db groff-base lintian systemd
+        ffmpeg e2fsprogs util-linux procps python3 bc fuse3 fio gocryptfs man-db groff-base lintian systemd
 
 .PHONY: all deps test demo bench clean
 all: $(B)/nvrfsd $(B)/nvrctl $(B)/unit-tests $(B)/release/nvrfsd $(B)/release/nvrctl
@@ -94,6 +94,7 @@ bench: deps
 	bash bench/seqwrite.sh
 	bash bench/rebuild.sh
 	bash bench/backup.sh
+	python3 bench/compare.py
 
 # Standard places; DESTDIR for staging (packages, tests).
 PREFIX  ?= /usr

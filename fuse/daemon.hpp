@@ -46,6 +46,7 @@ struct Daemon {
     ScrubState scrub;
     std::thread scrub_thread;
     std::atomic<bool> stopping{false};
+    std::atomic<bool> fuse_initialized{false};  // set by the FUSE init handler
 
     // Assemble the set and open the audit log. Throws Error on bad input.
     static std::unique_ptr<Daemon> prepare(const Config& cfg, const std::string& config_file, const std::string& mountpoint);

@@ -15,6 +15,9 @@
 #include <cstdio>
 #include <cstring>
 #include <fmt/format.h>
+#include <chrono>
+#include <climits>
+#include <thread>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -105,6 +108,28 @@ int parse(int argc, char** argv, Args& a) {
     return -1;
 }
 
+// Recordings are read sequentially (export, playback, backup): a bigger
+// readahead than the kernel's 128 KiB default for FUSE lets reads overlap
+// decryption. The kernel lowers the value again while it processes FUSE INIT,
+// so this runs once INIT is done. The device is found through mountinfo: a
+// stat() of our own mountpoint would be a FUSE request to ourselves.
+bool set_readahead(const std::string& real, unsigned kb) {
+    std::ifstream in("/proc/self/mountinfo");
+    std::string line, devno;
+    while (std::getline(in, line)) {
+        std::istringstream ss(line);
+        std::string id, parent, dev, root, point;
+        ss >> id >> parent >> dev >> root >> point;
+        if (point == real && line.find("fuse.nvrfs") != std::string::npos) devno = dev;
+    }
+    if (devno.empty()) return false;
+    const std::string knob = "/sys/class/bdi/" + devno + "/read_ahead_kb";
+    std::ofstream(knob) << kb;
+    unsigned now = 0;
+    std::ifstream(knob) >> now;
+    return now == kb;
+}
+
 void check_mountpoint(const std::string& mp) {
     struct stat st {}, parent {};
     if (::stat(mp.c_str(), &st) < 0) {
@@ -147,6 +172,9 @@ int main(int argc, char** argv) {
     for (auto& s : sargs) cargs.push_back(s.data());
     fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(cargs.size()), cargs.data());
 
+    // Resolved before mounting: afterwards a lookup of it would be a FUSE request.
+    char resolved[PATH_MAX];
+    const std::string real_mountpoint = ::realpath(a.mountpoint.c_str(), resolved) ? resolved : a.mountpoint;
     fuse* f = fuse_new(&fargs, &nvrfs_operations(), sizeof(fuse_operations), d.get());
     if (!f) {
         fmt::print(stderr, "nvrfsd: cannot set up FUSE (bad -o option?)\n");
@@ -166,6 +194,15 @@ int main(int argc, char** argv) {
         return 1;
     }
     d->start_background();
+    std::thread([mp = real_mountpoint, daemon = d.get()] {
+        for (int i = 0; i < 100; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            if (daemon->fuse_initialized && set_readahead(mp, 4096)) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                if (set_readahead(mp, 4096)) return;
+            }
+        }
+    }).detach();
     fuse_loop_config* lc = fuse_loop_cfg_create();
     fuse_loop_cfg_set_clone_fd(lc, 1);
     fuse_loop_cfg_set_idle_threads(lc, 16);

@@ -40,6 +40,7 @@ void* op_init(fuse_conn_info* conn, fuse_config* cfg) {
     // Writeback caching would acknowledge writes before they are sealed and
     // mirrored; splice buys nothing as every byte is encrypted in memory anyway.
     conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+    daemon().fuse_initialized = true;
     return fuse_get_context()->private_data;
 }
 
