@@ -77,8 +77,7 @@ std::unique_ptr<MirrorSet> MirrorSet::assemble(const std::vector<std::string>& p
                                     uuid_str(m->sb.set_uuid), first.path, uuid_str(first.sb.set_uuid)));
     }
     set->set_uuid_ = first.sb.set_uuid;
-    set->master_ = first.sb.unwrap_master(host_key, first.path);
-    set->keys_ = KeySet::derive(set->master_);
+    set->keys_ = KeySet::derive(first.sb.unwrap_master(host_key, first.path));
     std::set<Uuid> uuids;
     for (const auto& m : found) {
         // Every member must unwrap: a superblock re-wrapped under another key is foreign.

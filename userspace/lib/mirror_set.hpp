@@ -116,7 +116,6 @@ private:
     std::atomic<size_t> count_{0};
     std::atomic<size_t> raid_disks_{0};
     KeySet keys_;
-    SecretKey master_;
     Uuid set_uuid_{};
     mutable std::mutex mu_;
     std::once_flag pool_once_;
