@@ -33,6 +33,18 @@ Bytes seal_frame(const KeySet& keys, const Uuid& set, const std::string& plain) 
     return f;
 }
 
+// Make the log open on `to` (an O_APPEND descriptor) a copy of the one on
+// `from`. copy_file_range refuses an O_APPEND target, so append mode is lifted
+// for the copy. 0 or -errno.
+int replace_log(int from, int to) {
+    struct stat st {};
+    if (::fstat(from, &st) < 0 || ::ftruncate(to, 0) < 0) return -errno;
+    ::fcntl(to, F_SETFL, 0);
+    const int r = copy_range(from, 0, to, 0, static_cast<uint64_t>(st.st_size));
+    if (::fcntl(to, F_SETFL, O_APPEND) < 0 && r == 0) return -errno;
+    return r;
+}
+
 enum class FrameStatus { Ok, End, Torn, Forged };
 
 // Reads the frame at `off`; on Ok fills `plain` and advances `off`.
@@ -130,13 +142,7 @@ AuditLog::AuditLog(MirrorSet& set, std::vector<std::string>* notes) : set_(set),
     // give it the reference's copy, or its chain would break from here on.
     for (auto [i, seq] : tails) {
         if (i == ref || seq == seq_) continue;
-        struct stat st {};
-        if (::fstat(fds_[ref].get(), &st) < 0 || ::ftruncate(fds_[i].get(), 0) < 0) continue;
-        // copy_file_range refuses an O_APPEND target: lift it for the copy.
-        ::fcntl(fds_[i].get(), F_SETFL, 0);
-        const int r = copy_range(fds_[ref].get(), 0, fds_[i].get(), 0, static_cast<uint64_t>(st.st_size));
-        ::fcntl(fds_[i].get(), F_SETFL, O_APPEND);
-        if (r == 0 && notes)
+        if (replace_log(fds_[ref].get(), fds_[i].get()) == 0 && notes)
             notes->push_back(fmt::format("AuditLogRecovered: {} ended at record #{}, {} at #{}: copied the longer log",
                                          set_.member(i).path, seq, set_.member(ref).path, seq_));
     }
@@ -174,15 +180,11 @@ void AuditLog::attach(size_t idx, const std::function<void()>& joined) {
     Member& dst = set_.member(idx);
     for (size_t i : set_.healthy_members()) {
         if (!fds_[i]) continue;
-        struct stat st {};
-        if (::fstat(fds_[i].get(), &st) < 0) continue;
-        UniqueFd fd(::openat(dst.dirfd.get(), kAuditLogPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        UniqueFd fd(::openat(dst.dirfd.get(), kAuditLogPath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
         if (!fd) throw_errno(errno, dst.path + "/" + kAuditLogPath, "cannot create audit log");
         // Appends are blocked (mu_ held), so the copy is the whole chain so far.
-        // (copy_file_range refuses an O_APPEND target: append mode comes after.)
-        if (int r = copy_range(fds_[i].get(), 0, fd.get(), 0, static_cast<uint64_t>(st.st_size)); r < 0)
+        if (int r = replace_log(fds_[i].get(), fd.get()); r < 0)
             throw_errno(-r, dst.path + "/" + kAuditLogPath, "cannot copy audit log");
-        if (::fcntl(fd.get(), F_SETFL, O_APPEND) < 0) throw_errno(errno, dst.path + "/" + kAuditLogPath, "cannot set append mode");
         fds_[idx] = std::move(fd);
         joined();
         return;

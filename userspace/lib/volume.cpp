@@ -26,6 +26,15 @@ int neg_errno() { return -errno; }
 
 // Per-thread scratch buffers, one per use so nested uses never share. Reusing
 // them spares every 1 MiB request an mmap, page faults and zero-filling.
+// A file with no data: its header and one sealed empty chunk (chunk_layout.hpp).
+Bytes empty_file_image(const FileHeader& hdr, const SecretKey& key) {
+    Bytes img(kHeaderSize + kChunkOverhead);
+    const auto h = hdr.encode();
+    std::memcpy(img.data(), h.data(), h.size());
+    seal_chunk(key, hdr, 0, true, {}, img.data() + kHeaderSize);
+    return img;
+}
+
 enum Scratch { kWritePlain, kWriteSealed, kReadStored, kReadPlain, kScratchSlots };
 uint8_t* scratch(Scratch slot, size_t n) {
     struct Buf {
@@ -144,9 +153,7 @@ struct stat Volume::getattr(const std::string& path, Handle* h) {
     if (stored_min != stored_max || !plain_size(stored_max)) {
         // The copies differ (tampering, or a crash between members): opening
         // reconciles them, and the size reported is the authentic one.
-        auto h = open(path, O_RDONLY, Caller{});
-        st.st_size = static_cast<off_t>(h->file->size.load());
-        release(std::move(h));
+        if (const auto h = pin(path)) st.st_size = static_cast<off_t>(h->file->size.load());
         return st;
     }
     st.st_size = static_cast<off_t>(plain_size_lenient(stored_max));
@@ -377,10 +384,7 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
         // A new file: one header and one sealed empty chunk, the same bytes on every member.
         random_bytes(f->hdr.id);
         f->key = file_key(set_.keys().content, f->hdr.id);
-        Bytes init(kHeaderSize + kChunkOverhead);
-        const auto h = f->hdr.encode();
-        std::memcpy(init.data(), h.data(), h.size());
-        seal_chunk(f->key, f->hdr, 0, true, {}, init.data() + kHeaderSize);
+        const Bytes init = empty_file_image(f->hdr, f->key);
         std::vector<std::pair<size_t, int>> wr;
         for (size_t i : set_.writable_members()) {
             if (!f->fds[i]) continue;
@@ -724,10 +728,7 @@ void Volume::truncate_locked(OpenFile& f, const std::string& path, uint64_t new_
     if (new_size == 0) {
         // A new generation: no chunk from before can be replayed into the file.
         f.hdr.generation++;
-        Bytes init(kHeaderSize + kChunkOverhead);
-        const auto h = f.hdr.encode();
-        std::memcpy(init.data(), h.data(), h.size());
-        seal_chunk(f.key, f.hdr, 0, true, {}, init.data() + kHeaderSize);
+        const Bytes init = empty_file_image(f.hdr, f.key);
         for (size_t i : set_.writable_members()) {
             if (!f.fds[i]) continue;
             int r = ::ftruncate(f.fds[i].get(), static_cast<off_t>(init.size())) < 0 ? neg_errno() : 0;
@@ -763,16 +764,12 @@ void Volume::truncate_locked(OpenFile& f, const std::string& path, uint64_t new_
 void Volume::truncate(const std::string& path, uint64_t size, Handle* h, const Caller& who) {
     uint64_t old = 0;
     try {
-        std::unique_ptr<Handle> own;
+        std::shared_ptr<Handle> own;
         if (!h) {
-            own = open(path, O_RDWR, who);
+            own = pin(path);
+            if (!own) throw_errno(ENOENT, path, "truncate");
             h = own.get();
         }
-        struct Release {
-            OpenFileTable& t;
-            Handle* own;
-            ~Release() { if (own) t.release(own->file); }
-        } release{open_, own.get()};
         std::unique_lock lk(h->file->mu);
         old = h->file->size;
         truncate_locked(*h->file, path, size);
