@@ -1,21 +1,30 @@
 #!/usr/bin/env python3
 """compare.py — raw mirror vs gocryptfs vs nvrfs, side by side in one run.
 
-Targets on the same disk (BENCH_DIR, default /var/tmp):
+Targets, all on the same disk (BENCH_DIR, default /var/tmp):
   raw        two plain directories written at once (the bytes a mirror must write)
   gocryptfs  gocryptfs over one directory (encrypted FUSE, no mirror)
   nvrfs      nvrfs with two members
-Workloads: (a) camera streams: N writers at 1 MB/s (8 Mbit/s) in 32 KiB writes,
-a new file every 2 s, for each N in STREAMS; a stream "keeps up" if it ends
-less than one second behind schedule; (b) one sequential writer, 1 MiB writes,
-fsync at the end; (c) sequential and random 64 KiB reads, cold cache;
-(d) metadata: create + stat + unlink of many small files.
-For each: MiB/s (or ops/s), CPU seconds per GiB (writer + filesystem daemon),
-and the daemon's peak memory; then nvrfs/raw and nvrfs/gocryptfs ratios.
-Usage: bench/compare.py [--streams 16,64,128] [--seconds 10] [--size-mib 512]"""
-import argparse, os, random, resource, subprocess, sys, tempfile, threading, time
+  before     (with --baseline DIR) the nvrfsd/nvrctl in DIR, e.g. an older
+             build, on its own two members: before/after ratios in one run
+Workloads (fio where it fits):
+  (a) N camera streams (fio jobs) at 1 MiB/s (8 Mbit/s) in 32 KiB writes, a new
+      2-second file every 2 MiB; a stream "keeps up" when its data is down
+      within one second of schedule; raw writes every stream to both dirs
+  (b) one sequential writer, 1 MiB writes, fsync at the end
+  (c) sequential 1 MiB reads and random 64 KiB reads (each block once) of (b)'s
+      file, page cache dropped first
+  (d) metadata: create + stat + unlink of many small files
+  (e) rebuild of a hot spare after a member fails, vs `cp -a` of a member;
+      scrub of both members, vs reading both members' files
+For each: MiB/s (or ops/s, or seconds), CPU seconds per GiB (benchmark tools +
+the filesystem daemon), and the daemon's peak memory during that workload.
+Usage: bench/compare.py [--streams 16,64,128] [--seconds 10] [--size-mib 1024]
+                        [--rebuild-mib 1024] [--baseline DIR]"""
+import argparse, json, os, resource, shutil, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KEEP_UP_SLACK = 1.0  # seconds a stream may end behind schedule
 
 
 def run(*a, **kw):
@@ -23,15 +32,11 @@ def run(*a, **kw):
 
 
 def proc_cpu(pid):
-    if not pid:
-        return 0.0
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_kib(pid):
-    if not pid:
-        return 0
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
@@ -43,96 +48,68 @@ def drop_caches():
     open("/proc/sys/vm/drop_caches", "w").write("3")
 
 
+def fio(*jobs, common=()):
+    """Runs fio with `common` options and one job per list in `jobs`; returns its JSON jobs."""
+    args = ["fio", "--output-format=json", "--thread", "--ioengine=psync", "--fallocate=none", *common]
+    for j in jobs:
+        args += j
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    return json.loads(out[out.index("{"):])["jobs"]
+
+
 class Target:
-    def __init__(self, name, dirs, pid=0):
-        self.name, self.dirs, self.pid = name, dirs, pid
+    """A file system under test: where its files go, and its daemon (if any)."""
+
+    def __init__(self, name, dirs, proc=None, nvrctl=None, conf=None, members=()):
+        self.name, self.dirs, self.proc = name, dirs, proc
+        self.nvrctl, self.conf, self.members = nvrctl, conf, list(members)
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else 0
 
     def measure(self, fn):
-        """Runs fn(); returns (result, cpu seconds of this process + the daemon)."""
-        c0 = resource.getrusage(resource.RUSAGE_SELF)
-        d0 = proc_cpu(self.pid)
+        """Runs fn(); returns (result, CPU seconds of us, our children and the daemon, daemon peak KiB)."""
+        if self.pid:
+            open(f"/proc/{self.pid}/clear_refs", "w").write("5")  # restart the VmHWM count
+        ru = lambda: [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+        r0, d0 = ru(), proc_cpu(self.pid) if self.pid else 0.0
         out = fn()
-        c1 = resource.getrusage(resource.RUSAGE_SELF)
-        cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime) + proc_cpu(self.pid) - d0
-        return out, cpu
+        r1, d1 = ru(), proc_cpu(self.pid) if self.pid else 0.0
+        cpu = sum((b.ru_utime - a.ru_utime) + (b.ru_stime - a.ru_stime) for a, b in zip(r0, r1)) + d1 - d0
+        return out, cpu, peak_kib(self.pid) if self.pid else 0
 
 
-def streams(t, n, seconds):
-    """n camera writers; returns (streams that kept up, bytes written)."""
-    chunk = os.urandom(32 * 1024)
-    per_sec = 1_000_000 // len(chunk)  # ~1 MB/s
-    kept, total = [0], [0]
-    lock = threading.Lock()
-
-    def cam(i):
-        d = t.dirs[i % len(t.dirs)] if t.name != "raw" else None
-        fds, written, start = [], 0, time.monotonic()
-        seg = -1
-        for k in range(per_sec * seconds):
-            due = start + k / per_sec
-            now = time.monotonic()
-            if due > now:
-                time.sleep(due - now)
-            if k // (per_sec * 2) != seg:  # a new 2-second segment file
-                for fd in fds:
-                    os.close(fd)
-                seg = k // (per_sec * 2)
-                dirs = t.dirs if t.name == "raw" else [d]
-                fds = [os.open(os.path.join(x, f"cam{i}-{seg}.mp4"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) for x in dirs]
-            for fd in fds:
-                os.write(fd, chunk)
-            written += len(chunk)
-        for fd in fds:
-            os.close(fd)
-        behind = time.monotonic() - (start + seconds)
-        with lock:
-            total[0] += written
-            kept[0] += behind < 1.0
-
-    ths = [threading.Thread(target=cam, args=(i,)) for i in range(n)]
-    for th in ths:
-        th.start()
-    for th in ths:
-        th.join()
-    return kept[0], total[0]
+def cameras(t, n, seconds):
+    """n streams per directory of t; returns (streams that kept up, bytes written)."""
+    files = max(1, seconds // 2)
+    jobs = [[f"--name=cam{k}", f"--directory={d}", f"--numjobs={n}", "--rw=write", "--bs=32k", "--rate=1m",
+             "--filesize=2m", f"--nrfiles={files}", "--file_service_type=sequential", "--openfiles=1",
+             "--create_on_open=1"] for k, d in enumerate(t.dirs)]
+    res = fio(*jobs)
+    late, seen = set(), {}
+    for j in res:  # numjobs clones of one job come in order: the k-th is stream k
+        k = seen[j["jobname"]] = seen.get(j["jobname"], -1) + 1
+        if j["job_runtime"] > (files * 2 + KEEP_UP_SLACK) * 1000:
+            late.add(k)
+    ok = n - len(late)
+    return ok, sum(j["write"]["io_bytes"] for j in res)
 
 
 def seq_write(t, mib):
-    buf = os.urandom(1 << 20)
-
-    def one(path):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        for _ in range(mib):
-            os.write(fd, buf)
-        os.fsync(fd)
-        os.close(fd)
-
-    ths = [threading.Thread(target=one, args=(os.path.join(d, "seq.bin"),)) for d in t.dirs]
+    jobs = [[f"--name=seq{k}", f"--filename={d}/seq.bin", "--rw=write", "--bs=1m", f"--size={mib}m", "--end_fsync=1"]
+            for k, d in enumerate(t.dirs)]
     t0 = time.monotonic()
-    for th in ths:
-        th.start()
-    for th in ths:
-        th.join()
-    return time.monotonic() - t0
+    fio(*jobs)
+    return mib / (time.monotonic() - t0)
 
 
 def reads(t, rand):
-    path = os.path.join(t.dirs[0], "seq.bin")
-    size = os.path.getsize(path)
-    fd = os.open(path, os.O_RDONLY)
-    t0, n = time.monotonic(), 0
-    if rand:
-        rng = random.Random(1)
-        while time.monotonic() - t0 < 5:
-            n += len(os.pread(fd, 65536, rng.randrange(0, size // 65536) * 65536))
-    else:
-        while True:
-            b = os.read(fd, 1 << 20)
-            if not b:
-                break
-            n += len(b)
-    os.close(fd)
-    return n, time.monotonic() - t0
+    path = f"{t.dirs[0]}/seq.bin"
+    job = ["--name=rd", f"--filename={path}", "--rw=randread" if rand else "--rw=read", "--bs=64k" if rand else "--bs=1m",
+           "--runtime=10", "--invalidate=1"]
+    r = fio(job)[0]["read"]
+    return r["bw_bytes"] / 2**20, r["io_bytes"]
 
 
 def metadata(t, count=2000):
@@ -148,69 +125,154 @@ def metadata(t, count=2000):
     return 3 * count / (time.monotonic() - t0)
 
 
+def tree_bytes(d):
+    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(d) for f in fs)
+
+
+def rebuild(t, base):
+    """Fails the second member with a spare standing by; seconds until the set is clean again."""
+    spare = f"{base}/{t.name}-spare"
+    os.makedirs(spare)
+    run(t.nvrctl, "spare", "add", "--config", t.conf, spare, stdout=subprocess.DEVNULL)
+    drop_caches()
+    t0 = time.monotonic()
+    run(t.nvrctl, "member", "fail", "--config", t.conf, t.members[1], stdout=subprocess.DEVNULL)
+    while subprocess.run([t.nvrctl, "status", "--config", t.conf], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL).returncode != 0:
+        time.sleep(0.05)
+    os.sync()
+    return time.monotonic() - t0
+
+
+def scrub(t):
+    drop_caches()
+    t0 = time.monotonic()
+    run(t.nvrctl, "scrub", "--config", t.conf, stdout=subprocess.DEVNULL)
+    return time.monotonic() - t0
+
+
+def start_nvrfs(name, bindir, base):
+    m = [f"{base}/{name}-m1", f"{base}/{name}-m2"]
+    conf, mnt = f"{base}/{name}.conf", f"{base}/{name}-mnt"
+    os.makedirs(mnt)
+    run(f"{bindir}/nvrctl", "init", "--member", m[0], "--member", m[1], "--host-key", f"{base}/{name}.key",
+        "--config", conf, "--control-socket", f"{base}/{name}.sock", stdout=subprocess.DEVNULL)
+    p = subprocess.Popen([f"{bindir}/nvrfsd", "--config", conf, "-f", mnt])
+    return Target(name, [mnt], p, f"{bindir}/nvrctl", conf, m)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--streams", default="16,64,128")
     ap.add_argument("--seconds", type=int, default=10)
-    ap.add_argument("--size-mib", type=int, default=512)
+    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--rebuild-mib", type=int, default=1024)
+    ap.add_argument("--baseline", help="directory with an older nvrfsd and nvrctl to compare against")
     args = ap.parse_args()
     base = tempfile.mkdtemp(dir=os.environ.get("BENCH_DIR", "/var/tmp"), prefix="nvrfs-compare.")
-    mnt, gpl = f"{base}/mnt", f"{base}/gplain"
-    procs = []
+    targets = []
     try:
-        for d in ("raw1", "raw2", "gcipher", "gplain", "mnt"):
+        for d in ("raw1", "raw2", "gcipher", "gplain"):
             os.makedirs(f"{base}/{d}")
         open(f"{base}/pass", "w").write("benchmark\n")
         run("gocryptfs", "-q", "-init", "-passfile", f"{base}/pass", f"{base}/gcipher", stdout=subprocess.DEVNULL)
-        g = subprocess.Popen(["gocryptfs", "-q", "-fg", "-passfile", f"{base}/pass", f"{base}/gcipher", gpl])
-        run(f"{ROOT}/build/nvrctl", "init", "--member", f"{base}/m1", "--member", f"{base}/m2", "--host-key", f"{base}/k",
-            "--config", f"{base}/c", "--control-socket", f"{base}/s", stdout=subprocess.DEVNULL)
-        n = subprocess.Popen([f"{ROOT}/build/nvrfsd", "--config", f"{base}/c", "-f", mnt])
-        procs = [g, n]
-        for p in (gpl, mnt):
-            for _ in range(100):
-                if os.path.ismount(p):
+        g = subprocess.Popen(["gocryptfs", "-q", "-fg", "-passfile", f"{base}/pass", f"{base}/gcipher", f"{base}/gplain"])
+        targets = [Target("raw", [f"{base}/raw1", f"{base}/raw2"]), Target("gocryptfs", [f"{base}/gplain"], g),
+                   start_nvrfs("nvrfs", f"{ROOT}/build", base)]
+        if args.baseline:
+            targets.append(start_nvrfs("before", args.baseline, base))
+        for t in targets[1:]:
+            for _ in range(200):
+                if os.path.ismount(t.dirs[0]):
                     break
                 time.sleep(0.05)
-        targets = [Target("raw", [f"{base}/raw1", f"{base}/raw2"]), Target("gocryptfs", [gpl], g.pid), Target("nvrfs", [mnt], n.pid)]
-        rows = []
-        for ns in [int(x) for x in args.streams.split(",")]:
-            vals = []
-            for t in targets:
-                drop_caches()
-                (kept, nbytes), cpu = t.measure(lambda: streams(t, ns, args.seconds))
-                vals.append((kept, cpu / (nbytes / 2**30)))
-            rows.append((f"(a) {ns} cameras x 1 MB/s: streams kept up", [v[0] for v in vals], [v[1] for v in vals]))
-        vals = []
-        for t in targets:
-            drop_caches()
-            secs, cpu = t.measure(lambda: seq_write(t, args.size_mib))
-            vals.append((args.size_mib / secs, cpu / (args.size_mib / 1024)))
-        rows.append(("(b) one sequential writer, MiB/s", [v[0] for v in vals], [v[1] for v in vals]))
-        for rand, label in ((False, "(c) sequential read (cold), MiB/s"), (True, "(c) random 64k read (cold), MiB/s")):
-            vals = []
-            for t in targets:
-                drop_caches()
-                (nb, secs), cpu = t.measure(lambda: reads(t, rand))
-                vals.append((nb / secs / 2**20, cpu / (nb / 2**30)))
-            rows.append((label, [v[0] for v in vals], [v[1] for v in vals]))
-        vals = []
-        for t in targets:
-            ops, cpu = t.measure(lambda: metadata(t))
-            vals.append((ops, 0))
-        rows.append(("(d) create/stat/unlink, ops/s", [v[0] for v in vals], None))
+            else:
+                sys.exit(f"compare.py: {t.name} did not mount")
 
-        print(f"{'workload (same run)':<44} {'raw':>9} {'gocryptfs':>10} {'nvrfs':>9} {'nv/raw':>7} {'nv/gcf':>7}   CPU s/GiB raw/gcf/nvrfs")
-        for label, v, cpu in rows:
-            r = lambda a, b: f"{a / b:.2f}" if b else "-"
-            c = "" if cpu is None else " / ".join(f"{x:.1f}" for x in cpu)
-            print(f"{label:<44} {v[0]:>9.1f} {v[1]:>10.1f} {v[2]:>9.1f} {r(v[2], v[0]):>7} {r(v[2], v[1]):>7}   {c}")
-        print(f"peak memory (VmHWM): gocryptfs {peak_kib(g.pid) / 1024:.0f} MiB, nvrfsd {peak_kib(n.pid) / 1024:.0f} MiB")
+        rows = []  # (label, unit, [(value, cpu s/GiB or None, peak MiB or None) per target], higher_is_better)
+
+        def row(label, fn, gib=None, only=None, better_high=True):
+            vals = []
+            for t in targets:
+                if only and t.name not in only:
+                    vals.append(None)
+                    continue
+                drop_caches()
+                (v, nbytes), cpu, peak = t.measure(lambda: fn(t))
+                g = (nbytes if nbytes is not None else 0) / 2**30 if gib is None else gib(t)
+                vals.append((v, cpu / g if g else None, peak / 1024 if t.pid else None))
+            rows.append((label, vals, better_high))
+            print(f"  done: {label}", file=sys.stderr, flush=True)
+
+        for n in [int(x) for x in args.streams.split(",")]:
+            row(f"(a) {n} cameras at 8 Mbit/s: streams kept up", lambda t: cameras(t, n, args.seconds))
+        mib = args.size_mib
+        row("(b) one sequential writer, MiB/s", lambda t: (seq_write(t, mib), None), gib=lambda t: mib * len(t.dirs) / 1024)
+        row("(c) sequential read (cold), MiB/s", lambda t: reads(t, False))
+        row("(c) random 64 KiB read (cold), MiB/s", lambda t: reads(t, True))
+        row("(d) create/stat/unlink, ops/s", lambda t: (metadata(t), 0))
+        nv = [t.name for t in targets if t.nvrctl]
+        for t in targets:  # recordings for the rebuild and scrub
+            if t.nvrctl:
+                os.makedirs(f"{t.dirs[0]}/rec")
+                for i in range(args.rebuild_mib // 256):
+                    run("fio", "--name=fill", f"--filename={t.dirs[0]}/rec/seg{i}.mp4", "--rw=write", "--bs=1m",
+                        "--size=256m", "--ioengine=psync", "--fallocate=none", stdout=subprocess.DEVNULL)
+        stored = {t.name: tree_bytes(t.members[0]) for t in targets if t.nvrctl}
+
+        def raw_copy(t):
+            src = next(x for x in targets if x.nvrctl)
+            t0 = time.monotonic()
+            run("cp", "-a", src.members[0], f"{base}/rawcopy")
+            os.sync()
+            secs = time.monotonic() - t0
+            shutil.rmtree(f"{base}/rawcopy")
+            return secs, None
+
+        def raw_read2(t):
+            src = next(x for x in targets if x.nvrctl)
+            t0 = time.monotonic()
+            for m in src.members:
+                for r, _, fs in os.walk(m):
+                    for f in fs:
+                        with open(os.path.join(r, f), "rb") as fh:
+                            while fh.read(1 << 20):
+                                pass
+            return time.monotonic() - t0, None
+
+        size_gib = lambda t: next(v for k, v in stored.items()) / 2**30
+        row("(e) rebuild a spare (raw: cp -a a member), s", lambda t: raw_copy(t) if t.name == "raw" else (rebuild(t, base), None),
+            gib=size_gib, only=["raw"] + nv, better_high=False)
+        row("(e) scrub both members (raw: read both), s", lambda t: raw_read2(t) if t.name == "raw" else (scrub(t), None),
+            gib=lambda t: 2 * size_gib(t), only=["raw"] + nv, better_high=False)
+
+        names = [t.name for t in targets]
+        ratios = [("nv/raw", "nvrfs", "raw"), ("nv/gcf", "nvrfs", "gocryptfs")]
+        if args.baseline:
+            ratios.append(("nv/before", "nvrfs", "before"))
+        head = f"{'workload (same run)':<46}" + "".join(f"{n:>10}" for n in names) + "".join(f"{r[0]:>10}" for r in ratios)
+        print(head + "   CPU s/GiB " + "/".join(names) + "   peak MiB " + "/".join(names[1:]))
+        for label, vals, high in rows:
+            cell = lambda v: f"{v[0]:>10.1f}" if v else f"{'-':>10}"
+            line = f"{label:<46}" + "".join(cell(v) for v in vals)
+            for _, a, b in ratios:
+                va, vb = vals[names.index(a)], vals[names.index(b)]
+                ok = va and vb and va[0] and vb[0]
+                line += f"{(va[0] / vb[0] if high else vb[0] / va[0]):>10.2f}" if ok else f"{'-':>10}"
+            fmt = lambda x, spec: "-" if x is None else format(x, spec)
+            line += "   " + "/".join(fmt(v[1] if v else None, ".1f") for v in vals)
+            line += "   " + "/".join(fmt(v[2] if v else None, ".0f") for v in vals[1:])
+            print(line)
+        print("ratios: higher is better for nvrfs (times are inverted); 'kept up' counts streams within "
+              f"{KEEP_UP_SLACK:.0f} s of schedule; stored bytes per member for (e): {next(iter(stored.values())) / 2**20:.0f} MiB")
     finally:
-        for p in (mnt, gpl):
-            subprocess.run(["fusermount3", "-u", p], stderr=subprocess.DEVNULL)
-        for p in procs:
-            p.wait(timeout=30)
+        for t in targets[1:]:
+            subprocess.run(["fusermount3", "-u", t.dirs[0]], stderr=subprocess.DEVNULL)
+        for t in targets[1:]:
+            try:
+                t.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                t.proc.kill()
         subprocess.run(["rm", "-rf", base])
 
 
