@@ -3,6 +3,8 @@
 
 Targets, all on the same disk (BENCH_DIR, default /var/tmp):
   raw        two plain directories written at once (the bytes a mirror must write)
+  raw+wo     the same, the writer also starting write-out every 8 MiB
+             (sync_file_range), as nvrfs does on the members: (b) only
   gocryptfs  gocryptfs over one directory (encrypted FUSE, no mirror)
   nvrfs      nvrfs with two members
   before     (with --baseline DIR) the nvrfsd/nvrctl in DIR, e.g. an older
@@ -97,7 +99,8 @@ def cameras(t, n, seconds):
 
 
 def seq_write(t, mib):
-    jobs = [[f"--name=seq{k}", f"--filename={d}/seq.bin", "--rw=write", "--bs=1m", f"--size={mib}m", "--end_fsync=1"]
+    wo = ["--sync_file_range=write:8"] if t.name == "raw+wo" else []
+    jobs = [[f"--name=seq{k}", f"--filename={d}/seq.bin", "--rw=write", "--bs=1m", f"--size={mib}m", "--end_fsync=1", *wo]
             for k, d in enumerate(t.dirs)]
     t0 = time.monotonic()
     fio(*jobs)
@@ -177,11 +180,12 @@ def main():
         open(f"{base}/pass", "w").write("benchmark\n")
         run("gocryptfs", "-q", "-init", "-passfile", f"{base}/pass", f"{base}/gcipher", stdout=subprocess.DEVNULL)
         g = subprocess.Popen(["gocryptfs", "-q", "-fg", "-passfile", f"{base}/pass", f"{base}/gcipher", f"{base}/gplain"])
-        targets = [Target("raw", [f"{base}/raw1", f"{base}/raw2"]), Target("gocryptfs", [f"{base}/gplain"], g),
+        targets = [Target("raw", [f"{base}/raw1", f"{base}/raw2"]), Target("raw+wo", [f"{base}/raw1", f"{base}/raw2"]),
+                   Target("gocryptfs", [f"{base}/gplain"], g),
                    start_nvrfs("nvrfs", f"{ROOT}/build", base)]
         if args.baseline:
             targets.append(start_nvrfs("before", args.baseline, base))
-        for t in targets[1:]:
+        for t in targets[2:]:
             for _ in range(200):
                 if os.path.ismount(t.dirs[0]):
                     break
@@ -204,13 +208,15 @@ def main():
             rows.append((label, vals, better_high))
             print(f"  done: {label}", file=sys.stderr, flush=True)
 
+        names = [t.name for t in targets]
+        most = [n for n in names if n != "raw+wo"]
         for n in [int(x) for x in args.streams.split(",")]:
-            row(f"(a) {n} cameras at 8 Mbit/s: streams kept up", lambda t: cameras(t, n, args.seconds))
+            row(f"(a) {n} cameras at 8 Mbit/s: streams kept up", lambda t: cameras(t, n, args.seconds), only=most)
         mib = args.size_mib
         row("(b) one sequential writer, MiB/s", lambda t: (seq_write(t, mib), None), gib=lambda t: mib * len(t.dirs) / 1024)
-        row("(c) sequential read (cold), MiB/s", lambda t: reads(t, False))
-        row("(c) random 64 KiB read (cold), MiB/s", lambda t: reads(t, True))
-        row("(d) create/stat/unlink, ops/s", lambda t: (metadata(t), 0))
+        row("(c) sequential read (cold), MiB/s", lambda t: reads(t, False), only=most)
+        row("(c) random 64 KiB read (cold), MiB/s", lambda t: reads(t, True), only=most)
+        row("(d) create/stat/unlink, ops/s", lambda t: (metadata(t), 0), only=most)
         nv = [t.name for t in targets if t.nvrctl]
         for t in targets:  # recordings for the rebuild and scrub
             if t.nvrctl:
@@ -246,12 +252,11 @@ def main():
         row("(e) scrub both members (raw: read both), s", lambda t: raw_read2(t) if t.name == "raw" else (scrub(t), None),
             gib=lambda t: 2 * size_gib(t), only=["raw"] + nv, better_high=False)
 
-        names = [t.name for t in targets]
-        ratios = [("nv/raw", "nvrfs", "raw"), ("nv/gcf", "nvrfs", "gocryptfs")]
+        ratios = [("nv/raw", "nvrfs", "raw"), ("nv/raw+wo", "nvrfs", "raw+wo"), ("nv/gcf", "nvrfs", "gocryptfs")]
         if args.baseline:
             ratios.append(("nv/before", "nvrfs", "before"))
         head = f"{'workload (same run)':<46}" + "".join(f"{n:>10}" for n in names) + "".join(f"{r[0]:>10}" for r in ratios)
-        print(head + "   CPU s/GiB " + "/".join(names) + "   peak MiB " + "/".join(names[1:]))
+        print(head + "   CPU s/GiB " + "/".join(names) + "   peak MiB " + "/".join(names[2:]))
         for label, vals, high in rows:
             cell = lambda v: f"{v[0]:>10.1f}" if v else f"{'-':>10}"
             line = f"{label:<46}" + "".join(cell(v) for v in vals)
@@ -261,14 +266,14 @@ def main():
                 line += f"{(va[0] / vb[0] if high else vb[0] / va[0]):>10.2f}" if ok else f"{'-':>10}"
             fmt = lambda x, spec: "-" if x is None else format(x, spec)
             line += "   " + "/".join(fmt(v[1] if v else None, ".1f") for v in vals)
-            line += "   " + "/".join(fmt(v[2] if v else None, ".0f") for v in vals[1:])
+            line += "   " + "/".join(fmt(v[2] if v else None, ".0f") for v in vals[2:])
             print(line)
         print("ratios: higher is better for nvrfs (times are inverted); 'kept up' counts streams within "
               f"{KEEP_UP_SLACK:.0f} s of schedule; stored bytes per member for (e): {next(iter(stored.values())) / 2**20:.0f} MiB")
     finally:
-        for t in targets[1:]:
+        for t in targets[2:]:
             subprocess.run(["fusermount3", "-u", t.dirs[0]], stderr=subprocess.DEVNULL)
-        for t in targets[1:]:
+        for t in targets[2:]:
             try:
                 t.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:

@@ -199,21 +199,19 @@ bool MirrorSet::alive(size_t idx) const {
     return ::fstatat(m.dirfd.get(), kSuperblockPath, &st, 0) == 0;
 }
 
-std::vector<std::pair<size_t, int>> MirrorSet::run_parallel(const std::vector<size_t>& members,
-                                                            const std::function<int(size_t)>& op) {
-    std::vector<std::pair<size_t, int>> results(members.size());
-    std::vector<size_t> slots(members.size());
-    for (size_t k = 0; k < members.size(); ++k) slots[k] = k;
+void MirrorSet::parallel_for(size_t n, const std::function<void(size_t)>& fn) {
     // Created on first use, not at assembly: nvrfsd forks into the background
     // after assembling, and a fork keeps no threads.
-    std::call_once(pool_once_, [this] { pool_ = std::make_unique<WorkerPool>(std::max<size_t>(2, 2 * (size() - 1))); });
-    pool_->run_all(slots, [&](size_t k) { results[k] = {members[k], op(members[k])}; });
-    return results;
+    std::call_once(pool_once_, [this] {
+        pool_ = std::make_unique<WorkerPool>(std::max<size_t>(2, std::thread::hardware_concurrency()));
+    });
+    pool_->parallel_for(n, fn);
 }
 
 int MirrorSet::fan_out(const std::string& what, const std::string& path, const std::function<int(size_t, Member&)>& op) {
-    const auto targets = writable_members();
-    return combine(what, path, run_parallel(targets, [&](size_t i) { return op(i, *slots_[i]); }));
+    std::vector<std::pair<size_t, int>> results;
+    for (size_t i : writable_members()) results.emplace_back(i, op(i, *slots_[i]));
+    return combine(what, path, results);
 }
 
 int MirrorSet::combine(const std::string& what, const std::string& path, const std::vector<std::pair<size_t, int>>& results) {

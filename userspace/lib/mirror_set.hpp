@@ -87,10 +87,11 @@ public:
     void set_fail_handler(FailHandler h) { on_fail_ = std::move(h); }
     void set_note_handler(NoteHandler h) { on_note_ = std::move(h); }
 
-    // op(index) on the given members at once; op must not throw.
-    std::vector<std::pair<size_t, int>> run_parallel(const std::vector<size_t>& members,
-                                                     const std::function<int(size_t)>& op);
-    // op(index, member) on every writable member; 0 or -errno (see above).
+    // fn(k) for k in [0, n) on this thread and any free worker (worker_pool.hpp).
+    void parallel_for(size_t n, const std::function<void(size_t)>& fn);
+    // op(index, member) on every writable member, one after the other (a
+    // metadata call costs less than handing it to another thread); 0 or
+    // -errno (see above).
     int fan_out(const std::string& what, const std::string& path, const std::function<int(size_t, Member&)>& op);
     // Combine already collected per-member results (index, -errno or 0).
     int combine(const std::string& what, const std::string& path, const std::vector<std::pair<size_t, int>>& results);

@@ -33,6 +33,9 @@ struct OpenFile {
         uint64_t index = 0;
         Bytes plain;
     } tail;                      // guarded by exclusive mu
+    // Stored bytes below this offset have had their write-out to the members'
+    // disks started (sync_file_range); guarded by exclusive mu.
+    uint64_t writeout_from = 0;
     int refs = 0;                // guarded by the table's mutex
 };
 

@@ -5,6 +5,8 @@
 #include "tree.hpp"
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <dirent.h>
@@ -564,7 +566,7 @@ void Volume::load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint
     }
     std::vector<uint64_t> repaired;
     size_t pos = 0;
-    Bytes other(kStoredChunk);
+    Bytes other;  // a copy from another member, only when the primary's is bad
     for (uint64_t i = c0; i <= c1; ++i) {
         const size_t pl = chunk_plain_len(size, i), sl = pl + kChunkOverhead;
         uint8_t* dst = out + (i - c0) * kChunkSize;
@@ -574,6 +576,7 @@ void Volume::load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint
         // Bad or missing on the primary: find an authentic copy elsewhere.
         bool fixed = false;
         std::vector<size_t> bad = {primary};
+        other.resize(kStoredChunk);
         for (size_t j : readers) {
             if (j == primary) continue;
             ssize_t m = pread_full(f.fds[j].get(), other.data(), sl, static_cast<off_t>(stored_offset(i)));
@@ -626,20 +629,67 @@ size_t Volume::read(Handle& h, uint8_t* buf, size_t size, uint64_t off) {
     return static_cast<size_t>(end - off);
 }
 
-void Volume::store(OpenFile& f, const std::string& path, const uint8_t* data, size_t len, uint64_t off, bool grows) {
+// Chunks per piece of a request handed to one thread: sealed and written to
+// every member while still in that core's cache.
+constexpr uint64_t kPieceChunks = 4;
+
+void Volume::seal_and_store(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint64_t new_size,
+                            const std::vector<const uint8_t*>& plain, bool grows) {
+    const uint64_t new_last = last_chunk(new_size);
+    const uint64_t begin = stored_offset(c0), end = stored_offset(c1) + chunk_plain_len(new_size, c1) + kChunkOverhead;
+    uint8_t* sealed = scratch(kWriteSealed, static_cast<size_t>(end - begin));
+    // Per member: 0, or the first error any piece met there.
+    std::array<std::atomic<int>, kMaxMembers> err{};
     std::vector<size_t> targets;
-    for (size_t i : set_.writable_members())
-        if (f.fds[i]) targets.push_back(i);
-    const auto results = set_.run_parallel(targets, [&](size_t i) {
-        const int fd = f.fds[i].get();
+    for (size_t i : set_.writable_members()) {
+        if (!f.fds[i]) continue;
+        targets.push_back(i);
         // Reserve the space first: a full disk then fails before any byte of
-        // the chunk is written, never leaving a torn chunk behind.
-        if (grows && ::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), static_cast<off_t>(len)) < 0 &&
-            errno != EOPNOTSUPP)
-            return neg_errno();
-        return pwrite_full(fd, data, len, static_cast<off_t>(off));
+        // the chunks is written, never leaving a torn chunk behind.
+        if (grows && ::fallocate(f.fds[i].get(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(begin),
+                                 static_cast<off_t>(end - begin)) < 0 && errno != EOPNOTSUPP)
+            err[i] = neg_errno();
+    }
+    const uint64_t pieces = (c1 - c0) / kPieceChunks + 1;
+    set_.parallel_for(static_cast<size_t>(pieces), [&](size_t k) {
+        const uint64_t a = c0 + k * kPieceChunks, b = std::min(c1, a + kPieceChunks - 1);
+        uint8_t* out = sealed + (stored_offset(a) - begin);
+        size_t len = 0;
+        for (uint64_t i = a; i <= b; ++i) {
+            const size_t pl = chunk_plain_len(new_size, i);
+            seal_chunk(f.key, f.hdr, i, i == new_last, ByteView(plain[i - c0], pl), out + len);
+            len += pl + kChunkOverhead;
+        }
+        for (size_t t : targets) {
+            if (err[t].load(std::memory_order_relaxed)) continue;
+            if (int r = pwrite_full(f.fds[t].get(), out, len, static_cast<off_t>(stored_offset(a)))) {
+                int none = 0;
+                err[t].compare_exchange_strong(none, r);
+            }
+        }
     });
+    std::vector<std::pair<size_t, int>> results;
+    for (size_t t : targets) results.emplace_back(t, err[t].load());
     check(set_.combine("write", path, results), "write", path);
+    start_writeout(f, targets, end);
+}
+
+// A recorder writes for hours and fsyncs rarely: left alone, the kernel holds
+// gigabytes of dirty pages and writes them in one burst at fsync or memory
+// pressure, the disk idle meanwhile. Starting the write-out of every few MiB
+// as it is written keeps the disks busy while the next data is encrypted, and
+// bounds what a power cut can take. (Asynchronous: it waits for no disk.)
+constexpr uint64_t kWriteoutStep = 8 << 20;
+
+void Volume::start_writeout(OpenFile& f, const std::vector<size_t>& members, uint64_t upto) {
+    if (upto < f.writeout_from + kWriteoutStep) {
+        if (upto < f.writeout_from) f.writeout_from = 0;  // rewritten from the start (truncate)
+        return;
+    }
+    for (size_t i : members)
+        ::sync_file_range(f.fds[i].get(), static_cast<off64_t>(f.writeout_from),
+                          static_cast<off64_t>(upto - f.writeout_from), SYNC_FILE_RANGE_WRITE);
+    f.writeout_from = upto;
 }
 
 void Volume::write_locked(OpenFile& f, const std::string& path, const uint8_t* data, uint64_t off, uint64_t len) {
@@ -658,38 +708,33 @@ void Volume::write_locked(OpenFile& f, const std::string& path, const uint8_t* d
         chunk_plain(f, path, old_last, old_tail.data());
     }
 
-    // Every byte of the new chunks is either old data (read below) or written
-    // data: off <= size, so no gap is left uninitialised.
-    uint8_t* plain = scratch(kWritePlain, nchunks * kChunkSize);
+    // A chunk the write fills entirely is sealed straight from the caller's
+    // buffer. The others are merged with their old data in `merged` first:
+    // off <= size, so every byte is either old data or written data.
+    std::vector<const uint8_t*> plain(nchunks);
+    uint8_t* merged = nullptr;
     for (uint64_t i = c0; i <= c1; ++i) {
         const uint64_t cstart = i * kChunkSize;
-        const uint64_t old_len = chunk_plain_len(size, i);
-        uint8_t* p = plain + (i - c0) * kChunkSize;
-        if (old_len > 0 && (off > cstart || end < cstart + old_len)) chunk_plain(f, path, i, p);
         const uint64_t from = std::max(off, cstart), to = std::min(end, cstart + kChunkSize);
+        if (data && from == cstart && to - cstart == chunk_plain_len(new_size, i)) {
+            plain[i - c0] = data + (cstart - off);
+            continue;
+        }
+        if (!merged) merged = scratch(kWritePlain, nchunks * kChunkSize);
+        uint8_t* p = merged + (i - c0) * kChunkSize;
+        const uint64_t old_len = chunk_plain_len(size, i);
+        if (old_len > 0 && (off > cstart || end < cstart + old_len)) chunk_plain(f, path, i, p);
         if (data) std::memcpy(p + (from - cstart), data + (from - off), static_cast<size_t>(to - from));
         else std::memset(p + (from - cstart), 0, static_cast<size_t>(to - from));
+        plain[i - c0] = p;
     }
+    seal_and_store(f, path, c0, c1, new_size, plain, new_size > size);
+    if (reseal) seal_and_store(f, path, old_last, old_last, new_size, {old_tail.data()}, false);
 
-    uint8_t* sealed = scratch(kWriteSealed, nchunks * kStoredChunk);
-    size_t sealed_len = 0;
-    for (uint64_t i = c0; i <= c1; ++i) {
-        const size_t pl = chunk_plain_len(new_size, i);
-        seal_chunk(f.key, f.hdr, i, i == new_last, ByteView(plain + (i - c0) * kChunkSize, pl), sealed + sealed_len);
-        sealed_len += pl + kChunkOverhead;
-    }
-    store(f, path, sealed, sealed_len, stored_offset(c0), new_size > size);
-
-    if (reseal) {
-        Bytes s(kChunkSize + kChunkOverhead);
-        seal_chunk(f.key, f.hdr, old_last, false, ByteView(old_tail.data(), kChunkSize), s.data());
-        store(f, path, s.data(), s.size(), stored_offset(old_last), false);
-    }
     f.size = new_size;
     if (new_last >= c0 && new_last <= c1) {
-        const size_t pl = chunk_plain_len(new_size, new_last);
-        const uint8_t* p = plain + (new_last - c0) * kChunkSize;
-        f.tail.plain.assign(p, p + pl);
+        const uint8_t* p = plain[new_last - c0];
+        f.tail.plain.assign(p, p + chunk_plain_len(new_size, new_last));
         f.tail.index = new_last;
         f.tail.valid = true;
     } else if (f.tail.valid && f.tail.index != new_last) {

@@ -83,7 +83,11 @@ private:
     // Open for internal use (rebuild, scrub); released when the last copy goes.
     // nullptr when the file no longer exists.
     std::shared_ptr<Handle> pin(const std::string& path);
-    void store(OpenFile& f, const std::string& path, const uint8_t* data, size_t len, uint64_t off, bool grows);
+    // Seal chunks c0..c1 of a file `new_size` long from plain(i) and write them
+    // to every writable member; `grows`: reserve the space first.
+    void seal_and_store(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint64_t new_size,
+                        const std::vector<const uint8_t*>& plain, bool grows);
+    void start_writeout(OpenFile& f, const std::vector<size_t>& members, uint64_t upto);
     void audit(const std::string& event, const Caller& who, const std::string& path, int err,
                const std::function<void(nlohmann::json&)>& extra = {});
     // Throws Error(-r) when a fan-out returned an error.

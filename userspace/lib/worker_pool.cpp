@@ -1,5 +1,9 @@
 #include "worker_pool.hpp"
 
+#include <atomic>
+#include <exception>
+#include <memory>
+
 namespace nvrfs {
 
 WorkerPool::WorkerPool(size_t workers) {
@@ -28,28 +32,55 @@ WorkerPool::~WorkerPool() {
     for (auto& t : threads_) t.join();
 }
 
-void WorkerPool::run_all(const std::vector<size_t>& items, const std::function<void(size_t)>& fn) {
-    if (items.empty()) return;
-    if (items.size() == 1 || threads_.empty()) {
-        for (size_t i : items) fn(i);
+namespace {
+// Shared with helpers that may start after the caller has returned: they find
+// every item claimed and touch nothing else (fn lives on the caller's stack,
+// and the caller waits for every claimed item to finish).
+struct Loop {
+    size_t n = 0;
+    const std::function<void(size_t)>* fn = nullptr;
+    std::atomic<size_t> next{0}, done{0};
+    std::mutex mu;
+    std::condition_variable cv;
+    std::exception_ptr error;  // the first item that threw; guarded by mu
+
+    void work() {
+        for (size_t k; (k = next.fetch_add(1)) < n;) {
+            try {
+                (*fn)(k);
+            } catch (...) {
+                std::lock_guard lk(mu);
+                if (!error) error = std::current_exception();
+            }
+            if (done.fetch_add(1) + 1 == n) {
+                std::lock_guard lk(mu);
+                cv.notify_all();
+            }
+        }
+    }
+};
+}  // namespace
+
+void WorkerPool::parallel_for(size_t n, const std::function<void(size_t)>& fn) {
+    if (n == 0) return;
+    if (n == 1 || threads_.empty()) {
+        for (size_t k = 0; k < n; ++k) fn(k);
         return;
     }
-    std::mutex done_mu;
-    std::condition_variable done_cv;
-    size_t left = items.size() - 1;
+    auto loop = std::make_shared<Loop>();
+    loop->n = n;
+    loop->fn = &fn;
+    const size_t helpers = std::min(n - 1, threads_.size());
     {
         std::lock_guard lk(mu_);
-        for (size_t k = 1; k < items.size(); ++k)
-            jobs_.emplace_back([&, item = items[k]] {
-                fn(item);
-                std::lock_guard dl(done_mu);
-                if (--left == 0) done_cv.notify_one();
-            });
+        for (size_t h = 0; h < helpers; ++h) jobs_.emplace_back([loop] { loop->work(); });
     }
-    cv_.notify_all();
-    fn(items[0]);
-    std::unique_lock dl(done_mu);
-    done_cv.wait(dl, [&] { return left == 0; });
+    if (helpers == 1) cv_.notify_one();
+    else cv_.notify_all();
+    loop->work();
+    std::unique_lock lk(loop->mu);
+    loop->cv.wait(lk, [&] { return loop->done.load() == n; });
+    if (loop->error) std::rethrow_exception(loop->error);
 }
 
 }  // namespace nvrfs
