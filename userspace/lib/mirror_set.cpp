@@ -208,6 +208,23 @@ void MirrorSet::parallel_for(size_t n, const std::function<void(size_t)>& fn) {
     pool_->parallel_for(n, fn);
 }
 
+ReadAffinity::~ReadAffinity() {
+    if (member_) member_->read_files--;
+}
+
+size_t ReadAffinity::pick(MirrorSet& set, const std::vector<size_t>& readers) {
+    std::lock_guard lk(mu_);
+    if (member_ && std::find(readers.begin(), readers.end(), index_) != readers.end()) return index_;
+    size_t best = readers.at(0);
+    for (size_t r : readers)
+        if (set.member(r).read_files.load() < set.member(best).read_files.load()) best = r;
+    if (member_) member_->read_files--;
+    member_ = &set.member(best);
+    member_->read_files++;
+    index_ = best;
+    return best;
+}
+
 int MirrorSet::fan_out(const std::string& what, const std::string& path, const std::function<int(size_t, Member&)>& op) {
     std::vector<std::pair<size_t, int>> results;
     for (size_t i : writable_members()) results.emplace_back(i, op(i, *slots_[i]));

@@ -48,6 +48,7 @@ struct Member {
     std::atomic<MemberState> state{MemberState::Active};
     std::atomic<uint64_t> errors{0};
     std::atomic<uint64_t> repaired{0};
+    std::atomic<uint32_t> read_files{0};  // open files whose reads this member serves (ReadAffinity)
     bool stale = false;       // found lagging at assembly and not resynced (read-only inspection)
     std::string fail_reason;  // guarded by MirrorSet::mu_
 };
@@ -123,6 +124,26 @@ private:
     std::unique_ptr<WorkerPool> pool_;
     FailHandler on_fail_;
     NoteHandler on_note_;
+};
+
+// Which member serves the reads of one open file. A file's reads stay on one
+// member, so that member's disk readahead serves the next ones (as md's raid1
+// keeps a sequential reader on one disk; alternating members would make every
+// disk read ahead data another disk delivers); files are spread over the
+// members by how many each already serves, the first member on a tie.
+class ReadAffinity {
+public:
+    ReadAffinity() = default;
+    ReadAffinity(const ReadAffinity&) = delete;
+    ReadAffinity& operator=(const ReadAffinity&) = delete;
+    ~ReadAffinity();
+    // `readers`: the members that may serve this read (healthy, holding the file).
+    size_t pick(MirrorSet& set, const std::vector<size_t>& readers);
+
+private:
+    std::mutex mu_;
+    Member* member_ = nullptr;
+    size_t index_ = 0;
 };
 
 // Make empty directories the members of a new set (superblocks, root directory

@@ -10,6 +10,7 @@
 #include "chunk_layout.hpp"
 #include "crypto.hpp"
 #include "io.hpp"
+#include "mirror_set.hpp"
 
 #include <atomic>
 #include <map>
@@ -36,6 +37,7 @@ struct OpenFile {
     // Stored bytes below this offset have had their write-out to the members'
     // disks started (sync_file_range); guarded by exclusive mu.
     uint64_t writeout_from = 0;
+    ReadAffinity reads;          // which member serves this file's reads
     int refs = 0;                // guarded by the table's mutex
 };
 

@@ -556,8 +556,7 @@ void Volume::load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint
         if (f.fds[i]) readers.push_back(i);
     if (readers.empty()) throw_errno(EIO, path, "no healthy member holds");
 
-    // Spread whole reads over the members; any of them holds the same bytes.
-    const size_t primary = readers[(c0 / 16) % readers.size()];
+    const size_t primary = f.reads.pick(set_, readers);
     uint8_t* buf = scratch(kReadStored, stored_len);
     ssize_t n = pread_full(f.fds[primary].get(), buf, stored_len, static_cast<off_t>(stored_offset(c0)));
     if (n < 0) {
