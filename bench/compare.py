@@ -21,8 +21,9 @@ Workloads (fio where it fits):
       scrub of both members, vs reading both members' files
 For each: MiB/s (or ops/s, or seconds), CPU seconds per GiB (benchmark tools +
 the filesystem daemon), and the daemon's peak memory during that workload.
+(b) and (c) run --rounds times, interleaved across targets; the median counts.
 Usage: bench/compare.py [--streams 16,64,128] [--seconds 10] [--size-mib 1024]
-                        [--rebuild-mib 1024] [--baseline DIR]"""
+                        [--rebuild-mib 1024] [--rounds 3] [--baseline DIR]"""
 import argparse, json, os, resource, shutil, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -170,6 +171,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--rebuild-mib", type=int, default=1024)
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of (b) and (c); the median counts")
     ap.add_argument("--baseline", help="directory with an older nvrfsd and nvrctl to compare against")
     args = ap.parse_args()
     base = tempfile.mkdtemp(dir=os.environ.get("BENCH_DIR", "/var/tmp"), prefix="nvrfs-compare.")
@@ -195,17 +197,21 @@ def main():
 
         rows = []  # (label, unit, [(value, cpu s/GiB or None, peak MiB or None) per target], higher_is_better)
 
-        def row(label, fn, gib=None, only=None, better_high=True):
-            vals = []
-            for t in targets:
-                if only and t.name not in only:
-                    vals.append(None)
-                    continue
-                drop_caches()
-                (v, nbytes), cpu, peak = t.measure(lambda: fn(t))
-                g = (nbytes if nbytes is not None else 0) / 2**30 if gib is None else gib(t)
-                vals.append((v, cpu / g if g else None, peak / 1024 if t.pid else None))
-            rows.append((label, vals, better_high))
+        def row(label, fn, gib=None, only=None, better_high=True, rounds=1):
+            """Measures fn on every target, rounds interleaved (the disk's mood changes by the
+            minute); keeps each target's median round."""
+            runs = {t.name: [] for t in targets}
+            for _ in range(rounds):
+                for t in targets:
+                    if only and t.name not in only:
+                        continue
+                    drop_caches()
+                    (v, nbytes), cpu, peak = t.measure(lambda: fn(t))
+                    g = (nbytes if nbytes is not None else 0) / 2**30 if gib is None else gib(t)
+                    runs[t.name].append((v, cpu / g if g else None, peak / 1024 if t.pid else None))
+            vals = [sorted(runs[t.name], key=lambda r: r[0])[len(runs[t.name]) // 2] if runs[t.name] else None
+                    for t in targets]
+            rows.append((label + (f" (median of {rounds})" if rounds > 1 else ""), vals, better_high))
             print(f"  done: {label}", file=sys.stderr, flush=True)
 
         names = [t.name for t in targets]
@@ -213,9 +219,10 @@ def main():
         for n in [int(x) for x in args.streams.split(",")]:
             row(f"(a) {n} cameras at 8 Mbit/s: streams kept up", lambda t: cameras(t, n, args.seconds), only=most)
         mib = args.size_mib
-        row("(b) one sequential writer, MiB/s", lambda t: (seq_write(t, mib), None), gib=lambda t: mib * len(t.dirs) / 1024)
-        row("(c) sequential read (cold), MiB/s", lambda t: reads(t, False), only=most)
-        row("(c) random 64 KiB read (cold), MiB/s", lambda t: reads(t, True), only=most)
+        row("(b) one sequential writer, MiB/s", lambda t: (seq_write(t, mib), None), gib=lambda t: mib * len(t.dirs) / 1024,
+            rounds=args.rounds)
+        row("(c) sequential read (cold), MiB/s", lambda t: reads(t, False), only=most, rounds=args.rounds)
+        row("(c) random 64 KiB read (cold), MiB/s", lambda t: reads(t, True), only=most, rounds=args.rounds)
         row("(d) create/stat/unlink, ops/s", lambda t: (metadata(t), 0), only=most)
         nv = [t.name for t in targets if t.nvrctl]
         for t in targets:  # recordings for the rebuild and scrub
@@ -255,11 +262,11 @@ def main():
         ratios = [("nv/raw", "nvrfs", "raw"), ("nv/raw+wo", "nvrfs", "raw+wo"), ("nv/gcf", "nvrfs", "gocryptfs")]
         if args.baseline:
             ratios.append(("nv/before", "nvrfs", "before"))
-        head = f"{'workload (same run)':<46}" + "".join(f"{n:>10}" for n in names) + "".join(f"{r[0]:>10}" for r in ratios)
+        head = f"{'workload (same run)':<56}" + "".join(f"{n:>10}" for n in names) + "".join(f"{r[0]:>10}" for r in ratios)
         print(head + "   CPU s/GiB " + "/".join(names) + "   peak MiB " + "/".join(names[2:]))
         for label, vals, high in rows:
             cell = lambda v: f"{v[0]:>10.1f}" if v else f"{'-':>10}"
-            line = f"{label:<46}" + "".join(cell(v) for v in vals)
+            line = f"{label:<56}" + "".join(cell(v) for v in vals)
             for _, a, b in ratios:
                 va, vb = vals[names.index(a)], vals[names.index(b)]
                 ok = va and vb and va[0] and vb[0]

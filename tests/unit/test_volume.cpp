@@ -137,7 +137,8 @@ TEST_CASE("random writes, holes, truncates and reads match a reference model") {
         const int op = static_cast<int>(rng() % 10);
         if (op < 6) {
             const uint64_t off = rng() % (model.size() + 200000);
-            const size_t len = static_cast<size_t>(rng() % 150000) + 1;
+            // Every fifth write spans several 4-chunk pieces sealed on different threads.
+            const size_t len = static_cast<size_t>(rng() % (step % 5 == 0 ? 1200000 : 150000)) + 1;
             const std::string d = make_data(rng, len);
             fx.vol->write(*h, reinterpret_cast<const uint8_t*>(d.data()), len, off);
             if (model.size() < off + len) model.resize(off + len, '\0');
@@ -365,4 +366,36 @@ TEST_CASE("an audit log left a record short by a crash is completed from the oth
     CHECK(v0.ok);
     CHECK(v1.ok);
     CHECK(slurp(p0) == slurp(p1));
+}
+
+TEST_CASE("reads of one file stay on one member; open files are spread over the members") {
+    Fixture fx;
+    std::mt19937_64 rng(21);
+    const std::string a = fx.write_file("/a.mp4", make_data(rng, 3000000));
+    const std::string a_on_first = fx.stored_file(0);  // the only file yet
+    const std::string b = fx.write_file("/b.mp4", make_data(rng, 3000000));
+    auto read_all = [&](Handle& h, std::string& out) {
+        out.assign(3000000, '\0');
+        for (uint64_t off = 0; off < out.size(); off += 131072)  // as readahead would ask
+            fx.vol->read(h, reinterpret_cast<uint8_t*>(out.data()) + off, std::min<size_t>(131072, out.size() - off), off);
+    };
+    auto ha = fx.vol->open("/a.mp4", O_RDONLY, fx.who);
+    std::string got;
+    read_all(*ha, got);
+    CHECK(got == a);
+    CHECK(fx.set->member(0).read_files.load() == 1);  // the first member on a tie
+    CHECK(fx.set->member(1).read_files.load() == 0);
+    auto hb = fx.vol->open("/b.mp4", O_RDONLY, fx.who);
+    read_all(*hb, got);
+    CHECK(got == b);
+    CHECK(fx.set->member(0).read_files.load() == 1);  // a second file goes to the less busy member
+    CHECK(fx.set->member(1).read_files.load() == 1);
+    // A bad copy on the member that serves a.mp4 is still repaired from the other.
+    flip(a_on_first, static_cast<off_t>(stored_offset(20) + 7));
+    read_all(*ha, got);
+    CHECK(got == a);
+    fx.vol->release(std::move(ha));
+    fx.vol->release(std::move(hb));
+    CHECK(fx.set->member(0).read_files.load() == 0);
+    CHECK(fx.set->member(1).read_files.load() == 0);
 }
