@@ -13,7 +13,7 @@ Workloads (fio where it fits):
   (a) N camera streams (fio jobs) at 1 MiB/s (8 Mbit/s) in 32 KiB writes, a new
       2-second file every 2 MiB; a stream "keeps up" when its data is down
       within one second of schedule; raw writes every stream to both dirs
-  (b) one sequential writer, 1 MiB writes, fsync at the end
+  (b) one sequential writer, 1 MiB writes to a new file, fsync at the end
   (c) sequential 1 MiB reads and random 64 KiB reads (each block once) of (b)'s
       file, page cache dropped first
   (d) metadata: create + stat + unlink of many small files
@@ -100,6 +100,9 @@ def cameras(t, n, seconds):
 
 
 def seq_write(t, mib):
+    for d in t.dirs:  # a new file each round, as a recorder writes
+        if os.path.exists(f"{d}/seq.bin"):
+            os.unlink(f"{d}/seq.bin")
     wo = ["--sync_file_range=write:8"] if t.name == "raw+wo" else []
     jobs = [[f"--name=seq{k}", f"--filename={d}/seq.bin", "--rw=write", "--bs=1m", f"--size={mib}m", "--end_fsync=1", *wo]
             for k, d in enumerate(t.dirs)]

@@ -628,8 +628,7 @@ size_t Volume::read(Handle& h, uint8_t* buf, size_t size, uint64_t off) {
     return static_cast<size_t>(end - off);
 }
 
-// Chunks per piece of a request handed to one thread: sealed and written to
-// every member while still in that core's cache.
+// Chunks per piece of a request that one thread seals.
 constexpr uint64_t kPieceChunks = 4;
 
 void Volume::seal_and_store(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint64_t new_size,
@@ -653,19 +652,18 @@ void Volume::seal_and_store(OpenFile& f, const std::string& path, uint64_t c0, u
     set_.parallel_for(static_cast<size_t>(pieces), [&](size_t k) {
         const uint64_t a = c0 + k * kPieceChunks, b = std::min(c1, a + kPieceChunks - 1);
         uint8_t* out = sealed + (stored_offset(a) - begin);
-        size_t len = 0;
         for (uint64_t i = a; i <= b; ++i) {
             const size_t pl = chunk_plain_len(new_size, i);
-            seal_chunk(f.key, f.hdr, i, i == new_last, ByteView(plain[i - c0], pl), out + len);
-            len += pl + kChunkOverhead;
+            seal_chunk(f.key, f.hdr, i, i == new_last, ByteView(plain[i - c0], pl), out);
+            out += pl + kChunkOverhead;
         }
-        for (size_t t : targets) {
-            if (err[t].load(std::memory_order_relaxed)) continue;
-            if (int r = pwrite_full(f.fds[t].get(), out, len, static_cast<off_t>(stored_offset(a)))) {
-                int none = 0;
-                err[t].compare_exchange_strong(none, r);
-            }
-        }
+    });
+    // One write per member: chunks are not page-aligned, and a page split
+    // between two writes of an existing file is read from disk for each.
+    set_.parallel_for(targets.size(), [&](size_t k) {
+        const size_t t = targets[k];
+        if (err[t].load()) return;
+        if (int r = pwrite_full(f.fds[t].get(), sealed, static_cast<size_t>(end - begin), static_cast<off_t>(begin))) err[t] = r;
     });
     std::vector<std::pair<size_t, int>> results;
     for (size_t t : targets) results.emplace_back(t, err[t].load());
