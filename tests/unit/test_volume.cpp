@@ -399,3 +399,29 @@ TEST_CASE("reads of one file stay on one member; open files are spread over the 
     CHECK(fx.set->member(0).read_files.load() == 0);
     CHECK(fx.set->member(1).read_files.load() == 0);
 }
+
+TEST_CASE("space reserved ahead of small appends is given back at close, times kept") {
+    Fixture fx;
+    std::mt19937_64 rng(31);
+    auto h = fx.vol->create("/cam.mp4", 0644, O_CREAT | O_WRONLY, fx.who);
+    std::string all;
+    for (int i = 0; i < 40; ++i) {  // 1.25 MiB in a camera's 32 KiB writes
+        const std::string d = make_data(rng, 32768);
+        fx.vol->write(*h, reinterpret_cast<const uint8_t*>(d.data()), d.size(), all.size());
+        all += d;
+    }
+    struct stat mid {};
+    REQUIRE(::stat(fx.stored_file(0).c_str(), &mid) == 0);
+    CHECK(mid.st_blocks * 512 > mid.st_size + (1 << 20));  // reserved ahead while writing
+    const struct timespec ts[2] = {{1700000000, 0}, {1700000000, 0}};  // as cp -p sets them before close
+    fx.vol->utimens("/cam.mp4", ts);
+    fx.vol->release(std::move(h));
+    for (size_t m = 0; m < 2; ++m) {
+        struct stat st {};
+        REQUIRE(::stat(fx.stored_file(m).c_str(), &st) == 0);
+        CHECK(st.st_size == static_cast<off_t>(stored_size(all.size())));
+        CHECK(st.st_blocks * 512 < st.st_size + 65536);  // nothing left reserved past the end
+        CHECK(st.st_mtim.tv_sec == 1700000000);
+    }
+    CHECK(fx.read_file("/cam.mp4") == all);
+}

@@ -37,6 +37,10 @@ struct OpenFile {
     // Stored bytes below this offset have had their write-out to the members'
     // disks started (sync_file_range); guarded by exclusive mu.
     uint64_t writeout_from = 0;
+    // Stored bytes below this offset are allocated on the members: space is
+    // reserved ahead of the writes (fallocate) and what is left past the end
+    // is given back when a write session closes; guarded by exclusive mu.
+    uint64_t reserved_to = 0;
     ReadAffinity reads;          // which member serves this file's reads
     int refs = 0;                // guarded by the table's mutex
 };

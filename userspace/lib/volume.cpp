@@ -515,6 +515,10 @@ std::unique_ptr<Handle> Volume::open(const std::string& path, int flags, const C
 }
 
 void Volume::release(std::unique_ptr<Handle> h) {
+    if (h->writable) {
+        std::unique_lock lk(h->file->mu);
+        release_reserve(*h->file);
+    }
     if (h->writable && (h->bytes_written > 0 || h->first_error)) {
         audit("write", h->who, h->path, h->first_error, [&](nlohmann::json& r) {
             r["bytes"] = h->bytes_written;
@@ -639,15 +643,9 @@ void Volume::seal_and_store(OpenFile& f, const std::string& path, uint64_t c0, u
     // Per member: 0, or the first error any piece met there.
     std::array<std::atomic<int>, kMaxMembers> err{};
     std::vector<size_t> targets;
-    for (size_t i : set_.writable_members()) {
-        if (!f.fds[i]) continue;
-        targets.push_back(i);
-        // Reserve the space first: a full disk then fails before any byte of
-        // the chunks is written, never leaving a torn chunk behind.
-        if (grows && ::fallocate(f.fds[i].get(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(begin),
-                                 static_cast<off_t>(end - begin)) < 0 && errno != EOPNOTSUPP)
-            err[i] = neg_errno();
-    }
+    for (size_t i : set_.writable_members())
+        if (f.fds[i]) targets.push_back(i);
+    if (grows && end > f.reserved_to) reserve(f, targets, begin, end, err);
     const uint64_t pieces = (c1 - c0) / kPieceChunks + 1;
     set_.parallel_for(static_cast<size_t>(pieces), [&](size_t k) {
         const uint64_t a = c0 + k * kPieceChunks, b = std::min(c1, a + kPieceChunks - 1);
@@ -669,6 +667,44 @@ void Volume::seal_and_store(OpenFile& f, const std::string& path, uint64_t c0, u
     for (size_t t : targets) results.emplace_back(t, err[t].load());
     check(set_.combine("write", path, results), "write", path);
     start_writeout(f, targets, end);
+}
+
+// Space is reserved before a file grows, so a full disk fails the write before
+// any byte of it is down and never leaves a torn chunk behind. Reserving a
+// few MiB ahead spares a camera stream's small appends one allocation each
+// (measured: fallocate was 9% of nvrfsd's time with 128 cameras) and gives
+// the member file system larger extents; release_reserve() returns the rest.
+constexpr uint64_t kReserveStep = 4 << 20;
+
+void Volume::reserve(OpenFile& f, const std::vector<size_t>& members, uint64_t begin, uint64_t end,
+                     std::array<std::atomic<int>, kMaxMembers>& err) {
+    uint64_t upto = end + kReserveStep;
+    for (size_t i : members) {
+        const int fd = f.fds[i].get();
+        int r = ::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(begin), static_cast<off_t>(upto - begin));
+        if (r < 0 && errno == ENOSPC) {  // no room to reserve ahead: just this write, then
+            upto = end;
+            r = ::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(begin), static_cast<off_t>(end - begin));
+        }
+        if (r < 0 && errno != EOPNOTSUPP) err[i] = neg_errno();
+    }
+    f.reserved_to = upto;
+}
+
+void Volume::release_reserve(OpenFile& f) {
+    const uint64_t used = stored_size(f.size);
+    if (f.reserved_to <= used) return;
+    for (size_t i : set_.writable_members()) {
+        if (!f.fds[i]) continue;
+        // A truncate to the same size frees the blocks past the end (ext4,
+        // tmpfs; punching a hole there does not on ext4). It also stamps the
+        // file's times, which `cp -p` and `tar` set just before closing: keep them.
+        struct stat st {};
+        if (::fstat(f.fds[i].get(), &st) < 0 || ::ftruncate(f.fds[i].get(), static_cast<off_t>(used)) < 0) continue;
+        const struct timespec times[2] = {st.st_atim, st.st_mtim};
+        ::futimens(f.fds[i].get(), times);
+    }
+    f.reserved_to = 0;
 }
 
 // A recorder writes for hours and fsyncs rarely: left alone, the kernel holds
@@ -766,6 +802,7 @@ void Volume::truncate_locked(OpenFile& f, const std::string& path, uint64_t new_
     const uint64_t size = f.size;
     if (new_size == size) return;
     if (new_size > size) return extend_locked(f, path, new_size);
+    f.reserved_to = 0;  // a shrinking truncate frees what lay past the new end
     std::vector<std::pair<size_t, int>> results;
     if (new_size == 0) {
         // A new generation: no chunk from before can be replayed into the file.

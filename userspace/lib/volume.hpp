@@ -16,6 +16,8 @@
 #include "names.hpp"
 #include "open_file.hpp"
 
+#include <array>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -88,6 +90,9 @@ private:
     void seal_and_store(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint64_t new_size,
                         const std::vector<const uint8_t*>& plain, bool grows);
     void start_writeout(OpenFile& f, const std::vector<size_t>& members, uint64_t upto);
+    void reserve(OpenFile& f, const std::vector<size_t>& members, uint64_t begin, uint64_t end,
+                 std::array<std::atomic<int>, kMaxMembers>& err);
+    void release_reserve(OpenFile& f);
     void audit(const std::string& event, const Caller& who, const std::string& path, int err,
                const std::function<void(nlohmann::json&)>& extra = {});
     // Throws Error(-r) when a fan-out returned an error.
