@@ -21,7 +21,7 @@ Workloads (fio where it fits):
       scrub of both members, vs reading both members' files
 For each: MiB/s (or ops/s, or seconds), CPU seconds per GiB (benchmark tools +
 the filesystem daemon), and the daemon's peak memory during that workload.
-(b) and (c) run --rounds times, interleaved across targets; the median counts.
+(b), (c) and (d) run --rounds times, interleaved across targets; the median counts.
 Usage: bench/compare.py [--streams 16,64,128] [--seconds 10] [--size-mib 1024]
                         [--rebuild-mib 1024] [--rounds 3] [--baseline DIR]"""
 import argparse, json, os, resource, shutil, subprocess, sys, tempfile, time
@@ -174,7 +174,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--rebuild-mib", type=int, default=1024)
-    ap.add_argument("--rounds", type=int, default=3, help="rounds of (b) and (c); the median counts")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of (b), (c) and (d); the median counts")
     ap.add_argument("--baseline", help="directory with an older nvrfsd and nvrctl to compare against")
     args = ap.parse_args()
     base = tempfile.mkdtemp(dir=os.environ.get("BENCH_DIR", "/var/tmp"), prefix="nvrfs-compare.")
@@ -226,7 +226,7 @@ def main():
             rounds=args.rounds)
         row("(c) sequential read (cold), MiB/s", lambda t: reads(t, False), only=most, rounds=args.rounds)
         row("(c) random 64 KiB read (cold), MiB/s", lambda t: reads(t, True), only=most, rounds=args.rounds)
-        row("(d) create/stat/unlink, ops/s", lambda t: (metadata(t), 0), only=most)
+        row("(d) create/stat/unlink, ops/s", lambda t: (metadata(t), 0), only=most, rounds=args.rounds)
         nv = [t.name for t in targets if t.nvrctl]
         for t in targets:  # recordings for the rebuild and scrub
             if t.nvrctl:
