@@ -129,13 +129,7 @@ void Daemon::start_scrub(bool repair) {
                     one.unrepairable++;
                 }
                 std::lock_guard lk(scrub_mu);
-                scrub.stats.files += one.files;
-                scrub.stats.chunks += one.chunks;
-                scrub.stats.bad += one.bad;
-                scrub.stats.repaired += one.repaired;
-                scrub.stats.unrepairable += one.unrepairable;
-                scrub.stats.bytes += one.bytes;
-                scrub.stats.resynced += one.resynced;
+                scrub.stats += one;
                 total = scrub.stats;
             }
         } catch (const std::exception& e) {

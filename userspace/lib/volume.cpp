@@ -980,8 +980,7 @@ void Volume::scrub_file(const std::string& path, bool repair, ScrubStats& stats)
     });
     std::vector<uint64_t> bad_chunks;
     for (const auto& p : per) {
-        stats.chunks += p.stats.chunks, stats.bytes += p.stats.bytes, stats.bad += p.stats.bad;
-        stats.repaired += p.stats.repaired, stats.unrepairable += p.stats.unrepairable;
+        stats += p.stats;
         bad_chunks.insert(bad_chunks.end(), p.bad.begin(), p.bad.end());
     }
     std::sort(bad_chunks.begin(), bad_chunks.end());

@@ -64,6 +64,11 @@ public:
     struct ScrubStats {
         uint64_t files = 0, chunks = 0, bad = 0, repaired = 0, unrepairable = 0, bytes = 0;
         uint64_t resynced = 0;  // authentic on every member but not byte-identical (crash mid-reseal)
+        ScrubStats& operator+=(const ScrubStats& o) {
+            files += o.files, chunks += o.chunks, bad += o.bad, repaired += o.repaired;
+            unrepairable += o.unrepairable, bytes += o.bytes, resynced += o.resynced;
+            return *this;
+        }
     };
     // Verify every chunk of `path` on every complete member; with `repair`,
     // rewrite bad copies from a good one. Adds to `stats`.
