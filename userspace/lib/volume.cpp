@@ -70,6 +70,13 @@ void Volume::audit(const std::string& event, const Caller& who, const std::strin
 
 // ---- names ---------------------------------------------------------------
 
+std::vector<size_t> Volume::holders(const OpenFile& f, bool writable) const {
+    std::vector<size_t> out;
+    for (size_t i : writable ? set_.writable_members() : set_.healthy_members())
+        if (f.fds[i]) out.push_back(i);
+    return out;
+}
+
 DirIv Volume::diriv(const std::string& plain_dir, const std::string& stored_dir) {
     {
         std::lock_guard lk(iv_mu_);
@@ -126,8 +133,7 @@ struct stat Volume::getattr(const std::string& path, Handle* h) {
     int err = ENOENT;
     uint64_t stored_max = 0, stored_min = UINT64_MAX;
     if (h) {
-        for (size_t i : set_.healthy_members()) {
-            if (!h->file->fds[i]) continue;
+        for (size_t i : holders(*h->file, false)) {
             struct stat s {};
             if (::fstat(h->file->fds[i].get(), &s) < 0) continue;
             if (!found) st = s;
@@ -328,8 +334,7 @@ FileHeader Volume::choose_header(OpenFile& f, const std::string& path) {
         std::optional<FileHeader> hdr;
     };
     std::vector<Cand> cands;
-    for (size_t i : set_.healthy_members()) {
-        if (!f.fds[i]) continue;
+    for (size_t i : holders(f, false)) {
         uint8_t b[kHeaderSize];
         std::optional<FileHeader> h;
         if (pread_full(f.fds[i].get(), b, sizeof b, 0) == static_cast<ssize_t>(kHeaderSize)) h = FileHeader::decode(b);
@@ -388,8 +393,7 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
         f->key = file_key(set_.keys().content, f->hdr.id);
         const Bytes init = empty_file_image(f->hdr, f->key);
         std::vector<std::pair<size_t, int>> wr;
-        for (size_t i : set_.writable_members()) {
-            if (!f->fds[i]) continue;
+        for (size_t i : holders(*f, true)) {
             int r = pwrite_full(f->fds[i].get(), init.data(), init.size(), 0);
             if (r == 0 && ::fchown(f->fds[i].get(), creator->uid, creator->gid) < 0) r = neg_errno();
             wr.emplace_back(i, r);
@@ -431,8 +435,7 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
 void Volume::reconcile_lengths(OpenFile& f, const std::string& path) {
     std::vector<std::pair<size_t, uint64_t>> lens;
     bool differ = false;
-    for (size_t i : set_.healthy_members()) {
-        if (!f.fds[i]) continue;
+    for (size_t i : holders(f, false)) {
         struct stat st {};
         if (::fstat(f.fds[i].get(), &st) < 0) continue;
         lens.emplace_back(i, static_cast<uint64_t>(st.st_size));
@@ -531,8 +534,7 @@ void Volume::release(std::unique_ptr<Handle> h) {
 void Volume::fsync(Handle& h, bool datasync) {
     std::shared_lock lk(h.file->mu);
     std::vector<std::pair<size_t, int>> results;
-    for (size_t i : set_.writable_members()) {
-        if (!h.file->fds[i]) continue;
+    for (size_t i : holders(*h.file, true)) {
         int r = datasync ? ::fdatasync(h.file->fds[i].get()) : ::fsync(h.file->fds[i].get());
         results.emplace_back(i, r < 0 ? neg_errno() : 0);
     }
@@ -555,9 +557,7 @@ void Volume::load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint
     uint64_t stored_len = 0;
     for (uint64_t i = c0; i <= c1; ++i) stored_len += chunk_plain_len(size, i) + kChunkOverhead;
 
-    std::vector<size_t> readers;
-    for (size_t i : set_.healthy_members())
-        if (f.fds[i]) readers.push_back(i);
+    const std::vector<size_t> readers = holders(f, false);
     if (readers.empty()) throw_errno(EIO, path, "no healthy member holds");
 
     const size_t primary = f.reads.pick(set_, readers);
@@ -642,9 +642,7 @@ void Volume::seal_and_store(OpenFile& f, const std::string& path, uint64_t c0, u
     uint8_t* sealed = scratch(kWriteSealed, static_cast<size_t>(end - begin));
     // Per member: 0, or the first error any piece met there.
     std::array<std::atomic<int>, kMaxMembers> err{};
-    std::vector<size_t> targets;
-    for (size_t i : set_.writable_members())
-        if (f.fds[i]) targets.push_back(i);
+    const std::vector<size_t> targets = holders(f, true);
     if (grows && end > f.reserved_to) reserve(f, targets, begin, end, err);
     const uint64_t pieces = (c1 - c0) / kPieceChunks + 1;
     set_.parallel_for(static_cast<size_t>(pieces), [&](size_t k) {
@@ -694,8 +692,7 @@ void Volume::reserve(OpenFile& f, const std::vector<size_t>& members, uint64_t b
 void Volume::release_reserve(OpenFile& f) {
     const uint64_t used = stored_size(f.size);
     if (f.reserved_to <= used) return;
-    for (size_t i : set_.writable_members()) {
-        if (!f.fds[i]) continue;
+    for (size_t i : holders(f, true)) {
         // A truncate to the same size frees the blocks past the end (ext4,
         // tmpfs; punching a hole there does not on ext4). It also stamps the
         // file's times, which `cp -p` and `tar` set just before closing: keep them.
@@ -808,8 +805,7 @@ void Volume::truncate_locked(OpenFile& f, const std::string& path, uint64_t new_
         // A new generation: no chunk from before can be replayed into the file.
         f.hdr.generation++;
         const Bytes init = empty_file_image(f.hdr, f.key);
-        for (size_t i : set_.writable_members()) {
-            if (!f.fds[i]) continue;
+        for (size_t i : holders(f, true)) {
             int r = ::ftruncate(f.fds[i].get(), static_cast<off_t>(init.size())) < 0 ? neg_errno() : 0;
             if (r == 0) r = pwrite_full(f.fds[i].get(), init.data(), init.size(), 0);
             results.emplace_back(i, r);
@@ -827,8 +823,7 @@ void Volume::truncate_locked(OpenFile& f, const std::string& path, uint64_t new_
     const size_t pl = chunk_plain_len(new_size, nl);
     Bytes s(pl + kChunkOverhead);
     seal_chunk(f.key, f.hdr, nl, true, ByteView(p.data(), pl), s.data());
-    for (size_t i : set_.writable_members()) {
-        if (!f.fds[i]) continue;
+    for (size_t i : holders(f, true)) {
         int r = ::ftruncate(f.fds[i].get(), static_cast<off_t>(stored_size(new_size))) < 0 ? neg_errno() : 0;
         if (r == 0) r = pwrite_full(f.fds[i].get(), s.data(), s.size(), static_cast<off_t>(stored_offset(nl)));
         results.emplace_back(i, r);
@@ -907,8 +902,7 @@ uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
     const std::string rel = stored(path);
     OpenFile& f = *h->file;
     std::unique_lock lk(f.mu);
-    for (size_t i : set_.healthy_members()) {
-        if (!f.fds[i]) continue;
+    for (size_t i : holders(f, false)) {
         struct stat st {};
         if (::fstat(f.fds[i].get(), &st) < 0) continue;
         Member& t = set_.member(target);
@@ -931,9 +925,7 @@ void Volume::scrub_file(const std::string& path, bool repair, ScrubStats& stats)
     OpenFile& f = *h->file;
     std::shared_lock lk(f.mu);
     const uint64_t size = f.size, n = chunk_count(size), last = last_chunk(size);
-    std::vector<size_t> members;
-    for (size_t i : set_.healthy_members())
-        if (f.fds[i]) members.push_back(i);
+    const std::vector<size_t> members = holders(f, false);
     stats.files++;
     // Every member is checked on its own thread: the disks are read and the
     // chunks authenticated at once (what it finds differs only per member).

@@ -76,6 +76,9 @@ public:
 
 private:
     std::string stored(const std::string& path);
+    // Members that hold an open copy of `f`: the complete ones (to read), or
+    // every writable one (to write).
+    std::vector<size_t> holders(const OpenFile& f, bool writable) const;
     DirIv diriv(const std::string& plain_dir, const std::string& stored_dir);
     void forget_dirivs();
     std::shared_ptr<OpenFile> open_stored(const std::string& path, const std::string& rel, int extra_flags, mode_t mode,
