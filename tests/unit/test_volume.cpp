@@ -101,6 +101,12 @@ struct Fixture {
             if (rel.find(".nvrfs") == std::string::npos) return members[i] + "/" + rel;
         return "";
     }
+    // Was an alert of `kind` raised whose text contains `text`?
+    bool alerted(const std::string& kind, const std::string& text) {
+        for (auto& a : alerts->recent())
+            if (a.kind == kind && a.detail.find(text) != std::string::npos) return true;
+        return false;
+    }
     std::vector<nlohmann::json> records(size_t i, VerifyResult* vr = nullptr) {
         UniqueFd fd(::open((members[i] + "/" + kAuditLogPath).c_str(), O_RDONLY));
         std::vector<nlohmann::json> out;
@@ -191,9 +197,7 @@ TEST_CASE("a flipped byte on one member is repaired from the other and alerted")
     flip(fx.stored_file(0), static_cast<off_t>(stored_offset(2) + 100));
     CHECK(fx.read_file("/a.mp4") == data);
     CHECK(slurp(fx.stored_file(0)) == slurp(fx.stored_file(1)));
-    bool alerted = false;
-    for (auto& a : fx.alerts->recent()) alerted |= a.kind == alert::TamperDetected && a.detail.find("repaired") != std::string::npos;
-    CHECK(alerted);
+    CHECK(fx.alerted(alert::TamperDetected, "repaired"));
 }
 
 TEST_CASE("swapped chunks and a truncated copy on one member are repaired") {
@@ -225,9 +229,7 @@ TEST_CASE("damage on every member gives EIO, never forged bytes") {
     } catch (const Error& e) {
         CHECK(e.code() == EIO);
     }
-    bool alerted = false;
-    for (auto& a : fx.alerts->recent()) alerted |= a.kind == alert::TamperDetected && a.detail.find("not authentic") != std::string::npos;
-    CHECK(alerted);
+    CHECK(fx.alerted(alert::TamperDetected, "not authentic"));
 }
 
 TEST_CASE("truncation at a chunk boundary on every member is detected") {
