@@ -228,16 +228,15 @@ def main():
         row("(c) random 64 KiB read (cold), MiB/s", lambda t: reads(t, True), only=most, rounds=args.rounds)
         row("(d) create/stat/unlink, ops/s", lambda t: (metadata(t), 0), only=most, rounds=args.rounds)
         nv = [t.name for t in targets if t.nvrctl]
+        src = next(t for t in targets if t.nvrctl)  # the raw rows copy and read nvrfs's members
         for t in targets:  # recordings for the rebuild and scrub
             if t.nvrctl:
                 os.makedirs(f"{t.dirs[0]}/rec")
                 for i in range(args.rebuild_mib // 256):
-                    run("fio", "--name=fill", f"--filename={t.dirs[0]}/rec/seg{i}.mp4", "--rw=write", "--bs=1m",
-                        "--size=256m", "--ioengine=psync", "--fallocate=none", stdout=subprocess.DEVNULL)
-        stored = {t.name: tree_bytes(t.members[0]) for t in targets if t.nvrctl}
+                    fio(["--name=fill", f"--filename={t.dirs[0]}/rec/seg{i}.mp4", "--rw=write", "--bs=1m", "--size=256m"])
+        stored_gib = tree_bytes(src.members[0]) / 2**30
 
         def raw_copy(t):
-            src = next(x for x in targets if x.nvrctl)
             t0 = time.monotonic()
             run("cp", "-a", src.members[0], f"{base}/rawcopy")
             os.sync()
@@ -246,7 +245,6 @@ def main():
             return secs, None
 
         def raw_read2(t):
-            src = next(x for x in targets if x.nvrctl)
             t0 = time.monotonic()
             for m in src.members:
                 for r, _, fs in os.walk(m):
@@ -256,11 +254,10 @@ def main():
                                 pass
             return time.monotonic() - t0, None
 
-        size_gib = lambda t: next(v for k, v in stored.items()) / 2**30
         row("(e) rebuild a spare (raw: cp -a a member), s", lambda t: raw_copy(t) if t.name == "raw" else (rebuild(t, base), None),
-            gib=size_gib, only=["raw"] + nv, better_high=False)
+            gib=lambda t: stored_gib, only=["raw"] + nv, better_high=False)
         row("(e) scrub both members (raw: read both), s", lambda t: raw_read2(t) if t.name == "raw" else (scrub(t), None),
-            gib=lambda t: 2 * size_gib(t), only=["raw"] + nv, better_high=False)
+            gib=lambda t: 2 * stored_gib, only=["raw"] + nv, better_high=False)
 
         ratios = [("nv/raw", "nvrfs", "raw"), ("nv/raw+wo", "nvrfs", "raw+wo"), ("nv/gcf", "nvrfs", "gocryptfs")]
         if args.baseline:
@@ -279,7 +276,7 @@ def main():
             line += "   " + "/".join(fmt(v[2] if v else None, ".0f") for v in vals[2:])
             print(line)
         print("ratios: higher is better for nvrfs (times are inverted); 'kept up' counts streams within "
-              f"{KEEP_UP_SLACK:.0f} s of schedule; stored bytes per member for (e): {next(iter(stored.values())) / 2**20:.0f} MiB")
+              f"{KEEP_UP_SLACK:.0f} s of schedule; stored bytes per member for (e): {stored_gib * 1024:.0f} MiB")
     finally:
         for t in targets[2:]:
             subprocess.run(["fusermount3", "-u", t.dirs[0]], stderr=subprocess.DEVNULL)
