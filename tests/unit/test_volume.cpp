@@ -5,7 +5,7 @@
 #include "volume.hpp"
 
 #include <dirent.h>
-#include "helpers.hpp"
+#include "fixture.hpp"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -20,117 +20,8 @@ using namespace nvrfs;
 
 namespace {
 
-using test::slurp;
+using namespace nvrfs::test;
 
-// All regular files below dir, relative path -> contents.
-std::map<std::string, std::string> tree_of(const std::string& dir, const std::string& rel = "") {
-    std::map<std::string, std::string> out;
-    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir((dir + "/" + rel).c_str()), ::closedir);
-    while (dirent* e = d ? ::readdir(d.get()) : nullptr) {
-        std::string n = e->d_name;
-        if (n == "." || n == ".." || n == "superblock") continue;
-        const std::string r = rel.empty() ? n : rel + "/" + n;
-        struct stat st {};
-        ::stat((dir + "/" + r).c_str(), &st);
-        if (S_ISDIR(st.st_mode)) out.merge(tree_of(dir, r));
-        else out[r] = slurp(dir + "/" + r);
-    }
-    return out;
-}
-
-struct Fixture {
-    std::string root;
-    std::vector<std::string> members;
-    SecretKey host = SecretKey::random(32);
-    std::unique_ptr<MirrorSet> set;
-    std::unique_ptr<AuditLog> log;
-    std::unique_ptr<Alerts> alerts;
-    std::unique_ptr<Volume> vol;
-    std::vector<std::string> notes;
-    Caller who = Caller::of(0, 0, ::getpid());
-
-    Fixture() {
-        char tmpl[] = "/tmp/nvrfs-unit-XXXXXX";
-        root = ::mkdtemp(tmpl);
-        members = {root + "/m1", root + "/m2"};
-        create_set(members, host);
-        mount();
-    }
-    ~Fixture() {
-        unmount();
-        std::system(("rm -rf " + root).c_str());
-    }
-    void mount() {
-        notes.clear();
-        set = MirrorSet::assemble(members, host, {}, &notes);
-        log = std::make_unique<AuditLog>(*set, &notes);
-        alerts = std::make_unique<Alerts>(*log, "", "test");
-        vol = std::make_unique<Volume>(*set, *log, *alerts);
-        set->set_fail_handler([this](size_t i, int, const std::string& c) { alerts->raise(alert::MemberFailed, set->member(i).path + " " + c); });
-    }
-    void unmount() {
-        vol.reset();
-        alerts.reset();
-        log.reset();
-        if (set) set->bump_events(false);
-        set.reset();
-    }
-    std::string write_file(const std::string& path, const std::string& data) {
-        auto h = vol->create(path, 0644, O_CREAT | O_WRONLY | O_TRUNC, who);
-        vol->write(*h, reinterpret_cast<const uint8_t*>(data.data()), data.size(), 0);
-        vol->release(std::move(h));
-        return data;
-    }
-    std::string read_file(const std::string& path) {
-        auto h = vol->open(path, O_RDONLY, who);
-        std::string out(static_cast<size_t>(h->file->size.load()), '\0');
-        size_t n = 0;
-        try {
-            n = vol->read(*h, reinterpret_cast<uint8_t*>(out.data()), out.size(), 0);
-        } catch (...) {
-            vol->release(std::move(h));  // as FUSE does: release follows every open
-            throw;
-        }
-        vol->release(std::move(h));
-        out.resize(n);
-        return out;
-    }
-    // The single stored file on member i below the root (plus its dir).
-    std::string stored_file(size_t i) {
-        for (auto& [rel, data] : tree_of(members[i]))
-            if (rel.find(".nvrfs") == std::string::npos) return members[i] + "/" + rel;
-        return "";
-    }
-    // Was an alert of `kind` raised whose text contains `text`?
-    bool alerted(const std::string& kind, const std::string& text) {
-        for (auto& a : alerts->recent())
-            if (a.kind == kind && a.detail.find(text) != std::string::npos) return true;
-        return false;
-    }
-    std::vector<nlohmann::json> records(size_t i, VerifyResult* vr = nullptr) {
-        UniqueFd fd(::open((members[i] + "/" + kAuditLogPath).c_str(), O_RDONLY));
-        std::vector<nlohmann::json> out;
-        VerifyResult v = read_audit_log(fd.get(), set->keys(), set->set_uuid(), &out);
-        if (vr) *vr = v;
-        return out;
-    }
-};
-
-std::string make_data(std::mt19937_64& rng, size_t n) {
-    std::string s(n, '\0');
-    for (auto& c : s) c = static_cast<char>(rng());
-    return s;
-}
-
-void flip(const std::string& path, off_t off) {
-    int fd = ::open(path.c_str(), O_RDWR);
-    REQUIRE(fd >= 0);
-    char c;
-    REQUIRE(::pread(fd, &c, 1, off) == 1);
-    c ^= 0x5a;
-    REQUIRE(::pwrite(fd, &c, 1, off) == 1);
-    ::close(fd);
-}
 
 }  // namespace
 
@@ -239,9 +130,22 @@ TEST_CASE("truncation at a chunk boundary on every member is detected") {
     for (size_t i = 0; i < 2; ++i) REQUIRE(::truncate(fx.stored_file(i).c_str(), static_cast<off_t>(stored_offset(2))) == 0);
     CHECK(fx.vol->getattr("/a.mp4", nullptr).st_size == static_cast<off_t>(2 * kChunkSize));
     CHECK_THROWS_AS(fx.read_file("/a.mp4"), Error);
-    // Cut down to the header alone: no chunk at all.
-    for (size_t i = 0; i < 2; ++i) REQUIRE(::truncate(fx.stored_file(i).c_str(), static_cast<off_t>(kHeaderSize)) == 0);
-    CHECK(fx.vol->getattr("/a.mp4", nullptr).st_size == 0);
+    // Cut down to the header alone, or to a header and a chunk's overhead:
+    // no authentic chunk at all, so it is no empty file but a tampered one.
+    for (off_t cut : {off_t(kHeaderSize), off_t(kHeaderSize + kChunkOverhead)}) {
+        for (size_t i = 0; i < 2; ++i) REQUIRE(::truncate(fx.stored_file(i).c_str(), cut) == 0);
+        try {
+            fx.vol->getattr("/a.mp4", nullptr);
+            FAIL("a file cut to " << cut << " stored bytes passed as empty");
+        } catch (const Error& e) {
+            CHECK(e.code() == EIO);
+        }
+        CHECK_THROWS_AS(fx.read_file("/a.mp4"), Error);
+    }
+    CHECK(fx.alerted(alert::TamperDetected, "not authentic on any member"));
+    // A real empty file still opens.
+    fx.write_file("/empty.mp4", "");
+    CHECK(fx.read_file("/empty.mp4").empty());
 }
 
 TEST_CASE("the wrong host key and a foreign member are refused") {
@@ -278,6 +182,9 @@ TEST_CASE("a failed member is stale at the next assembly and resynced, not trust
     bool resynced = false;
     for (auto& n : fx.notes) resynced |= n.find("MemberResynced") != std::string::npos;
     CHECK(resynced);
+    CHECK(fx.set->member(1).state.load() == MemberState::Rebuilding);
+    fx.rebuild();
+    CHECK(fx.set->member(1).state.load() == MemberState::Active);
     CHECK(tree_of(fx.members[0]) == tree_of(fx.members[1]));
     CHECK(fx.read_file("/b.mp4") == b);
 }

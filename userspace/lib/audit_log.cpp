@@ -1,6 +1,7 @@
 #include "audit_log.hpp"
 
 #include "error.hpp"
+#include "member_path.hpp"
 #include "mirror_set.hpp"
 
 #include <cerrno>
@@ -45,6 +46,23 @@ int replace_log(int from, int to) {
     return r;
 }
 
+// The member's log, opened beneath its root. A link or special file planted
+// in its place is removed (never followed or written through) and the log
+// starts empty there; the constructor then copies in the reference log.
+int open_log(const Member& m, std::vector<std::string>* notes) {
+    const int flags = O_RDWR | O_CREAT | O_APPEND;
+    int fd = member_path::open_file(m.dirfd.get(), kAuditLogPath, flags, 0600);
+    if (fd < 0 && member_path::is_tamper_errno(-fd)) {
+        if (notes)
+            notes->push_back(fmt::format("TamperDetected: {}/{} was replaced by a link or special file; removed, the log is "
+                                         "copied from another member", m.path, kAuditLogPath));
+        if (int r = member_path::unlink(m.dirfd.get(), kAuditLogPath); r < 0) fd = r;
+        else fd = member_path::open_file(m.dirfd.get(), kAuditLogPath, flags | O_EXCL, 0600);
+    }
+    if (fd < 0) throw_errno(-fd, m.path + "/" + kAuditLogPath, "cannot open audit log");
+    return fd;
+}
+
 enum class FrameStatus { Ok, End, Torn, Forged };
 
 // Reads the frame at `off`; on Ok fills `plain` and advances `off`.
@@ -86,8 +104,7 @@ AuditLog::AuditLog(MirrorSet& set, std::vector<std::string>* notes) : set_(set),
     std::vector<std::pair<size_t, uint64_t>> tails;  // member, last seq
     for (size_t i : set_.writable_members()) {
         Member& m = set_.member(i);
-        UniqueFd fd(::openat(m.dirfd.get(), kAuditLogPath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-        if (!fd) throw_errno(errno, m.path + "/" + kAuditLogPath, "cannot open audit log");
+        UniqueFd fd(open_log(m, notes));
         struct stat st {};
         ::fstat(fd.get(), &st);
         const uint64_t size = static_cast<uint64_t>(st.st_size);
@@ -180,8 +197,7 @@ void AuditLog::attach(size_t idx, const std::function<void()>& joined) {
     Member& dst = set_.member(idx);
     for (size_t i : set_.healthy_members()) {
         if (!fds_[i]) continue;
-        UniqueFd fd(::openat(dst.dirfd.get(), kAuditLogPath, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-        if (!fd) throw_errno(errno, dst.path + "/" + kAuditLogPath, "cannot create audit log");
+        UniqueFd fd(open_log(dst, nullptr));
         // Appends are blocked (mu_ held), so the copy is the whole chain so far.
         if (int r = replace_log(fds_[i].get(), fd.get()); r < 0)
             throw_errno(-r, dst.path + "/" + kAuditLogPath, "cannot copy audit log");

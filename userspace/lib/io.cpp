@@ -1,6 +1,7 @@
 #include "io.hpp"
 
 #include "error.hpp"
+#include "member_path.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -82,9 +83,19 @@ int copy_range(int in, off_t in_off, int out, off_t out_off, uint64_t len) {
     return 0;
 }
 
+namespace {
+// Beneath `dirfd` (member_path.hpp) unless it is AT_FDCWD; -errno on failure.
+int open_regular(int dirfd, const std::string& rel, int flags, mode_t mode) {
+    if (dirfd != AT_FDCWD) return member_path::open_file(dirfd, rel, flags, mode);
+    const int fd = ::open(rel.c_str(), flags | O_CLOEXEC | O_NOFOLLOW, mode);
+    return fd < 0 ? -errno : fd;
+}
+}  // namespace
+
 std::string read_file_at(int dirfd, const std::string& rel, size_t max_len) {
-    UniqueFd fd(::openat(dirfd, rel.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) throw_errno(errno, rel, "cannot open");
+    const int r = open_regular(dirfd, rel, O_RDONLY, 0);
+    if (r < 0) throw_errno(-r, rel, "cannot open");
+    UniqueFd fd(r);
     std::string out(max_len + 1, '\0');
     ssize_t n = pread_full(fd.get(), out.data(), out.size(), 0);
     if (n < 0) throw_errno(static_cast<int>(-n), rel, "cannot read");
@@ -95,16 +106,23 @@ std::string read_file_at(int dirfd, const std::string& rel, size_t max_len) {
 
 void write_file_atomic_at(int dirfd, const std::string& rel, const void* data, size_t len, mode_t mode) {
     const std::string tmp = rel + ".tmp";
-    UniqueFd fd(::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
-    if (!fd) throw_errno(errno, tmp, "cannot create");
+    // A leftover (or planted) temporary is removed, never written through:
+    // the new one is created exclusively.
+    const int u = dirfd != AT_FDCWD ? member_path::unlink(dirfd, tmp) : (::unlink(tmp.c_str()) < 0 ? -errno : 0);
+    if (u < 0 && u != -ENOENT) throw_errno(-u, tmp, "cannot remove");
+    const int r = open_regular(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL, mode);
+    if (r < 0) throw_errno(-r, tmp, "cannot create");
+    UniqueFd fd(r);
     if (int r = write_full(fd.get(), data, len); r < 0) throw_errno(-r, tmp, "cannot write");
     if (::fsync(fd.get()) < 0) throw_errno(errno, tmp, "cannot fsync");
     fd.reset();
-    if (::renameat(dirfd, tmp.c_str(), dirfd, rel.c_str()) < 0) throw_errno(errno, rel, "cannot rename into place");
+    const int rr = dirfd != AT_FDCWD ? member_path::rename(dirfd, tmp, rel, 0)
+                                     : (::rename(tmp.c_str(), rel.c_str()) < 0 ? -errno : 0);
+    if (rr < 0) throw_errno(-rr, rel, "cannot rename into place");
     // The directory entry itself must survive a power cut too.
     const auto slash = rel.rfind('/');
     const std::string dir = slash == std::string::npos ? "." : rel.substr(0, slash);
-    UniqueFd d(::openat(dirfd, dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd d(dirfd != AT_FDCWD ? member_path::open_dir(dirfd, dir) : ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (d) ::fsync(d.get());
 }
 

@@ -1,6 +1,7 @@
 #include "mirror_set.hpp"
 
 #include "error.hpp"
+#include "member_path.hpp"
 #include "names.hpp"
 #include "tree.hpp"
 
@@ -40,6 +41,22 @@ bool is_media_error(int err) {
     }
 }
 
+// Member roots are root-owned 0700 (docs/format.md, "Threat model"): no
+// other account may reach a stored file, or it could swap one for a link or
+// edit its recordings behind the audit log. A looser mode is tightened and
+// said; a root owned by someone else is refused, since that account may
+// already have planted anything.
+static int secure_root(int fd, const struct stat& st, const std::string& path, std::vector<std::string>* notes) {
+    if (st.st_uid != ::geteuid()) {
+        errno = EPERM;
+        return -EPERM;
+    }
+    if ((st.st_mode & 07777) == 0700) return 0;
+    if (::fchmod(fd, 0700) < 0) return -errno;
+    if (notes) notes->push_back(fmt::format("MemberPermissionsFixed: {} was mode {:04o}; set to 0700", path, st.st_mode & 07777));
+    return 0;
+}
+
 std::unique_ptr<MirrorSet> MirrorSet::assemble(const std::vector<std::string>& paths, const SecretKey& host_key,
                                                const AssembleOptions& opt, std::vector<std::string>* notes) {
     if (paths.empty()) throw Error(EINVAL, "", "no members given (use --member DIR, at least two)");
@@ -60,9 +77,20 @@ std::unique_ptr<MirrorSet> MirrorSet::assemble(const std::vector<std::string>& p
         ::fstat(fd.get(), &st);
         if (!seen.insert({st.st_dev, st.st_ino}).second)
             throw Error(EINVAL, p, fmt::format("member {} is listed twice", p));
+        if (secure_root(fd.get(), st, p, notes) < 0)
+            throw Error(EPERM, p, fmt::format("member {} is owned by uid {}, not by the user nvrfsd runs as: "
+                                              "refusing a member another account controls", p, st.st_uid));
         auto m = std::make_unique<Member>();
         m->path = p;
-        m->sb = read_superblock(fd.get(), p);
+        try {
+            m->sb = read_superblock(fd.get(), p);
+        } catch (const Error& e) {
+            // One bad disk must not keep the recorder from starting when the
+            // administrator allows a degraded start: the others carry the set.
+            if (!opt.allow_degraded || e.code() == ENOENT) throw;
+            if (notes) notes->push_back(fmt::format("TamperDetected: {}: {}; started without it (degraded)", p, e.what()));
+            continue;
+        }
         m->dirfd = std::move(fd);
         found.push_back(std::move(m));
     }
@@ -79,14 +107,21 @@ std::unique_ptr<MirrorSet> MirrorSet::assemble(const std::vector<std::string>& p
     set->set_uuid_ = first.sb.set_uuid;
     set->keys_ = KeySet::derive(first.sb.unwrap_master(host_key, first.path));
     std::set<Uuid> uuids;
-    for (const auto& m : found) {
+    for (auto it = found.begin(); it != found.end();) {
+        const auto& m = *it;
         // Every member must unwrap: a superblock re-wrapped under another key is foreign.
         (void)m->sb.unwrap_master(host_key, m->path);
-        if (!m->sb.mac_ok(set->keys_))
-            throw Error(EINVAL, m->path, fmt::format("member {}: superblock fails authentication (tampered)", m->path));
+        if (!m->sb.mac_ok(set->keys_)) {
+            const std::string why = fmt::format("member {}: superblock fails authentication (tampered)", m->path);
+            if (!opt.allow_degraded || found.size() < 2) throw Error(EINVAL, m->path, why);
+            if (notes) notes->push_back(fmt::format("TamperDetected: {}; started without it (degraded)", why));
+            it = found.erase(it);
+            continue;
+        }
         if (!uuids.insert(m->sb.member_uuid).second)
             throw Error(EINVAL, m->path,
                         fmt::format("member {} has the same member UUID as another member (a copied disk?)", m->path));
+        ++it;
     }
 
     // Roles come from the superblocks.
@@ -113,20 +148,18 @@ std::unique_ptr<MirrorSet> MirrorSet::assemble(const std::vector<std::string>& p
             m->stale = true;
             continue;
         }
-        const std::string what = fmt::format("MemberResynced: {} was stale (events {} < {}); copied from {}", m->path,
-                                             m->sb.events, newest, src->path);
-        clear_dir_at(m->dirfd.get(), [](const std::string& n) { return n == kMetaDir; }, m->path);
-        {
-            UniqueFd meta(::openat(m->dirfd.get(), kMetaDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-            if (!meta) throw_errno(errno, m->path + "/" + kMetaDir, "cannot open");
-            clear_dir_at(meta.get(), [](const std::string& n) { return n == "superblock"; }, m->path + "/" + kMetaDir);
-        }
-        const uint64_t bytes = copy_tree_at(src->dirfd.get(), m->dirfd.get(),
-                                            [](const std::string& rel) { return rel == kSuperblockPath; }, m->path);
+        // Its copies are brought up to date by the online rebuild, which
+        // copies only what authenticates and keeps the member's own authentic
+        // chunks: a newer-looking member is never trusted blindly.
+        const uint64_t had = m->sb.events;
+        m->state = MemberState::Rebuilding;
+        m->sb.rebuilding = true;
         m->sb.events = newest;
-        m->sb.dirty = src->sb.dirty;
         write_superblock(m->dirfd.get(), m->sb, set->keys_);
-        if (notes) notes->push_back(fmt::format("{} ({} bytes)", what, bytes));
+        if (notes)
+            notes->push_back(fmt::format("MemberResynced: {} was stale (events {} < {}); it is brought up to date from {} "
+                                         "by a verifying rebuild",
+                                         m->path, had, newest, src->path));
     }
     for (auto& m : found) {
         if (m->state != MemberState::Spare) set->raid_disks_++;
@@ -164,7 +197,9 @@ Uuid create_set(const std::vector<std::string>& members, const SecretKey& host_k
         sb.wrap_master(master, host_key);
         write_superblock(fd.get(), sb, keys);
         write_file_atomic_at(fd.get(), kDirIvName, root_iv.data(), root_iv.size(), 0400);
-        ::fchmod(fd.get(), 0755);
+        // The mount's root shows mode 0755, owner root (volume.hpp, kRootAttrPath).
+        write_file_atomic_at(fd.get(), kRootAttrPath, "755 0 0\n", 8, 0600);
+        if (::fchmod(fd.get(), 0700) < 0) throw_errno(errno, "member", "cannot set member mode");
     }
     return set_uuid;
 }
@@ -196,7 +231,7 @@ bool MirrorSet::alive(size_t idx) const {
     const Member& m = *slots_[idx];
     struct stat st {};
     if (::fstat(m.dirfd.get(), &st) < 0 || st.st_nlink == 0) return false;
-    return ::fstatat(m.dirfd.get(), kSuperblockPath, &st, 0) == 0;
+    return member_path::stat(m.dirfd.get(), kSuperblockPath, st) == 0 && S_ISREG(st.st_mode);
 }
 
 void MirrorSet::parallel_for(size_t n, const std::function<void(size_t)>& fn) {
@@ -251,12 +286,17 @@ int MirrorSet::combine(const std::string& what, const std::string& path, const s
             const bool rebuilding = slots_[i]->state.load() == MemberState::Rebuilding;
             if (is_media_error(-r) || !alive(i)) {
                 if (ok > 0 || logical || rebuilding) fail(i, -r, ctx);
+            } else if (member_path::is_tamper_errno(-r) && on_note_) {
+                on_note_("TamperDetected", fmt::format("{}: {}: a stored entry was replaced by a link or special file; "
+                                                       "not followed", slots_[i]->path, ctx));
             } else if (ok > 0 && !rebuilding && on_note_) {
                 // The member answers but disagrees: inconsistent, not dead. (A
                 // member being rebuilt lacks files until the rebuild reaches them.)
                 on_note_("MemberInconsistent", fmt::format("{}: {} failed with {} on this member only", slots_[i]->path, ctx, errno_name(-r)));
             }
         }
+        // Every member holds a planted entry: the stored file is gone, not a link.
+        if (ok == 0 && member_path::is_tamper_errno(-logical)) return -EIO;
         return ok > 0 ? 0 : logical;
     }
     // Every complete member failed alike (e.g. all full): the caller gets the
@@ -355,6 +395,7 @@ size_t MirrorSet::add_member(const std::string& path, MemberState role, bool gro
     sb.dirty = ref.sb.dirty;
     m->sb = sb;
     m->state = role;
+    if (::fchmod(fd.get(), 0700) < 0) throw_errno(errno, path, "cannot set member mode");
     m->dirfd = std::move(fd);
     write_superblock(m->dirfd.get(), m->sb, keys_);
     const size_t idx = size();

@@ -3,6 +3,7 @@
 #include "alerts.hpp"
 #include "audit_log.hpp"
 #include "error.hpp"
+#include "member_path.hpp"
 #include "mirror_set.hpp"
 #include "names.hpp"
 #include "tree.hpp"
@@ -40,7 +41,7 @@ bool walk_le(const std::string& a, const std::string& b) { return split(a) <= sp
 
 std::set<std::string> names_in(int dirfd, const std::string& rel) {
     std::set<std::string> out;
-    int fd = ::openat(dirfd, rel.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = member_path::open_dir(dirfd, rel);
     if (fd < 0) return out;
     std::unique_ptr<DIR, int (*)(DIR*)> d(::fdopendir(fd), ::closedir);
     if (!d) {
@@ -60,7 +61,7 @@ uint64_t stored_bytes(int dirfd, const std::string& rel) {
         if (rel == "." && n == kMetaDir) continue;
         const std::string r = rel == "." ? n : rel + "/" + n;
         struct stat st {};
-        if (::fstatat(dirfd, r.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
+        if (member_path::stat(dirfd, r, st) < 0) continue;
         total += S_ISDIR(st.st_mode) ? stored_bytes(dirfd, r) : static_cast<uint64_t>(st.st_size);
     }
     return total;
@@ -74,14 +75,14 @@ void remove_extras(int src, int dst, const std::string& rel) {
         if (rel == "." && n == kMetaDir) continue;
         const std::string r = rel == "." ? n : rel + "/" + n;
         struct stat st {};
-        if (::fstatat(dst, r.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
+        if (member_path::stat(dst, r, st) < 0) continue;
         if (!want.count(n)) {
             if (S_ISDIR(st.st_mode)) {
-                UniqueFd sub(::openat(dst, r.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+                UniqueFd sub(member_path::open_dir(dst, r));
                 if (sub) clear_dir_at(sub.get(), [](const std::string&) { return false; }, r);
-                ::unlinkat(dst, r.c_str(), AT_REMOVEDIR);
+                member_path::rmdir(dst, r);
             } else {
-                ::unlinkat(dst, r.c_str(), 0);
+                member_path::unlink(dst, r);
             }
         } else if (S_ISDIR(st.st_mode)) {
             remove_extras(src, dst, r);
@@ -158,7 +159,7 @@ void Rebuilder::run(const Job& job) {
         // Start from nothing: keep only the superblock, then join the write set
         // together with a copy of the audit log, atomically for appenders.
         clear_dir_at(t.dirfd.get(), [](const std::string& n) { return n == kMetaDir; }, t.path);
-        UniqueFd meta(::openat(t.dirfd.get(), kMetaDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        UniqueFd meta(member_path::open_dir(t.dirfd.get(), kMetaDir));
         if (meta) clear_dir_at(meta.get(), [](const std::string& n) { return n == "superblock"; }, t.path);
         log_.attach(target, [&] { set_.set_state(target, MemberState::Rebuilding); });
         alerts_.raise("SpareActivated", fmt::format("{} joins the set and is being rebuilt from {}", t.path, src.path));
@@ -206,7 +207,7 @@ void Rebuilder::run(const Job& job) {
             bool skipped = false;
             if (!checkpoint.empty() && walk_le(e.rel, checkpoint)) {
                 struct stat st {};
-                if (::fstatat(src.dirfd.get(), e.rel.c_str(), &st, 0) == 0) n = static_cast<uint64_t>(st.st_size);
+                if (member_path::stat(src.dirfd.get(), e.rel, st) == 0) n = static_cast<uint64_t>(st.st_size);
                 skipped = true;
             } else {
                 n = vol_.copy_file_to(e.path, target);
@@ -235,7 +236,7 @@ void Rebuilder::run(const Job& job) {
     if (stop_) return;  // daemon stopping: the checkpoint lets the next start resume
     remove_extras(src.dirfd.get(), t.dirfd.get(), ".");
     set_.set_state(target, MemberState::Active);
-    ::unlinkat(t.dirfd.get(), kCheckpoint, 0);
+    member_path::unlink(t.dirfd.get(), kCheckpoint);
     set_.bump_events(true);
     const auto p = progress();
     alerts_.raise("RebuildFinished", fmt::format("{} is complete: {} files copied, {} skipped (done before a restart), {} bytes in {:.1f} s; the set is {}", t.path,

@@ -23,6 +23,9 @@ std::string uuid_str(const Uuid& u);
 constexpr size_t kSuperblockSize = 256;
 inline constexpr const char* kMetaDir = ".nvrfs";
 inline constexpr const char* kSuperblockPath = ".nvrfs/superblock";
+// Mode and owner the mount's root shows ("<octal mode> <uid> <gid>\n"): the
+// member root itself stays root-owned 0700.
+inline constexpr const char* kRootAttrPath = ".nvrfs/root";
 
 enum class MemberRole : uint32_t { Data = 0, Spare = 1 };
 

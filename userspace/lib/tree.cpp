@@ -61,37 +61,4 @@ void clear_dir_at(int dirfd, const std::function<bool(const std::string&)>& keep
     }
 }
 
-uint64_t copy_tree_at(int src, int dst, const std::function<bool(const std::string&)>& skip, const std::string& where) {
-    uint64_t total = 0;
-    std::function<void(int, int, const std::string&)> walk = [&](int s, int d, const std::string& rel) {
-        for (const auto& n : list_names(s, where + rel)) {
-            const std::string r = rel.empty() ? n : rel + "/" + n;
-            if (skip(r)) continue;
-            struct stat st {};
-            if (::fstatat(s, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) throw_errno(errno, where + "/" + r, "cannot stat");
-            if (S_ISDIR(st.st_mode)) {
-                if (::mkdirat(d, n.c_str(), 0700) < 0 && errno != EEXIST) throw_errno(errno, r, "cannot create directory");
-                UniqueFd sd(::openat(s, n.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
-                UniqueFd dd(::openat(d, n.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
-                if (!sd || !dd) throw_errno(errno, r, "cannot open directory");
-                walk(sd.get(), dd.get(), r);
-                copy_meta(dd.get(), st);
-            } else if (S_ISREG(st.st_mode)) {
-                UniqueFd sf(::openat(s, n.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-                if (!sf) throw_errno(errno, where + "/" + r, "cannot open");
-                UniqueFd df(::openat(d, n.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
-                if (!df) throw_errno(errno, r, "cannot create");
-                if (int e = copy_range(sf.get(), 0, df.get(), 0, static_cast<uint64_t>(st.st_size)); e < 0)
-                    throw_errno(-e, where + "/" + r, "cannot copy");
-                total += static_cast<uint64_t>(st.st_size);
-                if (::fsync(df.get()) < 0) throw_errno(errno, r, "cannot fsync");
-                copy_meta(df.get(), st);
-            }
-            // Nothing else is ever stored by nvrfs; anything else is left behind.
-        }
-    };
-    walk(src, dst, "");
-    return total;
-}
-
 }  // namespace nvrfs

@@ -2,6 +2,7 @@
 
 #include "chunk_crypto.hpp"
 #include "error.hpp"
+#include "member_path.hpp"
 #include "tree.hpp"
 
 #include <algorithm>
@@ -37,6 +38,15 @@ Bytes empty_file_image(const FileHeader& hdr, const SecretKey& key) {
     return img;
 }
 
+// A chunk in the middle may still carry last=1 when a crash (or a killed
+// daemon) came between appending new chunks and resealing the old last one.
+// That is accepted: it cannot hide truncation, because the chunk that really
+// ends the file must still authenticate as last.
+bool open_stored_chunk(const OpenFile& f, uint64_t idx, uint64_t last, ByteView stored, uint8_t* out) {
+    if (open_chunk(f.key, f.hdr, idx, idx == last, stored, out)) return true;
+    return idx != last && stored.size() == kStoredChunk && open_chunk(f.key, f.hdr, idx, true, stored, out);
+}
+
 enum Scratch { kWritePlain, kWriteSealed, kReadStored, kReadPlain, kScratchSlots };
 uint8_t* scratch(Scratch slot, size_t n) {
     struct Buf {
@@ -55,7 +65,43 @@ uint8_t* scratch(Scratch slot, size_t n) {
 }  // namespace
 
 Volume::Volume(MirrorSet& set, AuditLog& log, Alerts& alerts)
-    : set_(set), log_(log), alerts_(alerts), names_(set.keys().names) {}
+    : set_(set), log_(log), alerts_(alerts), names_(set.keys().names) {
+    for (size_t i : set_.healthy_members()) {
+        try {
+            const std::string t = read_file_at(set_.member(i).dirfd.get(), kRootAttrPath, 64);
+            unsigned mode = 0, uid = 0, gid = 0;
+            char end = 0;
+            if (std::sscanf(t.c_str(), "%o %u %u%c", &mode, &uid, &gid, &end) >= 3 && mode <= 07777) {
+                root_attr_ = {static_cast<mode_t>(mode), uid, gid};
+                break;
+            }
+        } catch (const Error&) {
+        }
+    }
+}
+
+// The mount's root is the members' root directory, which stays root-only
+// 0700 (no account may reach stored files); the mode and owner it shows are
+// kept beside the superblock instead.
+void Volume::set_root_attr(std::optional<mode_t> mode, std::optional<uid_t> uid, std::optional<gid_t> gid) {
+    std::lock_guard lk(root_mu_);
+    RootAttr a = root_attr_;
+    if (mode) a.mode = *mode & 07777;
+    if (uid && *uid != static_cast<uid_t>(-1)) a.uid = *uid;
+    if (gid && *gid != static_cast<gid_t>(-1)) a.gid = *gid;
+    check(set_.fan_out("chmod", "/", [&](size_t, Member& m) { return write_root_attr(m.dirfd.get(), a); }), "chmod", "/");
+    root_attr_ = a;
+}
+
+int Volume::write_root_attr(int root, const RootAttr& a) {
+    const std::string t = fmt::format("{:o} {} {}\n", a.mode, a.uid, a.gid);
+    try {
+        write_file_atomic_at(root, kRootAttrPath, t.data(), t.size(), 0600);
+        return 0;
+    } catch (const Error& e) {
+        return -e.code();
+    }
+}
 
 void Volume::check(int r, const std::string& what, const std::string& path) {
     if (r < 0) throw_errno(-r, path, what);
@@ -77,30 +123,138 @@ std::vector<size_t> Volume::holders(const OpenFile& f, bool writable) const {
     return out;
 }
 
+namespace {
+
+// Names that one member's copy of a stored directory holds, and how many of
+// its entries are not nvrfs names at all under `iv`.
+struct Listing {
+    bool ok = false;
+    std::vector<std::string> stored;  // stored (encrypted) names, internal files left out
+};
+
+Listing list_stored(int root, const std::string& rel) {
+    Listing out;
+    const int fd = member_path::open_dir(root, rel);
+    if (fd < 0) return out;
+    std::unique_ptr<DIR, int (*)(DIR*)> d(::fdopendir(fd), ::closedir);
+    if (!d) {
+        ::close(fd);
+        return out;
+    }
+    out.ok = true;
+    while (dirent* e = ::readdir(d.get())) {
+        std::string_view n = e->d_name;
+        if (n == "." || n == ".." || n == kDirIvName || (rel == "." && n == kMetaDir)) continue;
+        out.stored.emplace_back(n);
+    }
+    return out;
+}
+
+// The IV stored for a directory on one member: exactly 16 bytes in a regular file.
+std::optional<DirIv> read_iv(int root, const std::string& ivrel, int& err) {
+    const int fd = member_path::open_file(root, ivrel, O_RDONLY);
+    if (fd < 0) {
+        err = -fd;
+        return std::nullopt;
+    }
+    UniqueFd own(fd);
+    DirIv iv{};
+    uint8_t extra;
+    if (pread_full(fd, iv.data(), iv.size(), 0) != static_cast<ssize_t>(iv.size()) || pread_full(fd, &extra, 1, iv.size()) != 0) {
+        err = EBADMSG;
+        return std::nullopt;
+    }
+    return iv;
+}
+
+int write_iv(int root, const std::string& ivrel, const DirIv& iv) {
+    member_path::unlink(root, ivrel);
+    const int fd = member_path::open_file(root, ivrel, O_WRONLY | O_CREAT | O_EXCL, 0400);
+    if (fd < 0) return fd;
+    UniqueFd own(fd);
+    if (int r = write_full(fd, iv.data(), iv.size()); r < 0) return r;
+    return ::fsync(fd) < 0 ? -errno : 0;
+}
+
+}  // namespace
+
 DirIv Volume::diriv(const std::string& plain_dir, const std::string& stored_dir) {
     {
         std::lock_guard lk(iv_mu_);
         if (auto it = ivs_.find(plain_dir); it != ivs_.end()) return it->second;
     }
+    // Every member's IV is read and compared: one member's altered IV must not
+    // hide a directory's names, nor get new names sealed under it.
     const std::string rel = join_rel(stored_dir, kDirIvName);
+    struct Cand {
+        size_t member;
+        std::optional<DirIv> iv;
+    };
+    std::vector<Cand> cands;
+    size_t dirs = 0, missing = 0;
     for (size_t i : set_.healthy_members()) {
-        UniqueFd fd(::openat(set_.member(i).dirfd.get(), rel.c_str(), O_RDONLY | O_CLOEXEC));
-        DirIv iv{};
-        if (fd && pread_full(fd.get(), iv.data(), iv.size(), 0) == static_cast<ssize_t>(iv.size())) {
-            std::lock_guard lk(iv_mu_);
-            if (ivs_.size() > kIvCacheMax) ivs_.clear();
-            ivs_[plain_dir] = iv;
-            return iv;
+        const int root = set_.member(i).dirfd.get();
+        struct stat st {};
+        const int sr = member_path::stat(root, stored_dir, st);
+        if (sr == -ENOENT) {
+            ++missing;
+            continue;
         }
-        if (!fd && errno == ENOENT) {
-            struct stat st {};
-            // The directory itself is missing (not just its IV): a plain ENOENT.
-            if (::fstatat(set_.member(i).dirfd.get(), stored_dir.c_str(), &st, 0) < 0) throw_errno(ENOENT, plain_dir, "no such directory");
-            if (!S_ISDIR(st.st_mode)) throw_errno(ENOTDIR, plain_dir, "not a directory");
+        if (sr == 0 && !S_ISDIR(st.st_mode)) {
+            if (S_ISREG(st.st_mode)) throw_errno(ENOTDIR, plain_dir, "not a directory");
+            continue;  // a planted link or device: not this member's directory
+        }
+        ++dirs;
+        int err = 0;
+        cands.push_back({i, read_iv(root, rel, err)});
+    }
+    if (dirs == 0 && missing > 0) throw_errno(ENOENT, plain_dir, "no such directory");
+
+    // The authentic IV is the one under which the directory's names decrypt
+    // (AES-SIV authenticates every name); ties go to the IV most members hold,
+    // then to the first member's.
+    std::vector<DirIv> distinct;
+    bool differ = false;
+    for (const auto& c : cands) {
+        if (!c.iv) differ = true;
+        else if (std::find(distinct.begin(), distinct.end(), *c.iv) == distinct.end()) distinct.push_back(*c.iv);
+    }
+    differ |= distinct.size() > 1;
+    std::optional<DirIv> best;
+    size_t best_names = 0, best_votes = 0;
+    for (const auto& iv : distinct) {
+        size_t votes = 0, names = 0;
+        for (const auto& o : cands) votes += o.iv == iv;
+        if (distinct.size() > 1)
+            for (const auto& o : cands)
+                for (const auto& n : list_stored(set_.member(o.member).dirfd.get(), stored_dir).stored)
+                    names += names_.decrypt(iv, n).has_value();
+        if (!best || names > best_names || (names == best_names && votes > best_votes)) {
+            best = iv;
+            best_names = names;
+            best_votes = votes;
         }
     }
-    alerts_.raise(alert::TamperDetected, fmt::format("directory {} has no readable directory IV on any member", plain_dir), plain_dir);
-    throw Error(EIO, plain_dir, "directory IV missing: " + plain_dir);
+    if (!best) {
+        alerts_.raise(alert::TamperDetected, fmt::format("directory {} has no readable directory IV on any member", plain_dir), plain_dir);
+        throw Error(EIO, plain_dir, "directory IV missing: " + plain_dir);
+    }
+    if (differ) {
+        // Only names decrypt under the right IV, so the copy chosen above is
+        // authenticated by the directory's own entries before it is copied.
+        std::vector<std::string> fixed;
+        for (const auto& c : cands)
+            if (c.iv != best && write_iv(set_.member(c.member).dirfd.get(), rel, *best) == 0) fixed.push_back(set_.member(c.member).path);
+        alerts_.raise(alert::TamperDetected,
+                      fmt::format("directory {}: its directory IV differed between members; repaired on {} from the copy "
+                                  "under which its {} names authenticate",
+                                  plain_dir, fmt::join(fixed, ", "), best_names),
+                      plain_dir);
+    }
+    std::lock_guard lk(iv_mu_);
+    if (ivs_.size() > kIvCacheMax) ivs_.clear();
+    ivs_[plain_dir] = *best;
+    return *best;
 }
 
 void Volume::forget_dirivs() {
@@ -146,8 +300,13 @@ struct stat Volume::getattr(const std::string& path, Handle* h) {
     const std::string rel = stored(path);
     for (size_t i : set_.healthy_members()) {
         struct stat s {};
-        if (::fstatat(set_.member(i).dirfd.get(), rel.c_str(), &s, AT_SYMLINK_NOFOLLOW) < 0) {
-            err = errno;
+        if (int r = member_path::stat(set_.member(i).dirfd.get(), rel, s); r < 0) {
+            err = -r;
+            continue;
+        }
+        if (!S_ISREG(s.st_mode) && !S_ISDIR(s.st_mode)) {
+            // nvrfs stores nothing else: a planted link or device is never shown.
+            err = EIO;
             continue;
         }
         if (!found) st = s;
@@ -157,8 +316,17 @@ struct stat Volume::getattr(const std::string& path, Handle* h) {
         stored_min = std::min<uint64_t>(stored_min, static_cast<uint64_t>(s.st_size));
     }
     if (!found) throw_errno(err, path, "cannot stat");
+    if (rel == ".") {
+        std::lock_guard lk(root_mu_);
+        st.st_mode = S_IFDIR | root_attr_.mode;
+        st.st_uid = root_attr_.uid;
+        st.st_gid = root_attr_.gid;
+    }
     if (!S_ISREG(st.st_mode)) return st;
-    if (stored_min != stored_max || !plain_size(stored_max)) {
+    // Copies that differ, or a file that claims to be empty (its one sealed
+    // chunk is checked like any other: a copy cut to its header is no empty
+    // recording): opening reconciles and authenticates them.
+    if (stored_min != stored_max || !plain_size(stored_max) || *plain_size(stored_max) == 0) {
         // The copies differ (tampering, or a crash between members): opening
         // reconciles them, and the size reported is the authentic one.
         if (const auto h = pin(path)) st.st_size = static_cast<off_t>(h->file->size.load());
@@ -171,29 +339,60 @@ struct stat Volume::getattr(const std::string& path, Handle* h) {
 std::vector<std::string> Volume::readdir(const std::string& path) {
     const std::string rel = stored(path);
     const DirIv iv = diriv(path, rel);
+    // Every member is listed: a name altered or removed on one member must not
+    // hide a recording from listings, scrub, rebuild or backups.
+    struct Seen {
+        std::string name;
+        std::vector<size_t> on;  // members holding it
+    };
+    std::vector<Seen> seen;
+    std::unordered_map<std::string, size_t> index;  // stored name -> seen[]
+    std::vector<size_t> listed;
     for (size_t i : set_.healthy_members()) {
-        int fd = ::openat(set_.member(i).dirfd.get(), rel.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0) continue;
-        std::unique_ptr<DIR, int (*)(DIR*)> d(::fdopendir(fd), ::closedir);
-        if (!d) {
-            ::close(fd);
-            continue;
-        }
-        std::vector<std::string> out;
+        const Listing l = list_stored(set_.member(i).dirfd.get(), rel);
+        if (!l.ok) continue;
+        listed.push_back(i);
         size_t foreign = 0;
-        while (dirent* e = ::readdir(d.get())) {
-            std::string_view n = e->d_name;
-            if (n == "." || n == ".." || n == kDirIvName || (rel == "." && n == kMetaDir)) continue;
-            if (auto name = names_.decrypt(iv, n)) out.push_back(std::move(*name));
-            else ++foreign;
+        for (const auto& n : l.stored) {
+            if (auto it = index.find(n); it != index.end()) {
+                seen[it->second].on.push_back(i);
+            } else if (auto name = names_.decrypt(iv, n)) {
+                index.emplace(n, seen.size());
+                seen.push_back({std::move(*name), {i}});
+            } else {
+                ++foreign;
+            }
         }
         if (foreign)
             alerts_.raise(alert::TamperDetected,
                           fmt::format("{}: {} entries on {} are not valid nvrfs names (planted or altered)", path, foreign,
                                       set_.member(i).path), path);
-        return out;
     }
-    throw_errno(EIO, path, "no member can list directory");
+    if (listed.empty()) throw_errno(EIO, path, "no member can list directory");
+    std::vector<std::string> out;
+    std::vector<std::string> lacking;
+    std::vector<bool> gone(seen.size());
+    for (auto& [stored_name, k] : index) {
+        Seen& e = seen[k];
+        if (e.on.size() < listed.size()) {
+            // A create or unlink running now reaches the members one after the
+            // other; only a difference that is still there is reported.
+            size_t now = 0;
+            struct stat st {};
+            for (size_t i : listed) now += member_path::stat(set_.member(i).dirfd.get(), join_rel(rel, stored_name), st) == 0;
+            gone[k] = now == 0;
+            if (now > 0 && now < listed.size()) lacking.push_back(e.name);
+        }
+    }
+    for (size_t k = 0; k < seen.size(); ++k)
+        if (!gone[k]) out.push_back(std::move(seen[k].name));
+    if (!lacking.empty())
+        alerts_.raise(alert::MemberInconsistent,
+                      fmt::format("{}: {} entries are missing on some members (first: {}); the other members' copies "
+                                  "are served and scrub --repair restores them",
+                                  path, lacking.size(), lacking.front()),
+                      path);
+    return out;
 }
 
 void Volume::mkdir(const std::string& path, mode_t mode, const Caller& who) {
@@ -203,13 +402,14 @@ void Volume::mkdir(const std::string& path, mode_t mode, const Caller& who) {
         random_bytes(iv);
         const std::string ivrel = join_rel(rel, kDirIvName);
         check(set_.fan_out("mkdir", path, [&](size_t, Member& m) {
-            if (::mkdirat(m.dirfd.get(), rel.c_str(), mode | 0700) < 0) return neg_errno();
-            UniqueFd fd(::openat(m.dirfd.get(), ivrel.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400));
-            if (!fd) return neg_errno();
-            if (int r = write_full(fd.get(), iv.data(), iv.size()); r < 0) return r;
-            if (::fchownat(m.dirfd.get(), rel.c_str(), who.uid, who.gid, AT_SYMLINK_NOFOLLOW) < 0) return neg_errno();
-            if (::fchmodat(m.dirfd.get(), rel.c_str(), mode & 07777, 0) < 0) return neg_errno();
-            return 0;
+            const int root = m.dirfd.get();
+            if (int r = member_path::mkdir(root, rel, (mode | 0700) & 07777); r < 0) return r;
+            const int fd = member_path::open_file(root, ivrel, O_WRONLY | O_CREAT | O_EXCL, 0400);
+            if (fd < 0) return fd;
+            UniqueFd own(fd);
+            if (int r = write_full(fd, iv.data(), iv.size()); r < 0) return r;
+            if (int r = member_path::chown(root, rel, who.uid, who.gid); r < 0) return r;
+            return member_path::chmod(root, rel, mode & 07777);
         }), "mkdir", path);
         audit("mkdir", who, path, 0);
     } catch (const Error& e) {
@@ -224,8 +424,8 @@ void Volume::rmdir(const std::string& path, const Caller& who) {
         const std::string rel = stored(path);
         const std::string ivrel = join_rel(rel, kDirIvName);
         check(set_.fan_out("rmdir", path, [&](size_t, Member& m) {
-            ::unlinkat(m.dirfd.get(), ivrel.c_str(), 0);
-            return ::unlinkat(m.dirfd.get(), rel.c_str(), AT_REMOVEDIR) < 0 ? neg_errno() : 0;
+            member_path::unlink(m.dirfd.get(), ivrel);
+            return member_path::rmdir(m.dirfd.get(), rel);
         }), "rmdir", path);
         forget_dirivs();
         audit("rmdir", who, path, 0);
@@ -244,7 +444,7 @@ void Volume::unlink(const std::string& path, const Caller& who) {
         } catch (const Error&) {
         }
         check(set_.fan_out("unlink", path, [&](size_t, Member& m) {
-            return ::unlinkat(m.dirfd.get(), rel.c_str(), 0) < 0 ? neg_errno() : 0;
+            return member_path::unlink(m.dirfd.get(), rel);
         }), "unlink", path);
         audit("unlink", who, path, 0, [&](nlohmann::json& r) { r["bytes"] = size; });
     } catch (const Error& e) {
@@ -259,9 +459,9 @@ void Volume::rename(const std::string& from, const std::string& to, unsigned fla
         bool dir = false, target_dir = false;
         struct stat st {};
         for (size_t i : set_.healthy_members()) {
-            if (::fstatat(set_.member(i).dirfd.get(), a.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            if (member_path::stat(set_.member(i).dirfd.get(), a, st) == 0) {
                 dir = S_ISDIR(st.st_mode);
-                if (::fstatat(set_.member(i).dirfd.get(), b.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+                if (member_path::stat(set_.member(i).dirfd.get(), b, st) == 0)
                     target_dir = S_ISDIR(st.st_mode);
                 break;
             }
@@ -271,12 +471,12 @@ void Volume::rename(const std::string& from, const std::string& to, unsigned fla
             if (!readdir(to).empty()) throw_errno(ENOTEMPTY, to, "rename");
             const std::string ivrel = join_rel(b, kDirIvName);
             set_.fan_out("rename", to, [&](size_t, Member& m) {
-                ::unlinkat(m.dirfd.get(), ivrel.c_str(), 0);
+                member_path::unlink(m.dirfd.get(), ivrel);
                 return 0;
             });
         }
         check(set_.fan_out("rename", from, [&](size_t, Member& m) {
-            return ::renameat2(m.dirfd.get(), a.c_str(), m.dirfd.get(), b.c_str(), flags) < 0 ? neg_errno() : 0;
+            return member_path::rename(m.dirfd.get(), a, b, flags);
         }), "rename", from);
         if (dir || target_dir) forget_dirivs();
         audit("rename", who, from, 0, [&](nlohmann::json& r) { r["to"] = to; });
@@ -288,22 +488,24 @@ void Volume::rename(const std::string& from, const std::string& to, unsigned fla
 
 void Volume::chmod(const std::string& path, mode_t mode) {
     const std::string rel = stored(path);
+    if (rel == ".") return set_root_attr(mode, std::nullopt, std::nullopt);
     check(set_.fan_out("chmod", path, [&](size_t, Member& m) {
-        return ::fchmodat(m.dirfd.get(), rel.c_str(), mode & 07777, 0) < 0 ? neg_errno() : 0;
+        return member_path::chmod(m.dirfd.get(), rel, mode & 07777);
     }), "chmod", path);
 }
 
 void Volume::chown(const std::string& path, uid_t uid, gid_t gid) {
     const std::string rel = stored(path);
+    if (rel == ".") return set_root_attr(std::nullopt, uid, gid);
     check(set_.fan_out("chown", path, [&](size_t, Member& m) {
-        return ::fchownat(m.dirfd.get(), rel.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ? neg_errno() : 0;
+        return member_path::chown(m.dirfd.get(), rel, uid, gid);
     }), "chown", path);
 }
 
 void Volume::utimens(const std::string& path, const struct timespec ts[2]) {
     const std::string rel = stored(path);
     check(set_.fan_out("utimens", path, [&](size_t, Member& m) {
-        return ::utimensat(m.dirfd.get(), rel.c_str(), ts, AT_SYMLINK_NOFOLLOW) < 0 ? neg_errno() : 0;
+        return member_path::utimens(m.dirfd.get(), rel, ts);
     }), "utimens", path);
 }
 
@@ -372,17 +574,14 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
     std::vector<std::pair<size_t, int>> results;
     bool fresh = false;
     for (size_t i : set_.writable_members()) {
-        int fd = ::openat(set_.member(i).dirfd.get(), rel.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | extra_flags, mode);
-        if (fd < 0 && errno == EROFS && !(extra_flags & O_CREAT))
-            fd = ::openat(set_.member(i).dirfd.get(), rel.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        results.emplace_back(i, fd < 0 ? neg_errno() : 0);
+        const int root = set_.member(i).dirfd.get();
+        int fd = member_path::open_file(root, rel, O_RDWR | extra_flags, mode);
+        if (fd == -EROFS && !(extra_flags & O_CREAT)) fd = member_path::open_file(root, rel, O_RDONLY);
+        results.emplace_back(i, fd < 0 ? fd : 0);
         if (fd >= 0) {
             f->fds[i].reset(fd);
             struct stat st {};
             ::fstat(fd, &st);
-            if (!S_ISREG(st.st_mode)) {
-                throw_errno(S_ISDIR(st.st_mode) ? EISDIR : EINVAL, path, "open");
-            }
             if (st.st_size == 0 && creator) fresh = true;
         }
     }
@@ -423,6 +622,7 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
         std::unique_lock lk(f->mu);
         try {
             reconcile_lengths(*f, path);
+            check_empty(*f, path);
         } catch (...) {
             lk.unlock();
             open_.release(f);
@@ -430,6 +630,17 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
         }
     }
     return shared;
+}
+
+std::optional<size_t> Volume::find_authentic(OpenFile& f, uint64_t idx, uint64_t size, const std::vector<size_t>& from,
+                                             uint8_t* sealed, uint8_t* plain) {
+    const size_t sl = chunk_plain_len(size, idx) + kChunkOverhead;
+    for (size_t j : from) {
+        if (pread_full(f.fds[j].get(), sealed, sl, static_cast<off_t>(stored_offset(idx))) == static_cast<ssize_t>(sl) &&
+            open_stored_chunk(f, idx, last_chunk(size), ByteView(sealed, sl), plain))
+            return j;
+    }
+    return std::nullopt;
 }
 
 void Volume::reconcile_lengths(OpenFile& f, const std::string& path) {
@@ -443,36 +654,66 @@ void Volume::reconcile_lengths(OpenFile& f, const std::string& path) {
     }
     if (!differ) return;
     // The copies differ in length: someone cut or padded one, or a crash hit
-    // between the members. The good copy is a valid length whose last chunk
-    // authenticates as the last one.
+    // between the members. The file's length is the longest valid one whose
+    // last chunk authenticates as the last. Every chunk of the repaired copies
+    // is taken from a member where it authenticates, never copied blind: one
+    // member's cut tail must not let another member's bad chunk spread.
     std::sort(lens.begin(), lens.end(), [](auto& a, auto& b) { return a.second > b.second; });
-    Bytes st(kStoredChunk), pt(kChunkSize);
+    std::vector<size_t> members;
+    for (auto [i, len] : lens) members.push_back(i);
+    Bytes sealed(kStoredChunk), plain(kChunkSize);
     for (auto [g, len] : lens) {
         auto ps = plain_size(len);
         if (!ps) continue;
         const uint64_t li = last_chunk(*ps);
         const size_t sl = chunk_plain_len(*ps, li) + kChunkOverhead;
-        if (pread_full(f.fds[g].get(), st.data(), sl, static_cast<off_t>(stored_offset(li))) != static_cast<ssize_t>(sl) ||
-            !open_chunk(f.key, f.hdr, li, true, ByteView(st.data(), sl), pt.data()))
+        if (pread_full(f.fds[g].get(), sealed.data(), sl, static_cast<off_t>(stored_offset(li))) != static_cast<ssize_t>(sl) ||
+            !open_chunk(f.key, f.hdr, li, true, ByteView(sealed.data(), sl), plain.data()))
             continue;
+        f.size = *ps;
+        std::vector<size_t> wrong;  // members whose copy is not this length
+        for (auto [j, jl] : lens)
+            if (jl != len) wrong.push_back(j);
+        uint64_t unrecoverable = 0;
+        std::vector<std::pair<size_t, int>> results;
+        for (size_t j : wrong) results.emplace_back(j, 0);
+        for (uint64_t c = 0; c <= li; ++c) {
+            const auto src = find_authentic(f, c, *ps, members, sealed.data(), plain.data());
+            if (!src) {
+                ++unrecoverable;
+                continue;
+            }
+            const size_t csl = chunk_plain_len(*ps, c) + kChunkOverhead;
+            for (auto& [j, r] : results)
+                if (r == 0 && j != *src) r = pwrite_full(f.fds[j].get(), sealed.data(), csl, static_cast<off_t>(stored_offset(c)));
+        }
         std::vector<std::string> fixed;
-        for (auto [j, jl] : lens) {
-            if (j == g || jl == len) continue;
-            int r = ::ftruncate(f.fds[j].get(), 0) < 0 ? -errno : 0;
-            if (r == 0) r = copy_range(f.fds[g].get(), 0, f.fds[j].get(), 0, len);
+        for (auto& [j, r] : results) {
+            if (r == 0 && ::ftruncate(f.fds[j].get(), static_cast<off_t>(len)) < 0) r = -errno;
             if (r < 0) set_.fail(j, -r, "repair " + path);
             else fixed.push_back(set_.member(j).path);
         }
-        f.size = *ps;
         // A crash between members and a cut copy look alike; either way the
-        // authentic copy wins, so this is an inconsistency, not lost data.
+        // authentic chunks win, so this is an inconsistency, not lost data.
         alerts_.raise(alert::MemberInconsistent,
-                      fmt::format("{}: stored copies differ in length; copied the authentic one from {} to {}", path,
-                                  set_.member(g).path, fmt::join(fixed, ", ")),
+                      fmt::format("{}: stored copies differ in length; rebuilt {} from the authentic chunks (length from {})",
+                                  path, fmt::join(fixed, ", "), set_.member(g).path),
                       path);
+        if (unrecoverable)
+            alerts_.raise(alert::TamperDetected,
+                          fmt::format("{}: {} chunk(s) authentic on no member; reads of them fail", path, unrecoverable), path);
         return;
     }
     alerts_.raise(alert::TamperDetected, fmt::format("{}: stored copies differ in length and none ends in an authentic last chunk", path), path);
+}
+
+// A file of no bytes still ends in a sealed empty chunk: a copy cut to its
+// header, or to any length that decrypts as empty, must not pass as an empty
+// recording. Checked when the file is first opened.
+void Volume::check_empty(OpenFile& f, const std::string& path) {
+    if (f.size != 0) return;
+    Bytes out(kChunkSize);
+    load_chunks(f, path, 0, 0, out.data());
 }
 
 std::unique_ptr<Handle> Volume::create(const std::string& path, mode_t mode, int flags, const Caller& who) {
@@ -542,15 +783,6 @@ void Volume::fsync(Handle& h, bool datasync) {
 }
 
 // ---- data ----------------------------------------------------------------
-
-// A chunk in the middle may still carry last=1 when a crash (or a killed
-// daemon) came between appending new chunks and resealing the old last one.
-// That is accepted: it cannot hide truncation, because the chunk that really
-// ends the file must still authenticate as last.
-static bool open_stored_chunk(const OpenFile& f, uint64_t idx, uint64_t last, ByteView stored, uint8_t* out) {
-    if (open_chunk(f.key, f.hdr, idx, idx == last, stored, out)) return true;
-    return idx != last && stored.size() == kStoredChunk && open_chunk(f.key, f.hdr, idx, true, stored, out);
-}
 
 void Volume::load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out) {
     const uint64_t size = f.size, last = last_chunk(size);
@@ -866,22 +1098,32 @@ namespace nvrfs {
 
 void Volume::copy_dir_to(const std::string& path, size_t target) {
     const std::string rel = stored(path);
-    Member& t = set_.member(target);
+    const DirIv iv = diriv(path, rel);  // compared across members and authenticated by the names
+    const int t = set_.member(target).dirfd.get();
+    const std::string where = set_.member(target).path + "/" + rel;
     for (size_t i : set_.healthy_members()) {
-        Member& s = set_.member(i);
         struct stat st {};
-        if (::fstatat(s.dirfd.get(), rel.c_str(), &st, 0) < 0) continue;
-        if (rel != "." && ::mkdirat(t.dirfd.get(), rel.c_str(), 0700) < 0 && errno != EEXIST)
-            throw_errno(errno, t.path + "/" + rel, "cannot create directory");
-        const std::string ivrel = join_rel(rel, kDirIvName);
-        UniqueFd in(::openat(s.dirfd.get(), ivrel.c_str(), O_RDONLY | O_CLOEXEC));
-        if (!in) continue;
-        ::unlinkat(t.dirfd.get(), ivrel.c_str(), 0);
-        UniqueFd out(::openat(t.dirfd.get(), ivrel.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400));
-        if (!out) throw_errno(errno, t.path + "/" + ivrel, "cannot create");
-        if (int r = copy_range(in.get(), 0, out.get(), 0, sizeof(DirIv)); r < 0) throw_errno(-r, t.path + "/" + ivrel, "cannot copy");
-        UniqueFd d(::openat(t.dirfd.get(), rel.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        if (d) copy_meta(d.get(), st);
+        if (member_path::stat(set_.member(i).dirfd.get(), rel, st) < 0 || !S_ISDIR(st.st_mode)) continue;
+        if (rel != ".") {
+            struct stat have {};
+            const int r = member_path::stat(t, rel, have);
+            if (r == 0 && !S_ISDIR(have.st_mode)) {
+                // Something else stands where the directory goes: not ours to follow.
+                if (int u = member_path::unlink(t, rel); u < 0) throw_errno(-u, where, "cannot remove");
+            }
+            if (r < 0 || !S_ISDIR(have.st_mode))
+                if (int m = member_path::mkdir(t, rel, 0700); m < 0 && m != -EEXIST) throw_errno(-m, where, "cannot create directory");
+        }
+        if (int r = write_iv(t, join_rel(rel, kDirIvName), iv); r < 0) throw_errno(-r, where + "/" + kDirIvName, "cannot create");
+        if (rel == ".") {
+            std::lock_guard lk(root_mu_);
+            if (int r = write_root_attr(t, root_attr_); r < 0) throw_errno(-r, where + "/" + kRootAttrPath, "cannot create");
+            return;  // the member root itself keeps its own owner and 0700
+        }
+        const int d = member_path::open_dir(t, rel);
+        if (d < 0) throw_errno(-d, where, "cannot open");
+        UniqueFd own(d);
+        copy_meta(d, st);
         return;
     }
 }
@@ -902,21 +1144,67 @@ uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
     const std::string rel = stored(path);
     OpenFile& f = *h->file;
     std::unique_lock lk(f.mu);
-    for (size_t i : holders(f, false)) {
-        struct stat st {};
-        if (::fstat(f.fds[i].get(), &st) < 0) continue;
-        Member& t = set_.member(target);
-        UniqueFd out(::openat(t.dirfd.get(), rel.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
-        if (!out) throw_errno(errno, t.path + "/" + rel, "cannot create");
-        if (int r = copy_range(f.fds[i].get(), 0, out.get(), 0, static_cast<uint64_t>(st.st_size)); r < 0) {
-            set_.fail(target, -r, "rebuild " + path);
-            throw_errno(-r, t.path + "/" + rel, "cannot copy");
-        }
-        copy_meta(out.get(), st);
-        f.fds[target] = std::move(out);
-        return static_cast<uint64_t>(st.st_size);
+    const std::vector<size_t> sources = holders(f, false);
+    if (sources.empty()) throw_errno(EIO, path, "no complete member holds");
+    struct stat st {};
+    if (::fstat(f.fds[sources.front()].get(), &st) < 0) throw_errno(errno, path, "cannot stat");
+    Member& t = set_.member(target);
+    const std::string where = t.path + "/" + rel;
+    // The target's own copy (a member coming back stale) is kept where it is
+    // authentic and the sources' is not: a rebuild never trades a good chunk
+    // for a bad one. Anything else at that name is replaced.
+    int fd = member_path::open_file(t.dirfd.get(), rel, O_RDWR);
+    if (fd < 0 && fd != -ENOENT) {
+        if (int u = member_path::unlink(t.dirfd.get(), rel); u < 0 && u != -ENOENT) throw_errno(-u, where, "cannot remove");
+        fd = -ENOENT;
     }
-    throw_errno(EIO, path, "no complete member holds");
+    if (fd == -ENOENT) fd = member_path::open_file(t.dirfd.get(), rel, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) throw_errno(-fd, where, "cannot create");
+    UniqueFd out(fd);
+    uint8_t th[kHeaderSize];
+    const bool same_file = pread_full(fd, th, sizeof th, 0) == static_cast<ssize_t>(kHeaderSize) && FileHeader::decode(th) == f.hdr;
+    std::vector<size_t> candidates = sources;
+    if (same_file) {
+        f.fds[target] = UniqueFd(::dup(fd));
+        candidates.push_back(target);
+    }
+    const uint64_t size = f.size, n = chunk_count(size);
+    const auto hdr = f.hdr.encode();
+    int err = pwrite_full(fd, hdr.data(), hdr.size(), 0);
+    // Chunks are authenticated in batches on every core, then written.
+    constexpr uint64_t kBatch = 16;
+    Bytes sealed(kBatch * kStoredChunk), plain(kBatch * kChunkSize);
+    std::vector<std::optional<size_t>> src(kBatch);
+    uint64_t lost = 0;
+    for (uint64_t c0 = 0; c0 < n && err == 0; c0 += kBatch) {
+        const uint64_t c1 = std::min(n, c0 + kBatch);
+        set_.parallel_for(static_cast<size_t>(c1 - c0), [&](size_t k) {
+            src[k] = find_authentic(f, c0 + k, size, candidates, sealed.data() + k * kStoredChunk, plain.data() + k * kChunkSize);
+        });
+        for (uint64_t c = c0; c < c1 && err == 0; ++c) {
+            const auto& s = src[c - c0];
+            if (!s) {
+                ++lost;
+                continue;
+            }
+            if (*s == target) continue;  // already authentic there
+            const size_t sl = chunk_plain_len(size, c) + kChunkOverhead;
+            err = pwrite_full(fd, sealed.data() + (c - c0) * kStoredChunk, sl, static_cast<off_t>(stored_offset(c)));
+        }
+    }
+    if (same_file) f.fds[target].reset();
+    if (err == 0 && ::ftruncate(fd, static_cast<off_t>(stored_size(size))) < 0) err = -errno;
+    if (err < 0) {
+        set_.fail(target, -err, "rebuild " + path);
+        throw_errno(-err, where, "cannot copy");
+    }
+    if (lost)
+        alerts_.raise(alert::TamperDetected,
+                      fmt::format("rebuild: {}: {} chunk(s) authentic on no member; not copied (reads of them fail)", path, lost),
+                      path);
+    copy_meta(fd, st);
+    f.fds[target] = std::move(out);
+    return stored_size(size);
 }
 
 void Volume::scrub_file(const std::string& path, bool repair, ScrubStats& stats) {

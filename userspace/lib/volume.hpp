@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -85,6 +86,11 @@ private:
                                           const Caller* creator);
     FileHeader choose_header(OpenFile& f, const std::string& path);
     void reconcile_lengths(OpenFile& f, const std::string& path);
+    void check_empty(OpenFile& f, const std::string& path);
+    // The first of `from` whose copy of chunk idx (of a file `size` long)
+    // authenticates; its stored bytes in `sealed`, plaintext in `plain`.
+    std::optional<size_t> find_authentic(OpenFile& f, uint64_t idx, uint64_t size, const std::vector<size_t>& from,
+                                         uint8_t* sealed, uint8_t* plain);
     void load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out);
     void chunk_plain(OpenFile& f, const std::string& path, uint64_t idx, uint8_t* out);
     void write_locked(OpenFile& f, const std::string& path, const uint8_t* data, uint64_t off, uint64_t len);
@@ -106,6 +112,14 @@ private:
     // Throws Error(-r) when a fan-out returned an error.
     void check(int r, const std::string& what, const std::string& path);
 
+    struct RootAttr {
+        mode_t mode = 0755;
+        uid_t uid = 0;
+        gid_t gid = 0;
+    };
+    void set_root_attr(std::optional<mode_t> mode, std::optional<uid_t> uid, std::optional<gid_t> gid);
+    static int write_root_attr(int member_root, const RootAttr& a);
+
     MirrorSet& set_;
     AuditLog& log_;
     Alerts& alerts_;
@@ -113,6 +127,8 @@ private:
     OpenFileTable open_;
     std::mutex iv_mu_;
     std::unordered_map<std::string, DirIv> ivs_;
+    std::mutex root_mu_;
+    RootAttr root_attr_;  // guarded by root_mu_
 };
 
 }  // namespace nvrfs

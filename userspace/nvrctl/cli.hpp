@@ -42,6 +42,10 @@ std::optional<nlohmann::json> ask_daemon(const Config& cfg, const nlohmann::json
 // Ask the running daemon; a clear error when none is running.
 nlohmann::json require_daemon(const Config& cfg, const nlohmann::json& req);
 std::string human_bytes(uint64_t b);
+// Text from a record (a file name, a user name, an alert's detail) made safe
+// for a terminal: control characters, C1 controls and invalid UTF-8 bytes are
+// shown as \xNN, so a name cannot fake a line of output or move the cursor.
+std::string printable(std::string_view s);
 
 // The audit log of the first complete, current member: its records (into
 // `out`) and the verification result; nullopt when no member has one.

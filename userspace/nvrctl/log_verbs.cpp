@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <fcntl.h>
+#include "member_path.hpp"
 #include <fmt/format.h>
 
 namespace nvrfs::cli {
@@ -17,7 +18,7 @@ using nlohmann::json;
 std::optional<VerifyResult> read_set_log(MirrorSet& set, std::vector<json>& out, std::string* member) {
     for (size_t i : set.healthy_members()) {
         if (set.member(i).stale) continue;
-        UniqueFd lf(::openat(set.member(i).dirfd.get(), kAuditLogPath, O_RDONLY | O_CLOEXEC));
+        UniqueFd lf(member_path::open_file(set.member(i).dirfd.get(), kAuditLogPath, O_RDONLY));
         if (!lf) continue;
         if (member) *member = set.member(i).path;
         return read_audit_log(lf.get(), set.keys(), set.set_uuid(), &out);
@@ -40,13 +41,16 @@ int cmd_log(const Args& args) {
         json out = json::array();
         for (size_t i = 0; i < set->size(); ++i) {
             const Member& m = set->member(i);
-            UniqueFd lf(::openat(m.dirfd.get(), kAuditLogPath, O_RDONLY | O_CLOEXEC));
-            if (!lf) {
+            const int fd = member_path::open_file(m.dirfd.get(), kAuditLogPath, O_RDONLY);
+            if (fd < 0) {
                 ++bad;
-                out.push_back({{"member", m.path}, {"ok", false}, {"message", std::strerror(errno)}});
-                if (!c.json) fmt::print("{}: no audit log: {}\n", m.path, std::strerror(errno));
+                const std::string why = member_path::is_tamper_errno(-fd) ? "replaced by a link or special file (tampered)"
+                                                                          : std::strerror(-fd);
+                out.push_back({{"member", m.path}, {"ok", false}, {"message", why}});
+                if (!c.json) fmt::print("{}: no audit log: {}\n", m.path, why);
                 continue;
             }
+            UniqueFd lf(fd);
             VerifyResult v = read_audit_log(lf.get(), set->keys(), set->set_uuid(), nullptr);
             if (!v.ok) ++bad;
             out.push_back({{"member", m.path}, {"ok", v.ok}, {"records", v.records}, {"first_bad", v.first_bad}, {"message", v.message}});
@@ -74,14 +78,23 @@ int cmd_log(const Args& args) {
         if (c.json) {
             fmt::print("{}\n", sel.dump(2));
         } else {
+            // Every field comes from the log as written: a name may hold anything.
+            auto text = [&](const json& r, const char* k) {
+                const auto it = r.find(k);
+                return printable(it != r.end() && it->is_string() ? it->get<std::string>() : std::string());
+            };
+            auto number = [&](const json& r, const char* k) {
+                const auto it = r.find(k);
+                return it != r.end() && it->is_number() ? it->dump() : std::string("?");
+            };
             for (auto& r : sel) {
                 std::string extra;
-                if (r.contains("to")) extra += " -> " + r["to"].get<std::string>();
-                if (r.contains("bytes")) extra += fmt::format(" bytes={}", r["bytes"].get<uint64_t>());
-                if (r.contains("alert")) extra += " " + r["alert"].get<std::string>() + ": " + r.value("detail", "");
-                fmt::print("{} #{} {:<8} {:<6} {}({}) pid={} {} {}{}\n", r.value("time", ""), r["seq"].get<uint64_t>(),
-                           r.value("event", ""), r.value("result", ""), r.value("user", ""), r.value("uid", 0),
-                           r.value("pid", 0), r.value("comm", ""), r.value("path", ""), extra);
+                if (r.contains("to")) extra += " -> " + text(r, "to");
+                if (r.contains("bytes")) extra += " bytes=" + number(r, "bytes");
+                if (r.contains("alert")) extra += " " + text(r, "alert") + ": " + text(r, "detail");
+                fmt::print("{} #{} {:<8} {:<6} {}({}) pid={} {} {}{}\n", text(r, "time"), number(r, "seq"), text(r, "event"),
+                           text(r, "result"), text(r, "user"), number(r, "uid"), number(r, "pid"), text(r, "comm"),
+                           text(r, "path"), extra);
             }
         }
         if (!v->ok) {
@@ -119,8 +132,8 @@ int cmd_alerts(const Args& args) {
     if (c.json) fmt::print("{}\n", out.dump(2));
     else
         for (auto& a : out)
-            fmt::print("[{}] {} {}{} {}\n", a["id"].get<uint64_t>(), a["time"].get<std::string>(), a["alert"].get<std::string>(),
-                       a["acked"].get<bool>() ? " (acked)" : "", a["detail"].get<std::string>());
+            fmt::print("[{}] {} {}{} {}\n", a["id"].get<uint64_t>(), a["time"].get<std::string>(), printable(a["alert"].get<std::string>()),
+                       a["acked"].get<bool>() ? " (acked)" : "", printable(a["detail"].get<std::string>()));
     return out.empty() ? 0 : 1;
 }
 

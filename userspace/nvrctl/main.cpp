@@ -69,6 +69,39 @@ std::string human_bytes(uint64_t b) {
     return fmt::format("{:.1f} {}", v, u[i]);
 }
 
+std::string printable(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    auto esc = [&](unsigned char c) { out += fmt::format("\\x{:02x}", c); };
+    for (size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x20 || c == 0x7f || c == '\\') {
+            esc(c);
+            ++i;
+            continue;
+        }
+        if (c < 0x80) {
+            out += static_cast<char>(c);
+            ++i;
+            continue;
+        }
+        // One well-formed UTF-8 sequence passes whole; C1 controls (U+0080..U+009F)
+        // and anything malformed are escaped byte by byte.
+        const size_t len = c >= 0xf0 && c < 0xf5 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
+        bool ok = len > 0 && i + len <= s.size();
+        for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
+        if (ok && c == 0xc2 && static_cast<unsigned char>(s[i + 1]) < 0xa0) ok = false;
+        if (!ok) {
+            esc(c);
+            ++i;
+            continue;
+        }
+        out.append(s.substr(i, len));
+        i += len;
+    }
+    return out;
+}
+
 int cmd_verify_install(const Args& args) {
     Common c = parse(args);
     char exe[4096];

@@ -1,0 +1,136 @@
+#include "member_path.hpp"
+
+#include <cerrno>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace nvrfs::member_path {
+namespace {
+
+constexpr uint64_t kResolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+
+int sys_openat2(int root, const char* rel, int flags, mode_t mode) {
+    open_how how{};
+    how.flags = static_cast<uint64_t>(flags | O_NOFOLLOW | O_CLOEXEC);
+    // The kernel refuses a mode without O_CREAT/O_TMPFILE.
+    how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+    how.resolve = kResolve;
+    for (;;) {
+        const long fd = ::syscall(SYS_openat2, root, rel, &how, sizeof how);
+        if (fd >= 0) return static_cast<int>(fd);
+        // EAGAIN: a rename raced the lookup (RESOLVE_BENEATH is strict); retry.
+        if (errno == EINTR || errno == EAGAIN) continue;
+        // EXDEV: the path would leave the member (".." or an absolute link).
+        return errno == EXDEV ? -ELOOP : -errno;
+    }
+}
+
+int type_error(mode_t m, bool want_dir) {
+    if (S_ISLNK(m)) return -ELOOP;
+    if (S_ISDIR(m)) return want_dir ? 0 : -EISDIR;
+    if (S_ISREG(m)) return want_dir ? -ENOTDIR : 0;
+    return -EMEDIUMTYPE;
+}
+
+}  // namespace
+
+bool is_tamper_errno(int err) { return err == ELOOP || err == EMEDIUMTYPE; }
+
+int open(int root, const std::string& rel, int flags, mode_t mode) { return sys_openat2(root, rel.c_str(), flags, mode); }
+
+int open_file(int root, const std::string& rel, int flags, mode_t mode) {
+    const int fd = sys_openat2(root, rel.c_str(), flags | O_NONBLOCK, mode);
+    if (fd < 0) return fd;
+    struct stat st {};
+    int r = ::fstat(fd, &st) < 0 ? -errno : type_error(st.st_mode, false);
+    // Reads and writes of a regular file ignore O_NONBLOCK; clear it anyway so
+    // that nothing downstream depends on it.
+    if (r == 0 && ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) r = -errno;
+    if (r < 0) {
+        ::close(fd);
+        return r;
+    }
+    return fd;
+}
+
+int open_dir(int root, const std::string& rel) { return sys_openat2(root, rel.c_str(), O_RDONLY | O_DIRECTORY, 0); }
+
+int locate(int root, const std::string& rel, At& at) {
+    const auto slash = rel.rfind('/');
+    if (slash == std::string::npos) {
+        at.dir = root;
+        at.name = rel;
+        return 0;
+    }
+    at.name = rel.substr(slash + 1);
+    const int fd = sys_openat2(root, rel.substr(0, slash).c_str(), O_PATH | O_DIRECTORY, 0);
+    if (fd < 0) return fd;
+    at.owned.reset(fd);
+    at.dir = fd;
+    return 0;
+}
+
+int stat(int root, const std::string& rel, struct stat& st) {
+    if (rel == ".") return ::fstat(root, &st) < 0 ? -errno : 0;
+    At at;
+    if (int r = locate(root, rel, at); r < 0) return r;
+    return ::fstatat(at.dir, at.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+int mkdir(int root, const std::string& rel, mode_t mode) {
+    At at;
+    if (int r = locate(root, rel, at); r < 0) return r;
+    return ::mkdirat(at.dir, at.name.c_str(), mode) < 0 ? -errno : 0;
+}
+
+int unlink(int root, const std::string& rel) {
+    At at;
+    if (int r = locate(root, rel, at); r < 0) return r;
+    return ::unlinkat(at.dir, at.name.c_str(), 0) < 0 ? -errno : 0;
+}
+
+int rmdir(int root, const std::string& rel) {
+    At at;
+    if (int r = locate(root, rel, at); r < 0) return r;
+    return ::unlinkat(at.dir, at.name.c_str(), AT_REMOVEDIR) < 0 ? -errno : 0;
+}
+
+int rename(int root, const std::string& from, const std::string& to, unsigned flags) {
+    At a, b;
+    if (int r = locate(root, from, a); r < 0) return r;
+    if (int r = locate(root, to, b); r < 0) return r;
+    return ::renameat2(a.dir, a.name.c_str(), b.dir, b.name.c_str(), flags) < 0 ? -errno : 0;
+}
+
+int chmod(int root, const std::string& rel, mode_t mode) {
+    if (rel == ".") return ::fchmod(root, mode) < 0 ? -errno : 0;
+    // O_PATH opens nothing a fifo could block on; the type is checked on the
+    // entry itself, and the mode set through the same descriptor.
+    const int fd = sys_openat2(root, rel.c_str(), O_PATH, 0);
+    if (fd < 0) return fd;
+    UniqueFd own(fd);
+    struct stat st {};
+    if (::fstat(fd, &st) < 0) return -errno;
+    if (int r = type_error(st.st_mode, S_ISDIR(st.st_mode)); r < 0) return r;
+    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    return ::chmod(proc.c_str(), mode) < 0 ? -errno : 0;
+}
+
+int chown(int root, const std::string& rel, uid_t uid, gid_t gid) {
+    if (rel == ".") return ::fchown(root, uid, gid) < 0 ? -errno : 0;
+    const int fd = sys_openat2(root, rel.c_str(), O_PATH, 0);
+    if (fd < 0) return fd;
+    UniqueFd own(fd);
+    return ::fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+int utimens(int root, const std::string& rel, const struct timespec ts[2]) {
+    if (rel == ".") return ::futimens(root, ts) < 0 ? -errno : 0;
+    At at;
+    if (int r = locate(root, rel, at); r < 0) return r;
+    return ::utimensat(at.dir, at.name.c_str(), ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+}  // namespace nvrfs::member_path
