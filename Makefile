@@ -4,7 +4,8 @@
 #   make test     install dependencies, build, run every test (units + real FUSE mounts)
 CXX      ?= g++
 CXXFLAGS ?= -O2 -g
-CXXFLAGS += -std=c++20 -Wall -Wextra -Wno-missing-field-initializers -pthread -MMD -MP \
+SANFLAGS ?=
+CXXFLAGS += $(SANFLAGS) -std=c++20 -Wall -Wextra -Wno-missing-field-initializers -pthread -MMD -MP \
             -Iuserspace/lib $(shell pkg-config --cflags fuse3 openssl fmt blkid libcryptsetup libclamav libudev 2>/dev/null)
 LDLIBS   += $(shell pkg-config --libs openssl fmt 2>/dev/null) -pthread
 DEVLIBS  := $(shell pkg-config --libs blkid libcryptsetup libclamav libudev 2>/dev/null)
@@ -28,8 +29,8 @@ DEPS := g++ make pkg-config libfuse3-dev fuse3 libssl-dev libfmt-dev nlohmann-js
         libblkid-dev libcryptsetup-dev libclamav-dev libudev-dev dosfstools cryptsetup-bin udev \
         ffmpeg e2fsprogs util-linux procps python3 bc fuse3 fio gocryptfs man-db groff-base lintian systemd
 
-.PHONY: all deps test demo bench clean
-all: $(B)/nvrfsd $(B)/nvrctl $(B)/unit-tests $(B)/release/nvrfsd $(B)/release/nvrctl
+.PHONY: all deps test demo bench clean asan fuzz
+all: $(B)/nvrfsd $(B)/nvrctl $(B)/unit-tests $(B)/fuzz-parsers $(B)/release/nvrfsd $(B)/release/nvrctl
 
 $(B)/dev-vendor.key:
 	@mkdir -p $(B)
@@ -68,6 +69,9 @@ $(B)/release/nvrctl: $(NVRCTL_OBJ) $(B)/userspace/policy/enforced.o $(LIB)
 $(B)/unit-tests: $(UNIT_OBJ) $(B)/userspace/policy/build_tree.o $(LIB)
 	$(CXX) $(CXXFLAGS) -o $@ $^ $(DEVLIBS) $(LDLIBS)
 
+$(B)/fuzz-parsers: $(B)/tests/fuzz/fuzz_parsers.o $(B)/userspace/policy/build_tree.o $(LIB)
+	$(CXX) $(CXXFLAGS) -o $@ $^ $(DEVLIBS) $(LDLIBS)
+
 # Installs only what is missing, so repeated runs are quick.
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -79,6 +83,18 @@ deps:
 test: deps
 	$(MAKE) -j$$(nproc) all
 	bash tests/run.sh
+
+# The whole suite again with AddressSanitizer and UndefinedBehaviorSanitizer,
+# from a separate build tree (build-asan/). Any report fails the test it hit.
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+asan: deps
+	$(MAKE) -j$$(nproc) B=build-asan SANFLAGS="$(ASAN_FLAGS)" build-asan/nvrfsd build-asan/nvrctl build-asan/unit-tests build-asan/fuzz-parsers
+	NVRFS_BUILD=build-asan ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 bash tests/run.sh
+
+# The parser fuzzer for longer than the test suite runs it (FUZZ_SECONDS).
+FUZZ_SECONDS ?= 600
+fuzz: $(B)/fuzz-parsers
+	$(B)/fuzz-parsers tests/fuzz/corpus $(FUZZ_SECONDS)
 
 demo: deps
 	$(MAKE) -j$$(nproc) all

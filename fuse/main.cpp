@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 #include <chrono>
 #include <climits>
+#include <sys/prctl.h>
 #include <thread>
 #include <fstream>
 #include <memory>
@@ -146,6 +147,9 @@ void check_mountpoint(const std::string& mp) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Keys live in this process: no core dump, no ptrace by other accounts.
+    ::prctl(PR_SET_DUMPABLE, 0);
+    nvrfs::init_secure_memory();
     if (integrity_enforced()) verify_installation_or_exit("nvrfsd");
     ::openlog("nvrfsd", LOG_PID, LOG_DAEMON);
     Args a;
@@ -194,20 +198,24 @@ int main(int argc, char** argv) {
         return 1;
     }
     d->start_background();
-    std::thread([mp = real_mountpoint, daemon = d.get()] {
-        for (int i = 0; i < 100; ++i) {
+    // Joined before the daemon object goes away: it reads the daemon's state.
+    std::atomic<bool> readahead_stop{false};
+    std::thread readahead([&readahead_stop, mp = real_mountpoint, daemon = d.get()] {
+        for (int i = 0; i < 100 && !readahead_stop; ++i) {
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
             if (daemon->fuse_initialized && set_readahead(mp, 4096)) {
                 std::this_thread::sleep_for(std::chrono::milliseconds(100));
                 if (set_readahead(mp, 4096)) return;
             }
         }
-    }).detach();
+    });
     fuse_loop_config* lc = fuse_loop_cfg_create();
     fuse_loop_cfg_set_clone_fd(lc, 1);
     fuse_loop_cfg_set_idle_threads(lc, 16);
     const int rc = fuse_loop_mt(f, lc);
     fuse_loop_cfg_destroy(lc);
+    readahead_stop = true;
+    readahead.join();
     fuse_remove_signal_handlers(se);
     fuse_unmount(f);
     fuse_destroy(f);

@@ -9,7 +9,7 @@ passed=0 failed=0 skipped=0
 logdir=$(mktemp -d /tmp/nvrfs-test-logs.XXXXXX)
 
 echo "== unit tests"
-if ./build/unit-tests > "$logdir/unit.log" 2>&1; then :; fi
+if ./"${NVRFS_BUILD:-build}"/unit-tests > "$logdir/unit.log" 2>&1; then :; fi
 line=$(grep 'test cases:' "$logdir/unit.log" | tail -1)
 up=$(sed -n 's/.*| *\([0-9]*\) passed.*/\1/p' <<<"$line")
 uf=$(sed -n 's/.*| *\([0-9]*\) failed.*/\1/p' <<<"$line")

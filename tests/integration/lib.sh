@@ -2,8 +2,8 @@
 # Source it; call `setup` first. Everything is cleaned up on exit.
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-NVRFSD=$ROOT/build/nvrfsd
-NVRCTL=$ROOT/build/nvrctl
+NVRFSD=$ROOT/${NVRFS_BUILD:-build}/nvrfsd
+NVRCTL=$ROOT/${NVRFS_BUILD:-build}/nvrctl
 FAILS=0
 DAEMON_PID=
 

@@ -1,10 +1,14 @@
 #include "backup_archive.hpp"
+#include "crypto.hpp"
 #include "error.hpp"
 
 #include "helpers.hpp"
 
 #include <doctest/doctest.h>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <sys/stat.h>
 #include <random>
 #include <sstream>
 #include <unistd.h>
@@ -13,6 +17,7 @@ using namespace nvrfs;
 
 namespace {
 using test::slurp;
+bool tree_empty(const std::string& dir) { return std::filesystem::is_empty(dir); }
 struct Dir {
     std::string path;
     Dir() {
@@ -84,4 +89,120 @@ TEST_CASE("backup: wrong passphrase, flipped byte, truncation, incomplete") {
     CHECK_THROWS_AS(read_backup(d.path + "/x.nvrbak.incomplete", "correct horse battery"), Error);
     CHECK_THROWS_AS(BackupWriter(d.path + "/y.nvrbak", "short", kBackupMinIterations, {}), Error);
     CHECK_THROWS_AS(BackupWriter(d.path + "/y.nvrbak", "long enough pass", 1000, {}), Error);
+}
+
+namespace {
+
+// Writes an archive by the documented format (docs/backup-format.md) with
+// whatever entries an attacker who knows the passphrase would put in it.
+struct Forged {
+    std::string stream;  // plaintext entry stream
+    void file(const std::string& head_json, const std::string& data) {
+        put('F', head_json);
+        stream += data;
+    }
+    void put(char type, const std::string& json) {
+        stream += type;
+        for (int i = 3; i >= 0; --i) stream += static_cast<char>((json.size() >> (8 * i)) & 0xff);
+        stream += json;
+    }
+    void write(const std::string& path, uint32_t iters = kBackupMinIterations) const {
+        uint8_t h[64] = {'N', 'V', 'R', 'B', 'A', 'K', '0', '1'};
+        for (int i = 0; i < 4; ++i) h[8 + i] = static_cast<uint8_t>(iters >> (24 - 8 * i));
+        random_bytes({h + 12, 32});  // salt and archive id
+        h[44] = 0, h[45] = 0x10, h[46] = 0, h[47] = 0;  // 1 MiB records
+        const SecretKey kek = pbkdf2_sha256("correct horse battery", ByteView(h + 12, 16), iters);
+        const auto tag = hmac_sha256(hkdf_sha256(kek, {}, "nvrfs backup header v1"), ByteView(h, 48));
+        std::memcpy(h + 48, tag.data(), 16);
+        const SecretKey data = hkdf_sha256(kek, {}, "nvrfs backup data v1");
+        std::string out(reinterpret_cast<const char*>(h), 64);
+        std::array<uint8_t, 25> ad{};
+        std::memcpy(ad.data(), h + 28, 16);
+        ad[24] = 1;  // one record, the final one
+        Bytes rec(4 + kGcmNonce + stream.size() + kGcmTag);
+        const uint32_t len = static_cast<uint32_t>(rec.size() - 4);
+        for (int i = 0; i < 4; ++i) rec[i] = static_cast<uint8_t>(len >> (24 - 8 * i));
+        random_bytes({rec.data() + 4, kGcmNonce});
+        gcm_seal(data, rec.data() + 4, ad, as_bytes(stream), rec.data() + 4 + kGcmNonce, rec.data() + 4 + kGcmNonce + stream.size());
+        out.append(reinterpret_cast<const char*>(rec.data()), rec.size());
+        std::ofstream(path, std::ios::binary) << out;
+    }
+};
+
+std::string manifest_for(const std::string& path, const std::string& data) {
+    nlohmann::json m = {{"complete", true}, {"files", {{{"path", path}, {"size", data.size()}, {"sha256", hex(sha256(as_bytes(data)))}}}}};
+    return m.dump();
+}
+
+int restore_error(const std::string& archive, const std::string& to) {
+    try {
+        read_backup(archive, "correct horse battery", to);
+    } catch (const Error& e) {
+        return e.code();
+    }
+    return 0;
+}
+
+}  // namespace
+
+TEST_CASE("backup restore: never outside its target, never set-id, malformed archives are one clear error") {
+    Dir d;
+    const std::string outside = d.path + "/outside", to = d.path + "/to", a = d.path + "/x.nvrbak";
+    ::mkdir(outside.c_str(), 0755);
+    ::mkdir(to.c_str(), 0755);
+
+    // A symlinked directory inside the target leads outside: refused, nothing written there.
+    REQUIRE(::symlink(outside.c_str(), (to + "/cam1").c_str()) == 0);
+    Forged f;
+    f.file(R"({"path":"cam1/seg.mp4","size":4,"mtime":0,"mode":420})", "data");
+    f.put('M', manifest_for("cam1/seg.mp4", "data"));
+    f.write(a);
+    CHECK(restore_error(a, to) == ELOOP);
+    CHECK(tree_empty(outside));
+
+    // A link at the final name is replaced, its target untouched; set-id bits dropped.
+    ::unlink((to + "/cam1").c_str());
+    ::mkdir((to + "/cam1").c_str(), 0755);
+    std::ofstream(outside + "/victim") << "keep";
+    REQUIRE(::symlink((outside + "/victim").c_str(), (to + "/cam1/seg.mp4").c_str()) == 0);
+    Forged g;
+    g.file(R"({"path":"cam1/seg.mp4","size":4,"mtime":0,"mode":4095})", "data");  // 07777
+    g.put('M', manifest_for("cam1/seg.mp4", "data"));
+    g.write(a);
+    CHECK(restore_error(a, to) == 0);
+    CHECK(slurp(outside + "/victim") == "keep");
+    struct stat st {};
+    REQUIRE(::lstat((to + "/cam1/seg.mp4").c_str(), &st) == 0);
+    CHECK(S_ISREG(st.st_mode));
+    CHECK((st.st_mode & 07777) == 0777);
+    CHECK(slurp(to + "/cam1/seg.mp4") == "data");
+
+    // Malformed entries: wrong JSON types, a manifest that is an array. One
+    // error, EBADMSG, and no temporary left behind.
+    for (const std::string& head : {std::string(R"({"path":1,"size":4,"mtime":0,"mode":420})"),
+                                    std::string(R"({"path":"a.mp4","size":"4","mtime":0,"mode":420})"),
+                                    std::string(R"({"path":"a.mp4","size":4,"mtime":0,"mode":-1})"), std::string(R"([1,2])")}) {
+        Forged h;
+        h.file(head, "data");
+        h.put('M', manifest_for("a.mp4", "data"));
+        h.write(a);
+        CHECK(restore_error(a, to) == EBADMSG);
+    }
+    Forged m;
+    m.file(R"({"path":"b.mp4","size":4,"mtime":0,"mode":420})", "data");
+    m.put('M', "[]");
+    m.write(a);
+    CHECK(restore_error(a, to) == EBADMSG);
+    CHECK(::access((to + "/b.mp4").c_str(), F_OK) != 0);
+    for (const auto& e : std::filesystem::recursive_directory_iterator(to))
+        CHECK(e.path().filename().string().find(".nvrfs-restore") == std::string::npos);
+
+    // An iteration count beyond the bound is refused before any PBKDF2 work.
+    Forged big;
+    big.put('M', manifest_for("c.mp4", ""));
+    big.write(a, kBackupMinIterations);
+    std::string raw = slurp(a);
+    raw[8] = '\x7f', raw[9] = raw[10] = raw[11] = '\xff';
+    std::ofstream(a, std::ios::binary) << raw;
+    CHECK(restore_error(a, "") == EINVAL);
 }

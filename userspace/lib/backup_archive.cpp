@@ -1,6 +1,9 @@
 #include "backup_archive.hpp"
 
 #include "error.hpp"
+#include "member_path.hpp"
+
+#include <optional>
 
 #include <cerrno>
 #include <cstring>
@@ -48,17 +51,81 @@ bool safe_name(const std::string& n) {
     return true;
 }
 
-void mkdirs(const std::string& dir) {
-    for (size_t p = 1; p <= dir.size(); ++p)
-        if (p == dir.size() || dir[p] == '/') ::mkdir(dir.substr(0, p).c_str(), 0755);
+// The directory a restore writes into. Every path is resolved beneath it
+// (member_path.hpp: no link followed, no escape), files are created under
+// fresh O_EXCL temporary names and renamed into place only once the whole
+// archive has verified; on failure the temporaries are removed.
+class RestoreTarget {
+public:
+    explicit RestoreTarget(const std::string& dir) : dir_(dir) {
+        ::mkdir(dir.c_str(), 0700);
+        fd_.reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!fd_) throw_errno(errno, dir, "cannot open restore directory");
+    }
+    ~RestoreTarget() {
+        if (armed_)
+            for (const auto& t : temps_) member_path::unlink(fd_.get(), t.first);
+    }
+    // A new temporary for archive entry `name`; the descriptor to write it through.
+    UniqueFd create(const std::string& name) {
+        const auto slash = name.rfind('/');
+        const std::string parent = slash == std::string::npos ? "" : name.substr(0, slash);
+        for (size_t p = 0; p < parent.size(); ++p) {
+            if (parent[p] != '/' && p + 1 != parent.size()) continue;
+            const std::string d = parent.substr(0, p + 1 == parent.size() ? p + 1 : p);
+            if (int r = member_path::mkdir(fd_.get(), d, 0755); r < 0 && r != -EEXIST) throw_errno(-r, dir_ + "/" + d, "cannot create directory");
+        }
+        std::array<uint8_t, 8> rnd{};
+        random_bytes(rnd);
+        const std::string tmp = (parent.empty() ? "" : parent + "/") + ".nvrfs-restore." + hex(rnd);
+        const int fd = member_path::open_file(fd_.get(), tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        if (fd < 0) {
+            const int e = member_path::is_tamper_errno(-fd) ? ELOOP : -fd;
+            throw Error(e, dir_ + "/" + name,
+                        fmt::format("cannot restore {} below {}: {}", name, dir_,
+                                    e == ELOOP ? "a link or special file stands in the way (refused)" : std::strerror(e)));
+        }
+        temps_.emplace_back(tmp, name);
+        return UniqueFd(fd);
+    }
+    // After verification: modes (never set-id or sticky) and times, then the final names.
+    void commit(const std::vector<BackupEntry>& files) {
+        for (size_t i = 0; i < temps_.size(); ++i) {
+            const auto& [tmp, name] = temps_[i];
+            UniqueFd f(member_path::open_file(fd_.get(), tmp, O_WRONLY));
+            if (!f) throw_errno(EIO, dir_ + "/" + tmp, "cannot reopen restored file");
+            const timespec ts[2] = {{files[i].mtime, 0}, {files[i].mtime, 0}};
+            if (::fchmod(f.get(), files[i].mode & 0777) < 0 || ::futimens(f.get(), ts) < 0 || ::fsync(f.get()) < 0)
+                throw_errno(errno, dir_ + "/" + name, "cannot restore");
+            if (int r = member_path::rename(fd_.get(), tmp, name, 0); r < 0) throw_errno(-r, dir_ + "/" + name, "cannot restore");
+        }
+        armed_ = false;
+    }
+
+private:
+    std::string dir_;
+    UniqueFd fd_;
+    std::vector<std::pair<std::string, std::string>> temps_;  // temporary, final name
+    bool armed_ = true;
+};
+
+// Typed fields of an archive's JSON, which an enemy may have written (with
+// the passphrase): any other shape is one clear error, never an abort.
+const nlohmann::json& field(const nlohmann::json& j, const char* k, nlohmann::json::value_t t, const std::string& archive) {
+    if (!j.is_object()) throw Error(EBADMSG, archive, fmt::format("{}: malformed archive entry (not an object)", archive));
+    const auto it = j.find(k);
+    const bool ok = it != j.end() && (it->type() == t || (t == nlohmann::json::value_t::number_unsigned && it->is_number_unsigned()) ||
+                                      (t == nlohmann::json::value_t::number_integer && it->is_number_integer()));
+    if (!ok) throw Error(EBADMSG, archive, fmt::format("{}: malformed archive entry (field '{}' missing or of the wrong type)", archive, k));
+    return *it;
 }
 
 }  // namespace
 
 BackupWriter::BackupWriter(std::string path, std::string_view passphrase, uint32_t iterations, nlohmann::json meta)
     : path_(std::move(path)), meta_(std::move(meta)) {
-    if (iterations < kBackupMinIterations)
-        throw Error(EINVAL, path_, fmt::format("PBKDF2 iterations must be at least {}", kBackupMinIterations));
+    if (iterations < kBackupMinIterations || iterations > kBackupMaxIterations)
+        throw Error(EINVAL, path_, fmt::format("PBKDF2 iterations must be between {} and {}", kBackupMinIterations, kBackupMaxIterations));
     if (passphrase.size() < 8) throw Error(EINVAL, path_, "the backup passphrase must be at least 8 characters");
     if (::access(path_.c_str(), F_OK) == 0) throw Error(EEXIST, path_, fmt::format("{} already exists", path_));
     fd_.reset(::open((path_ + ".partial").c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
@@ -174,6 +241,9 @@ BackupContents read_backup(const std::string& path, std::string_view passphrase,
         throw Error(EINVAL, path, fmt::format("{} is not an nvrfs backup", path));
     const uint32_t iters = get32(h + 8);
     if (iters < kBackupMinIterations) throw Error(EINVAL, path, fmt::format("{}: PBKDF2 iteration count {} is below policy", path, iters));
+    // An archive is hostile input too: an absurd count would burn the CPU for hours.
+    if (iters > kBackupMaxIterations)
+        throw Error(EINVAL, path, fmt::format("{}: PBKDF2 iteration count {} is above the limit of {}", path, iters, kBackupMaxIterations));
     const Keys k = derive(passphrase, ByteView(h + 12, 16), iters);
     const auto tag = hmac_sha256(k.header, ByteView(h, 48));
     if (!equal_ct(ByteView(tag.data(), 16), ByteView(h + 48, 16)))
@@ -190,8 +260,9 @@ BackupContents read_backup(const std::string& path, std::string_view passphrase,
         BackupEntry e;
         uint64_t left = 0;
         UniqueFd fd;
-        std::string tmp, final_path;
     } cur;
+    std::optional<RestoreTarget> target;
+    if (!restore_to.empty()) target.emplace(restore_to);
     std::unique_ptr<Sha256> hash;
     std::vector<BackupEntry> seen;
     bool manifest_seen = false;
@@ -203,7 +274,8 @@ BackupContents read_backup(const std::string& path, std::string_view passphrase,
                 if (n == 0 && cur.left > 0) return;
                 const ByteView chunk(reinterpret_cast<const uint8_t*>(stream.data() + pos), n);
                 hash->update(chunk);
-                if (cur.fd && write_full(cur.fd.get(), chunk.data(), n) < 0) throw_errno(errno, cur.tmp, "cannot write restored file");
+                if (cur.fd)
+                    if (int r = write_full(cur.fd.get(), chunk.data(), n); r < 0) throw_errno(-r, restore_to + "/" + cur.e.path, "cannot write restored file");
                 if (progress) progress(n);
                 pos += n;
                 cur.left -= n;
@@ -228,37 +300,18 @@ BackupContents read_backup(const std::string& path, std::string_view passphrase,
             if (type != 'F') throw Error(EBADMSG, path, "unknown entry in backup");
             cur = Cur{};
             cur.active = true;
-            cur.e.path = j.value("path", "");
-            cur.e.size = j.value("size", uint64_t(0));
-            cur.e.mtime = j.value("mtime", int64_t(0));
-            cur.e.mode = j.value("mode", 0644u);
+            using T = nlohmann::json::value_t;
+            cur.e.path = field(j, "path", T::string, path).get<std::string>();
+            cur.e.size = field(j, "size", T::number_unsigned, path).get<uint64_t>();
+            cur.e.mtime = field(j, "mtime", T::number_integer, path).get<int64_t>();
+            cur.e.mode = static_cast<uint32_t>(field(j, "mode", T::number_unsigned, path).get<uint64_t>() & 0777);
             cur.left = cur.e.size;
             if (!safe_name(cur.e.path)) throw Error(EBADMSG, path, "unsafe path in backup: " + cur.e.path);
             hash = std::make_unique<Sha256>();
-            if (!restore_to.empty()) {
-                cur.final_path = restore_to + "/" + cur.e.path;
-                mkdirs(cur.final_path.substr(0, cur.final_path.rfind('/')));
-                cur.tmp = cur.final_path + ".nvrfs-restore";
-                cur.fd.reset(::open(cur.tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-                if (!cur.fd) throw_errno(errno, cur.tmp, "cannot create restored file");
-            }
+            if (target) cur.fd = target->create(cur.e.path);
             if (cur.left == 0) continue;
         }
     };
-    // Files restored so far wait for the manifest's hash before they appear;
-    // if the archive turns out bad, they are removed.
-    std::vector<std::pair<std::string, std::string>> pending;  // tmp, final
-    struct Cleanup {
-        std::vector<std::pair<std::string, std::string>>& pending;
-        std::string& current;
-        bool armed = true;
-        ~Cleanup() {
-            if (!armed) return;
-            for (auto& p : pending) ::unlink(p.first.c_str());
-            if (!current.empty()) ::unlink(current.c_str());
-        }
-    } cleanup{pending, cur.tmp};
-
     uint64_t off = kHeader, index = 0;
     bool final_seen = false;
     Bytes rec;
@@ -284,13 +337,6 @@ BackupContents read_backup(const std::string& path, std::string_view passphrase,
             throw Error(EBADMSG, path, fmt::format("{}: record {} (offset {}) fails authentication: the archive was altered", path, index, off));
         }
         parse();
-        // Restored files wait under a temporary name for the manifest check.
-        if (!restore_to.empty()) {
-            for (size_t i = pending.size(); i < seen.size(); ++i) {
-                const std::string fin = restore_to + "/" + seen[i].path;
-                pending.emplace_back(fin + ".nvrfs-restore", fin);
-            }
-        }
         stream.erase(0, pos);
         pos = 0;
         off += 4 + len;
@@ -299,23 +345,19 @@ BackupContents read_backup(const std::string& path, std::string_view passphrase,
     cur.fd.reset();
     if (!final_seen || !manifest_seen)
         throw Error(EBADMSG, path, fmt::format("{}: the archive ends before its final record: it is truncated or incomplete", path));
-    if (!out.manifest.value("complete", false)) throw Error(EBADMSG, path, fmt::format("{}: the archive is marked incomplete", path));
-    const auto& files = out.manifest["files"];
+    using T = nlohmann::json::value_t;
+    if (!field(out.manifest, "complete", T::boolean, path).get<bool>())
+        throw Error(EBADMSG, path, fmt::format("{}: the archive is marked incomplete", path));
+    const auto& files = field(out.manifest, "files", T::array, path);
     if (files.size() != seen.size())
         throw Error(EBADMSG, path, fmt::format("{}: the manifest lists {} files but the archive holds {}", path, files.size(), seen.size()));
     for (size_t i = 0; i < seen.size(); ++i) {
-        if (files[i].value("path", "") != seen[i].path || files[i].value("sha256", "") != seen[i].sha256 ||
-            files[i].value("size", uint64_t(0)) != seen[i].size)
+        if (field(files[i], "path", T::string, path) != seen[i].path || field(files[i], "sha256", T::string, path) != seen[i].sha256 ||
+            field(files[i], "size", T::number_unsigned, path) != seen[i].size)
             throw Error(EBADMSG, path, fmt::format("{}: {} does not match its SHA-256 in the manifest", path, seen[i].path));
         out.bytes += seen[i].size;
     }
-    for (size_t i = 0; i < pending.size(); ++i) {
-        if (::rename(pending[i].first.c_str(), pending[i].second.c_str()) < 0) throw_errno(errno, pending[i].second, "cannot restore");
-        const timespec ts[2] = {{seen[i].mtime, 0}, {seen[i].mtime, 0}};
-        ::utimensat(AT_FDCWD, pending[i].second.c_str(), ts, 0);
-        ::chmod(pending[i].second.c_str(), seen[i].mode);
-    }
-    cleanup.armed = false;
+    if (target) target->commit(seen);
     out.files = std::move(seen);
     return out;
 }

@@ -26,6 +26,8 @@
 namespace nvrfs {
 
 constexpr uint32_t kBackupMinIterations = 600000;
+// A few seconds of PBKDF2 here; an archive asking for more is refused unread.
+constexpr uint32_t kBackupMaxIterations = 10000000;
 
 struct BackupEntry {
     std::string path;
@@ -75,9 +77,11 @@ struct BackupContents {
 
 // Authenticates the whole archive and checks every file against the manifest.
 // With a non-empty `restore_to`, also writes the files below that directory
-// (each file appears only after its hash verified). Throws Error with a clear
-// message: wrong passphrase, altered record, truncated or incomplete archive,
-// hash mismatch, unsafe path.
+// (each file appears only after the whole archive verified; nothing is
+// written outside that directory or through a link in it; modes lose set-id
+// and sticky bits). Throws Error with a clear message: wrong passphrase,
+// altered record, truncated or incomplete archive, malformed entry, hash
+// mismatch, unsafe path.
 BackupContents read_backup(const std::string& path, std::string_view passphrase, const std::string& restore_to = "",
                            const Progress& progress = {});
 

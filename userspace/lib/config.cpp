@@ -4,6 +4,7 @@
 #include "io.hpp"
 
 #include <fcntl.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -77,7 +78,7 @@ std::optional<uint64_t> parse_size(const std::string& s) {
     }
     if (mult != 1) num.pop_back();
     auto v = parse_uint(num);
-    if (!v) return std::nullopt;
+    if (!v || *v > UINT64_MAX / mult) return std::nullopt;
     return *v * mult;
 }
 
@@ -95,6 +96,10 @@ std::optional<MinFree> parse_min_free(const std::string& s) {
 void Config::set(const std::string& key, const std::string& value) {
     const OptionSpec* o = find_option(key);
     if (!o) throw Error(EINVAL, key, fmt::format("unknown option '{}'", key));
+    // One option is one line: a newline would let a value add another key
+    // (alert_hook runs as root), and no value needs a control character.
+    if (std::any_of(value.begin(), value.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; }))
+        throw Error(EINVAL, key, fmt::format("bad value for {}: control characters (newline, tab, ...) are not allowed", o->key));
     bool ok = true;
     switch (o->kind) {
         case OptKind::Path:
@@ -126,11 +131,23 @@ void Config::clear(const std::string& key) {
 }
 
 void Config::load_file(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
         int e = errno;
         throw Error(e, path, fmt::format("cannot read config {}: {}", path, std::strerror(e)));
     }
+    // The config names a program run as root (alert_hook) and the members:
+    // only root (or the user running nvrfs) may be able to change it.
+    struct stat st {};
+    if (::fstat(fd.get(), &st) < 0) throw_errno(errno, path, "cannot stat config");
+    if (!S_ISREG(st.st_mode)) throw Error(EINVAL, path, fmt::format("config {} is not a regular file", path));
+    if (st.st_uid != 0 && st.st_uid != ::geteuid())
+        throw Error(EPERM, path, fmt::format("config {} is owned by uid {}, not by root: refusing it (chown root {})", path, st.st_uid, path));
+    if (st.st_mode & 022)
+        throw Error(EPERM, path, fmt::format("config {} is writable by group or others (mode {:o}): refusing it (chmod 644 {})", path,
+                                             st.st_mode & 07777, path));
+    std::ifstream in("/proc/self/fd/" + std::to_string(fd.get()));
+    if (!in) throw_errno(EIO, path, "cannot read config");
     std::string line;
     for (int n = 1; std::getline(in, line); ++n) {
         line = trim(line.substr(0, line.find('#')));

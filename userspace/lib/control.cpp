@@ -71,7 +71,21 @@ void ControlServer::start() {
                 break;  // shut down
             }
             UniqueFd conn(c);
-            serve(conn.get());
+            {
+                std::lock_guard lk(clients_mu_);
+                if (clients_ >= kMaxClients) {
+                    send_line(conn.get(), {{"ok", false}, {"errno", EBUSY}, {"error", "too many control connections; try again"}});
+                    continue;
+                }
+                ++clients_;
+            }
+            std::thread([this, fd = conn.release()] {
+                UniqueFd own(fd);
+                serve(fd);
+                std::lock_guard lk(clients_mu_);
+                --clients_;
+                clients_cv_.notify_all();
+            }).detach();
         }
     });
 }
@@ -80,6 +94,10 @@ ControlServer::~ControlServer() {
     stop_ = true;
     ::shutdown(listen_.get(), SHUT_RDWR);
     if (thread_.joinable()) thread_.join();
+    // Connection threads call the handler, which uses the daemon: wait for
+    // them (each gives up on a silent client after its receive timeout).
+    std::unique_lock lk(clients_mu_);
+    clients_cv_.wait(lk, [this] { return clients_ == 0; });
     ::unlink(path_.c_str());
 }
 

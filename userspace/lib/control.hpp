@@ -12,6 +12,8 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 namespace nvrfs {
@@ -35,6 +37,12 @@ private:
     UniqueFd listen_;
     std::atomic<bool> stop_{false};
     std::thread thread_;
+    // Each connection is served on its own thread, so a client that connects
+    // and says nothing delays nobody else; at most kMaxClients at once.
+    static constexpr int kMaxClients = 16;
+    std::mutex clients_mu_;
+    std::condition_variable clients_cv_;
+    int clients_ = 0;  // guarded by clients_mu_
 };
 
 // Sends one request. Throws Error(ENOTCONN) when no daemon listens at `path`,

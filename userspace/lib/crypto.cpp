@@ -50,6 +50,26 @@ int ilen(size_t n) {
 
 }  // namespace
 
+template <>
+uint8_t* SecureAllocator<uint8_t>::allocate(size_t n) {
+    // Full secure heap: fall back to the normal one rather than fail.
+    void* p = CRYPTO_secure_malloc_initialized() ? OPENSSL_secure_malloc(n) : nullptr;
+    if (!p) p = OPENSSL_malloc(n);
+    if (!p) throw std::bad_alloc();
+    return static_cast<uint8_t*>(p);
+}
+
+template <>
+void SecureAllocator<uint8_t>::deallocate(uint8_t* p, size_t n) noexcept {
+    // Wipes and frees either kind of allocation.
+    OPENSSL_secure_clear_free(p, n);
+}
+
+bool init_secure_memory() {
+    // 1 MiB holds the set's keys and a per-file key for tens of thousands of open files.
+    return CRYPTO_secure_malloc_init(1 << 20, 32) > 0;
+}
+
 SecretKey SecretKey::random(size_t len) {
     Bytes b(len);
     random_bytes(b);

@@ -24,6 +24,24 @@ inline ByteView as_bytes(std::string_view s) {
     return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
+// Key bytes live in OpenSSL's secure heap when it is set up (locked in
+// memory, left out of core dumps: init_secure_memory()), else on the normal
+// heap; either way they are wiped when freed.
+template <class T>
+struct SecureAllocator {
+    using value_type = T;
+    SecureAllocator() = default;
+    template <class U>
+    SecureAllocator(const SecureAllocator<U>&) noexcept {}
+    T* allocate(size_t n);
+    void deallocate(T* p, size_t n) noexcept;
+    bool operator==(const SecureAllocator&) const noexcept { return true; }
+};
+using SecureBytes = std::vector<uint8_t, SecureAllocator<uint8_t>>;
+// Call once at program start, before any key is made. False when the secure
+// heap could not be set up (then keys use the normal heap).
+bool init_secure_memory();
+
 class SecretKey {
 public:
     SecretKey() = default;
@@ -44,7 +62,7 @@ public:
 
 private:
     void wipe() noexcept;
-    Bytes k_;
+    SecureBytes k_;
 };
 
 constexpr size_t kGcmNonce = 12;

@@ -20,7 +20,11 @@ SecretKey load_host_key(const std::string& path) {
         throw Error(e, path, fmt::format("cannot read host key {}: {} (create one with `nvrctl init`)", path, std::strerror(e)));
     }
     struct stat st {};
-    if (::fstat(fd.get(), &st) == 0 && (st.st_mode & 077))
+    if (::fstat(fd.get(), &st) < 0) throw_errno(errno, path, "cannot stat host key");
+    if (!S_ISREG(st.st_mode)) throw Error(EINVAL, path, fmt::format("host key {} is not a regular file", path));
+    if (st.st_uid != ::geteuid())
+        throw Error(EACCES, path, fmt::format("host key {} is owned by uid {}, not by the user nvrfs runs as: refusing it", path, st.st_uid));
+    if (st.st_mode & 077)
         throw Error(EACCES, path, fmt::format("host key {} is readable by others (mode {:o}); run chmod 600 {}", path, st.st_mode & 0777, path));
     uint8_t buf[kHostKeyLen + 1];
     ssize_t n = pread_full(fd.get(), buf, sizeof buf, 0);

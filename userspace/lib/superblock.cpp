@@ -13,7 +13,7 @@ namespace nvrfs {
 namespace {
 constexpr uint8_t kMagic[8] = {'N', 'V', 'R', 'F', 'S', 'S', 'B', '1'};
 constexpr uint32_t kVersion = 1;
-constexpr size_t kMacOff = 192, kSumOff = 224;
+constexpr size_t kReservedOff = 132, kMacOff = 192, kSumOff = 224;
 
 void put32(uint8_t* p, uint32_t v) { for (int i = 3; i >= 0; --i, v >>= 8) p[i] = uint8_t(v); }
 void put64(uint8_t* p, uint64_t v) { for (int i = 7; i >= 0; --i, v >>= 8) p[i] = uint8_t(v); }
@@ -92,6 +92,12 @@ Superblock Superblock::decode(ByteView b, const std::string& where) {
         throw Error(EINVAL, where, fmt::format("{}: superblock version {} is not supported", where, get32(b.data() + 8)));
     if (get32(b.data() + 64) != 64 * 1024)
         throw Error(EINVAL, where, fmt::format("{}: unsupported chunk size", where));
+    // Bytes the MAC is computed over but no field holds must be zero, as
+    // must flag bits no version defines: nothing unauthenticated rides along.
+    if (get32(b.data() + 12) & ~3u)
+        throw Error(EINVAL, where, fmt::format("{}: superblock has unknown flags {:#x} (corrupt or tampered)", where, get32(b.data() + 12)));
+    for (size_t i = kReservedOff; i < kMacOff; ++i)
+        if (b[i] != 0) throw Error(EINVAL, where, fmt::format("{}: superblock reserved byte {} is not zero (corrupt or tampered)", where, i));
     Superblock sb;
     sb.dirty = get32(b.data() + 12) & 1;
     sb.rebuilding = get32(b.data() + 12) & 2;
