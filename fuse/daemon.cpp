@@ -106,6 +106,12 @@ void Daemon::start_scrub(bool repair) {
             while (!dirs.empty()) {
                 const std::string d = dirs.back();
                 dirs.pop_back();
+                {
+                    Volume::ScrubStats one;
+                    vol->scrub_dir(d, repair, one);
+                    std::lock_guard lk(scrub_mu);
+                    scrub.stats += one;
+                }
                 for (const auto& n : vol->readdir(d)) {
                     const std::string p = d == "/" ? "/" + n : d + "/" + n;
                     try {

@@ -8,7 +8,7 @@ setup
 refused() {  # refused "what" PATTERN command...: non-zero exit, the message, and nothing mounted by it
   local what=$1 pat=$2; shift 2
   local was; mountpoint -q "$MNT" && was=1 || was=0
-  local out rc; out=$("$@" 2>&1); rc=$?
+  local out rc; out=$(timeout 10 "$@" 2>&1); rc=$?   # a regression would mount and block
   local now; mountpoint -q "$MNT" && now=1 || now=0
   if [ "$rc" -ne 0 ] && grep -q -- "$pat" <<<"$out" && [ "$now" = "$was" ]; then pass "$what -> exit $rc: $out"
   else fail "$what -> exit $rc (wanted non-zero and /$pat/): $out"; [ "$was" = 0 ] && [ "$now" = 1 ] && fusermount3 -u "$MNT"; fi

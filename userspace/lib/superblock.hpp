@@ -26,6 +26,8 @@ inline constexpr const char* kSuperblockPath = ".nvrfs/superblock";
 // Mode and owner the mount's root shows ("<octal mode> <uid> <gid>\n"): the
 // member root itself stays root-owned 0700.
 inline constexpr const char* kRootAttrPath = ".nvrfs/root";
+// Where scrub --repair moves entries that are no nvrfs name (kept as evidence).
+inline constexpr const char* kQuarantineDir = ".nvrfs/quarantine";
 
 enum class MemberRole : uint32_t { Data = 0, Spare = 1 };
 

@@ -1207,10 +1207,49 @@ uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
     return stored_size(size);
 }
 
+void Volume::scrub_dir(const std::string& path, bool repair, ScrubStats& stats) {
+    const std::string rel = stored(path);
+    const DirIv iv = diriv(path, rel);
+    for (size_t i : set_.healthy_members()) {
+        const int root = set_.member(i).dirfd.get();
+        for (const auto& n : list_stored(root, rel).stored) {
+            if (names_.decrypt(iv, n)) continue;
+            // Planted or altered: moved aside (kept as evidence, out of the
+            // namespace), never deleted; the file it hid is restored from
+            // another member by scrub_file.
+            stats.bad++;
+            if (!repair) continue;
+            member_path::mkdir(root, kQuarantineDir, 0700);
+            std::array<uint8_t, 8> rnd{};
+            random_bytes(rnd);
+            const std::string to = std::string(kQuarantineDir) + "/" + hex(rnd);
+            if (member_path::rename(root, join_rel(rel, n), to, RENAME_NOREPLACE) == 0) {
+                stats.repaired++;
+                alerts_.raise(alert::TamperRepaired,
+                              fmt::format("scrub: {}: an entry that is no nvrfs name on {} was moved to {}/{}", path,
+                                          set_.member(i).path, set_.member(i).path, to),
+                              path);
+            }
+        }
+    }
+}
+
 void Volume::scrub_file(const std::string& path, bool repair, ScrubStats& stats) {
     const auto h = pin(path);
     if (!h) return;
     OpenFile& f = *h->file;
+    if (repair) {
+        // A complete member that lacks the file (its name was altered or
+        // removed there) gets a verified copy.
+        for (size_t i : set_.healthy_members()) {
+            if (f.fds[i]) continue;
+            stats.bad++;
+            copy_file_to(path, i);
+            stats.repaired++;
+            alerts_.raise(alert::TamperRepaired, fmt::format("scrub: {} was missing on {}; restored from an authentic copy", path,
+                                                             set_.member(i).path), path);
+        }
+    }
     std::shared_lock lk(f.mu);
     const uint64_t size = f.size, n = chunk_count(size), last = last_chunk(size);
     const std::vector<size_t> members = holders(f, false);

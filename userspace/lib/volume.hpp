@@ -74,6 +74,9 @@ public:
     // Verify every chunk of `path` on every complete member; with `repair`,
     // rewrite bad copies from a good one. Adds to `stats`.
     void scrub_file(const std::string& path, bool repair, ScrubStats& stats);
+    // Entries of directory `path` on any member that are no nvrfs name count
+    // as bad; with `repair` they are moved to kQuarantineDir on that member.
+    void scrub_dir(const std::string& path, bool repair, ScrubStats& stats);
 
 private:
     std::string stored(const std::string& path);
