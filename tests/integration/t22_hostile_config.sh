@@ -32,6 +32,14 @@ out=$("$NVRCTL" log show --config "$CONF")
 check "log show prints no raw escape character" bash -c "! grep -q \$'\\033' <<<\"\$1\"" _ "$out"
 check "log show prints no forged line" bash -c "! grep -q '^2026-01-01T00:00:00Z #1 unlink' <<<\"\$1\"" _ "$out"
 check "... the name is shown escaped" grep -qF 'cam\x0a2026' <<<"$out"
+
+# A client that connects to the control socket and says nothing delays no one.
+python3 -c "import socket,time; s=socket.socket(socket.AF_UNIX); s.connect('$T/ctl.sock'); time.sleep(8)" &
+idle=$!
+sleep 0.3
+t0=$(date +%s%N); "$NVRCTL" status --config "$CONF" >/dev/null; t1=$(date +%s%N)
+check "nvrctl status answers at once beside an idle control client ($(( (t1 - t0) / 1000000 )) ms)" test $(( (t1 - t0) / 1000000 )) -lt 2000
+kill $idle 2>/dev/null; wait $idle 2>/dev/null
 stop_daemon
 
 cp "$KEY" "$T/other-owner.key"; chown nobody "$T/other-owner.key"

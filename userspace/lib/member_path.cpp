@@ -65,7 +65,16 @@ int locate(int root, const std::string& rel, At& at) {
         return 0;
     }
     at.name = rel.substr(slash + 1);
-    const int fd = sys_openat2(root, rel.substr(0, slash).c_str(), O_PATH | O_DIRECTORY, 0);
+    const std::string parent = rel.substr(0, slash);
+    const int fd = sys_openat2(root, parent.c_str(), O_PATH | O_DIRECTORY, 0);
+    if (fd == -ENOTDIR) {
+        // A link where the parent directory should be says ENOTDIR here; it is tamper.
+        struct stat st {};
+        const int p = sys_openat2(root, parent.c_str(), O_PATH, 0);
+        const bool link = p >= 0 && ::fstat(p, &st) == 0 && S_ISLNK(st.st_mode);
+        if (p >= 0) ::close(p);
+        return link ? -ELOOP : fd;
+    }
     if (fd < 0) return fd;
     at.owned.reset(fd);
     at.dir = fd;
@@ -123,6 +132,9 @@ int chown(int root, const std::string& rel, uid_t uid, gid_t gid) {
     const int fd = sys_openat2(root, rel.c_str(), O_PATH, 0);
     if (fd < 0) return fd;
     UniqueFd own(fd);
+    struct stat st {};
+    if (::fstat(fd, &st) < 0) return -errno;
+    if (int r = type_error(st.st_mode, S_ISDIR(st.st_mode)); r < 0) return r;
     return ::fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 

@@ -190,6 +190,10 @@ int main(int argc, char** argv) {
         } catch (const nvrfs::Error& e) {
             fmt::print(stderr, "nvrctl {}: {}\n", verb, e.what());
             return 1;
+        } catch (const std::exception& e) {
+            // Last line of defence: bad input is one error line and exit 1, never an abort.
+            fmt::print(stderr, "nvrctl {}: {}\n", verb, e.what());
+            return 1;
         }
     }
     fmt::print(stderr, "nvrctl: unknown verb '{}'\n", verb);
