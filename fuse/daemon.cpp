@@ -54,8 +54,8 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& co
 }
 
 void Daemon::start_background() {
-    monitor = std::make_unique<SpaceMonitor>(*vol, *alerts, *log, cfg.min_free(), cfg.boolean("recycle"),
-                                             std::chrono::seconds(cfg.seconds("check_interval")));
+    monitor = std::make_unique<SpaceMonitor>(*vol, *alerts, *log, SpaceSettings::from(cfg));
+    vol->set_on_full([m = monitor.get()](uint64_t bytes) { return m->recycle_for(bytes); });
     rebuilder = std::make_unique<Rebuilder>(*vol, *set, *log, *alerts, cfg.size("rebuild_max_rate"));
     for (size_t i : set->in_state({MemberState::Rebuilding})) rebuilder->start(i);
     // Like md's resync after an unclean shutdown: copies written at the moment
@@ -70,6 +70,7 @@ void Daemon::shutdown() {
     control.reset();
     if (scrub_thread.joinable()) scrub_thread.join();
     rebuilder.reset();
+    vol->set_on_full({});  // FUSE has stopped: no writer can be asking
     monitor.reset();
     log->append(audit_record("unmount", Caller::daemon(), mountpoint, 0));
     log->sync();
@@ -274,7 +275,7 @@ nlohmann::json Daemon::handle(const nlohmann::json& req) {
         if (config_file.empty()) throw Error(EINVAL, "", "nvrfsd was started without a config file");
         Config fresh;
         fresh.load_file(config_file);
-        monitor->reconfigure(fresh.min_free(), fresh.boolean("recycle"), std::chrono::seconds(fresh.seconds("check_interval")));
+        monitor->reconfigure(SpaceSettings::from(fresh));
         alerts->set_hook(fresh.text("alert_hook"));
         rebuilder->set_max_rate(fresh.size("rebuild_max_rate"));
         cfg = fresh;

@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <linux/falloc.h>
+#include <syslog.h>
 #include <unistd.h>
 
 namespace nvrfs {
@@ -98,7 +100,7 @@ nlohmann::json audit_record(const std::string& event, const Caller& who, const s
     return r;
 }
 
-AuditLog::AuditLog(MirrorSet& set, std::vector<std::string>* notes) : set_(set), fds_(kMaxMembers) {
+AuditLog::AuditLog(MirrorSet& set, std::vector<std::string>* notes) : set_(set), fds_(kMaxMembers), ends_(kMaxMembers) {
     bool have_tail = false;
     size_t ref = 0;
     std::vector<std::pair<size_t, uint64_t>> tails;  // member, last seq
@@ -165,8 +167,39 @@ AuditLog::AuditLog(MirrorSet& set, std::vector<std::string>* notes) : set_(set),
     }
 }
 
+// Where the log ends on one member: its size, and how far space is allocated
+// for it. Appends land in space allocated ahead (kLogAhead at a time), so a
+// set that recordings have filled still has room for the records that say so.
+constexpr uint64_t kLogAhead = 1 << 20;
+
+int AuditLog::append_frame(size_t i, const Bytes& frame) {
+    const int fd = fds_[i].get();
+    End& e = ends_[i];
+    if (!e.known) {
+        struct stat st {};
+        if (::fstat(fd, &st) < 0) return -errno;
+        e.size = e.allocated = static_cast<uint64_t>(st.st_size);
+        e.known = true;
+    }
+    if (e.size + frame.size() > e.allocated) {
+        int r = ::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(e.size), static_cast<off_t>(kLogAhead));
+        if (r < 0 && errno == ENOSPC)
+            r = ::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(e.size), static_cast<off_t>(frame.size()));
+        if (r < 0 && errno != EOPNOTSUPP) return -errno;  // nothing written: the log stays whole
+        e.allocated = r < 0 ? e.size : e.size + std::max<uint64_t>(kLogAhead, frame.size());
+    }
+    if (int r = write_full(fd, frame.data(), frame.size()); r < 0) {
+        // A frame is written whole or not at all: cut a short write back.
+        if (::ftruncate(fd, static_cast<off_t>(e.size)) < 0) e.known = false;
+        return r;
+    }
+    e.size += frame.size();
+    return 0;
+}
+
 void AuditLog::append(nlohmann::json rec) {
     std::vector<std::pair<size_t, int>> results;
+    bool torn = false;
     {
         std::lock_guard lk(mu_);
         rec["seq"] = seq_ + 1;
@@ -175,15 +208,26 @@ void AuditLog::append(nlohmann::json rec) {
         const std::string mac = mac_of(set_.keys(), rec);
         rec["mac"] = mac;
         const Bytes frame = seal_frame(set_.keys(), set_.set_uuid(), rec.dump());
+        size_t ok = 0;
         for (size_t i : set_.writable_members()) {
             if (!fds_[i]) continue;
-            results.emplace_back(i, write_full(fds_[i].get(), frame.data(), frame.size()));
+            const int r = append_frame(i, frame);
+            ok += r == 0;
+            results.emplace_back(i, r);
         }
-        ++seq_;
-        prev_mac_ = mac;
+        // The chain moves on only when the record is down somewhere; else
+        // the next record takes its place and the chain stays unbroken.
+        if (ok > 0) {
+            ++seq_;
+            prev_mac_ = mac;
+        } else {
+            torn = !lost_;
+            lost_ = true;
+        }
     }
     // Outside the lock: failing a member raises an alert, which appends again.
     set_.combine("append audit record", kAuditLogPath, results);
+    if (torn) ::syslog(LOG_DAEMON | LOG_CRIT, "nvrfs: an audit record could not be written on any member (no space)");
 }
 
 void AuditLog::sync() {
@@ -202,6 +246,7 @@ void AuditLog::attach(size_t idx, const std::function<void()>& joined) {
         if (int r = replace_log(fds_[i].get(), fd.get()); r < 0)
             throw_errno(-r, dst.path + "/" + kAuditLogPath, "cannot copy audit log");
         fds_[idx] = std::move(fd);
+        ends_[idx] = End{};
         joined();
         return;
     }

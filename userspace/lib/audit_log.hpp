@@ -45,9 +45,16 @@ public:
     uint64_t last_seq() const;
 
 private:
+    struct End {
+        bool known = false;
+        uint64_t size = 0, allocated = 0;
+    };
+    int append_frame(size_t member, const Bytes& frame);  // mu_ held; 0 or -errno
     MirrorSet& set_;
     mutable std::mutex mu_;
     std::vector<UniqueFd> fds_;  // by member index
+    std::vector<End> ends_;      // by member index
+    bool lost_ = false;          // a record found no member with room (said once)
     uint64_t seq_ = 0;
     std::string prev_mac_;
 };

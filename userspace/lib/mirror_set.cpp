@@ -281,10 +281,14 @@ int MirrorSet::combine(const std::string& what, const std::string& path, const s
     if (active == 0) return -EIO;  // no complete member left
     const std::string ctx = fmt::format("{} {}", what, path);
     if (ok == active || ok > 0 || logical) {
+        bool set_full = false;
         for (auto [i, r] : results) {
             if (r == 0) continue;
             const bool rebuilding = slots_[i]->state.load() == MemberState::Rebuilding;
-            if (is_media_error(-r) || !alive(i)) {
+            if ((-r == ENOSPC || -r == EDQUOT) && !full_alone(i)) {
+                // Full like its peers: the set is full, the member is fine.
+                set_full = true;
+            } else if (is_media_error(-r) || !alive(i)) {
                 if (ok > 0 || logical || rebuilding) fail(i, -r, ctx);
             } else if (member_path::is_tamper_errno(-r) && on_note_) {
                 on_note_("TamperDetected", fmt::format("{}: {}: a stored entry was replaced by a link or special file; "
@@ -295,6 +299,8 @@ int MirrorSet::combine(const std::string& what, const std::string& path, const s
                 on_note_("MemberInconsistent", fmt::format("{}: {} failed with {} on this member only", slots_[i]->path, ctx, errno_name(-r)));
             }
         }
+        // Not on every member because the set is full: the caller is told.
+        if (set_full) return -ENOSPC;
         // Every member holds a planted entry: the stored file is gone, not a link.
         if (ok == 0 && member_path::is_tamper_errno(-logical)) return -EIO;
         return ok > 0 ? 0 : logical;
@@ -302,6 +308,23 @@ int MirrorSet::combine(const std::string& what, const std::string& path, const s
     // Every complete member failed alike (e.g. all full): the caller gets the
     // error, and a member being rebuilt that failed too is no worse off.
     return first;
+}
+
+bool MirrorSet::full_alone(size_t idx) const {
+    // "Full alone": another active member has clearly more room (64 MiB and
+    // a quarter more). Members written alike fill alike, within what a few
+    // requests in flight or metadata make them differ.
+    constexpr uint64_t kSlack = 64 << 20;
+    struct statvfs s {};
+    if (::fstatvfs(slots_[idx]->dirfd.get(), &s) < 0) return true;  // gone: not "full"
+    const uint64_t mine = static_cast<uint64_t>(s.f_bavail) * s.f_frsize;
+    for (size_t i = 0; i < size(); ++i) {
+        if (i == idx || slots_[i]->state.load() != MemberState::Active) continue;
+        if (::fstatvfs(slots_[i]->dirfd.get(), &s) < 0) continue;
+        const uint64_t other = static_cast<uint64_t>(s.f_bavail) * s.f_frsize;
+        if (other > mine + kSlack && other > mine + mine / 4) return true;
+    }
+    return false;
 }
 
 void MirrorSet::fail(size_t idx, int err, const std::string& context) {

@@ -12,9 +12,12 @@
 //    left alone.
 //  * fan_out() runs one operation on every writable member and combines the
 //    results the way a RAID 1 must: success if at least one Active member
-//    succeeded; members that failed with a media error (EIO, ENOSPC, EROFS, a
-//    removed directory, ...) are marked failed and the caller never sees their
-//    error. When no member succeeds, the error is returned and none is failed.
+//    succeeded; members that failed with a media error (EIO, EROFS, a removed
+//    directory, ENOSPC on a member full while its peers are not, ...) are
+//    marked failed and the caller never sees their error. ENOSPC on a member
+//    as full as its peers is the set being full: no member is failed and the
+//    caller gets ENOSPC. When no member succeeds, the error is returned and
+//    none is failed.
 //  * Failing a member bumps the event counter on the survivors so the failed
 //    one is recognised as stale when it comes back.
 //  * Member slots are never reused or moved, so other threads may iterate
@@ -98,6 +101,9 @@ public:
     int combine(const std::string& what, const std::string& path, const std::vector<std::pair<size_t, int>>& results);
 
     void fail(size_t idx, int err, const std::string& context);
+    // Is member idx out of space while an active peer clearly is not? Then
+    // ENOSPC there is a member fault; otherwise the whole set is full.
+    bool full_alone(size_t idx) const;
     // Is the member still there (directory not removed, superblock present)?
     bool alive(size_t idx) const;
     // Record a new event on all writable members (mount, clean unmount, failure).

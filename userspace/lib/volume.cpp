@@ -323,6 +323,13 @@ struct stat Volume::getattr(const std::string& path, Handle* h) {
         st.st_gid = root_attr_.gid;
     }
     if (!S_ISREG(st.st_mode)) return st;
+    // A name with no stored byte on any member: a create that never completed
+    // (a full disk under older versions, a crash). Shown as an empty file so
+    // it can be listed and removed; opening it fails; scrub --repair removes it.
+    if (stored_max == 0) {
+        st.st_size = 0;
+        return st;
+    }
     // Copies that differ, or a file that claims to be empty (its one sealed
     // chunk is checked like any other: a copy cut to its header is no empty
     // recording): opening reconciles and authenticates them.
@@ -435,7 +442,7 @@ void Volume::rmdir(const std::string& path, const Caller& who) {
     }
 }
 
-void Volume::unlink(const std::string& path, const Caller& who) {
+void Volume::unlink(const std::string& path, const Caller& who, const std::function<void(nlohmann::json&)>& extra) {
     uint64_t size = 0;
     try {
         const std::string rel = stored(path);
@@ -446,7 +453,10 @@ void Volume::unlink(const std::string& path, const Caller& who) {
         check(set_.fan_out("unlink", path, [&](size_t, Member& m) {
             return member_path::unlink(m.dirfd.get(), rel);
         }), "unlink", path);
-        audit("unlink", who, path, 0, [&](nlohmann::json& r) { r["bytes"] = size; });
+        audit("unlink", who, path, 0, [&](nlohmann::json& r) {
+            r["bytes"] = size;
+            if (extra) extra(r);
+        });
     } catch (const Error& e) {
         audit("unlink", who, path, e.code());
         throw;
@@ -543,6 +553,13 @@ FileHeader Volume::choose_header(OpenFile& f, const std::string& path) {
         cands.push_back({i, h});
     }
     if (cands.empty()) throw_errno(EIO, path, "no member holds");
+    bool all_empty = true;
+    for (size_t i : holders(f, false)) {
+        struct stat st {};
+        all_empty = all_empty && ::fstat(f.fds[i].get(), &st) == 0 && st.st_size == 0;
+    }
+    if (all_empty)
+        throw Error(EIO, path, fmt::format("{}: an incomplete file (its create never completed); scrub --repair removes it", path));
     bool agree = cands[0].hdr.has_value();
     for (auto& c : cands) agree = agree && c.hdr == cands[0].hdr;
     if (agree) return *cands[0].hdr;
@@ -592,12 +609,21 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
         f->key = file_key(set_.keys().content, f->hdr.id);
         const Bytes init = empty_file_image(f->hdr, f->key);
         std::vector<std::pair<size_t, int>> wr;
+        bool full = false;
         for (size_t i : holders(*f, true)) {
-            int r = pwrite_full(f->fds[i].get(), init.data(), init.size(), 0);
+            int r = ::fallocate(f->fds[i].get(), 0, 0, static_cast<off_t>(init.size())) < 0 && errno != EOPNOTSUPP ? neg_errno() : 0;
+            if (r == 0) r = pwrite_full(f->fds[i].get(), init.data(), init.size(), 0);
             if (r == 0 && ::fchown(f->fds[i].get(), creator->uid, creator->gid) < 0) r = neg_errno();
+            full |= (r == -ENOSPC || r == -EDQUOT) && !set_.full_alone(i);
             wr.emplace_back(i, r);
         }
-        check(set_.combine("create", path, wr), "create", path);
+        // A create is all or nothing: a name that cannot hold its header and
+        // sealed empty chunk on every member is taken back everywhere.
+        int r = full ? -ENOSPC : set_.combine("create", path, wr);
+        if (r < 0) {
+            for (size_t i : holders(*f, true)) member_path::unlink(set_.member(i).dirfd.get(), rel);
+            check(r, "create", path);
+        }
         f->size = 0;
         f->tail.valid = true;
         f->tail.index = 0;
@@ -719,6 +745,10 @@ void Volume::check_empty(OpenFile& f, const std::string& path) {
 std::unique_ptr<Handle> Volume::create(const std::string& path, mode_t mode, int flags, const Caller& who) {
     try {
         const std::string rel = stored(path);
+        if (!make_room(kHeaderSize + kChunkOverhead, set_.writable_members())) {
+            alerts_once_full();
+            throw_errno(ENOSPC, path, "create");
+        }
         auto h = std::make_unique<Handle>();
         h->file = open_stored(path, rel, O_CREAT | (flags & O_EXCL), mode & 07777, &who);
         h->path = path;
@@ -729,6 +759,7 @@ std::unique_ptr<Handle> Volume::create(const std::string& path, mode_t mode, int
             truncate_locked(*h->file, path, 0);
         }
         audit("create", who, path, 0);
+        track_writer(path, +1);
         return h;
     } catch (const Error& e) {
         audit("create", who, path, e.code());
@@ -755,10 +786,22 @@ std::unique_ptr<Handle> Volume::open(const std::string& path, int flags, const C
             throw;
         }
     }
+    if (h->writable) track_writer(path, +1);
     return h;
 }
 
+void Volume::track_writer(const std::string& path, int delta) {
+    std::lock_guard lk(writers_mu_);
+    if ((writers_[path] += delta) <= 0) writers_.erase(path);
+}
+
+bool Volume::open_for_write(const std::string& path) {
+    std::lock_guard lk(writers_mu_);
+    return writers_.count(path) > 0;
+}
+
 void Volume::release(std::unique_ptr<Handle> h) {
+    if (h->writable) track_writer(h->path, -1);
     if (h->writable) {
         std::unique_lock lk(h->file->mu);
         release_reserve(*h->file);
@@ -908,7 +951,16 @@ constexpr uint64_t kReserveStep = 4 << 20;
 
 void Volume::reserve(OpenFile& f, const std::vector<size_t>& members, uint64_t begin, uint64_t end,
                      std::array<std::atomic<int>, kMaxMembers>& err) {
+    // Room first, on every member, before any byte is written: a full set
+    // answers ENOSPC with nothing written anywhere (no torn chunk, no copy
+    // longer than the other), keeps kMetaReserve for the audit log and
+    // metadata, and gets the recycler's help before it says so.
     uint64_t upto = end + kReserveStep;
+    const uint64_t want = end - std::min(end, std::max(begin, f.reserved_to));
+    if (!make_room(want, members)) {
+        alerts_once_full();
+        throw Error(ENOSPC, "", "no space left on the set");
+    }
     for (size_t i : members) {
         const int fd = f.fds[i].get();
         int r = ::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(begin), static_cast<off_t>(upto - begin));
@@ -918,7 +970,42 @@ void Volume::reserve(OpenFile& f, const std::vector<size_t>& members, uint64_t b
         }
         if (r < 0 && errno != EOPNOTSUPP) err[i] = neg_errno();
     }
+    // A member that is full while its peers are not is failing; one that is
+    // as full as its peers is the set being full: nothing is written.
+    for (size_t i : members) {
+        const int e = -err[i].load();
+        if ((e == ENOSPC || e == EDQUOT) && !set_.full_alone(i)) throw Error(e, "", "no space left on the set");
+    }
     f.reserved_to = upto;
+}
+
+bool Volume::make_room(uint64_t bytes, const std::vector<size_t>& members) {
+    auto fits = [&] {
+        for (size_t i : members) {
+            struct statvfs s {};
+            if (::fstatvfs(set_.member(i).dirfd.get(), &s) < 0) continue;
+            const uint64_t avail = static_cast<uint64_t>(s.f_bavail) * s.f_frsize;
+            if (avail < bytes + kMetaReserve && !set_.full_alone(i)) return false;
+        }
+        return true;
+    };
+    if (fits()) {
+        full_alerted_.store(false, std::memory_order_relaxed);
+        return true;
+    }
+    // Recycling frees the oldest recordings (space_monitor.hpp); it runs on
+    // this thread, so the writer waits for it rather than seeing ENOSPC.
+    for (int tries = 0; tries < 8 && on_full_; ++tries) {
+        if (!on_full_(bytes + kMetaReserve)) break;
+        if (fits()) return true;
+    }
+    return fits();
+}
+
+void Volume::alerts_once_full() {
+    if (full_alerted_.exchange(true)) return;
+    alerts_.raise(alert::SpaceLow, fmt::format("the set is full: writes answer ENOSPC (the last {} MiB of each member are kept "
+                                               "for the audit log and metadata)", kMetaReserve >> 20));
 }
 
 void Volume::release_reserve(OpenFile& f) {
@@ -1022,6 +1109,7 @@ size_t Volume::write(Handle& h, const uint8_t* buf, size_t size, uint64_t off) {
         if (!h.first_error) h.first_error = e.code();
         throw;
     }
+    written_ += size;
     std::lock_guard lk(h.stats_mu);
     h.bytes_written += size;
     return size;
@@ -1234,7 +1322,32 @@ void Volume::scrub_dir(const std::string& path, bool repair, ScrubStats& stats) 
     }
 }
 
+bool Volume::incomplete(const std::string& path) {
+    const std::string rel = stored(path);
+    size_t seen = 0;
+    for (size_t i : set_.healthy_members()) {
+        struct stat st {};
+        if (member_path::stat(set_.member(i).dirfd.get(), rel, st) < 0) continue;
+        if (!S_ISREG(st.st_mode) || st.st_size != 0) return false;
+        ++seen;
+    }
+    return seen > 0;
+}
+
 void Volume::scrub_file(const std::string& path, bool repair, ScrubStats& stats) {
+    if (incomplete(path)) {
+        stats.files++;
+        stats.bad++;
+        if (repair) {
+            unlink(path, Caller::daemon(), [](nlohmann::json& r) { r["reason"] = "incomplete create removed by scrub"; });
+            stats.repaired++;
+            alerts_.raise(alert::TamperRepaired, fmt::format("scrub: {} was an incomplete file (a create that never "
+                                                             "completed, no byte stored); removed", path), path);
+        } else {
+            stats.unrepairable++;
+        }
+        return;
+    }
     const auto h = pin(path);
     if (!h) return;
     OpenFile& f = *h->file;

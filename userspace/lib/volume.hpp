@@ -38,7 +38,8 @@ public:
     std::vector<std::string> readdir(const std::string& path);
     void mkdir(const std::string& path, mode_t mode, const Caller& who);
     void rmdir(const std::string& path, const Caller& who);
-    void unlink(const std::string& path, const Caller& who);
+    // `extra` adds fields to the audit record (recycling says why and how old).
+    void unlink(const std::string& path, const Caller& who, const std::function<void(nlohmann::json&)>& extra = {});
     void rename(const std::string& from, const std::string& to, unsigned flags, const Caller& who);
     void chmod(const std::string& path, mode_t mode);
     void chown(const std::string& path, uid_t uid, gid_t gid);
@@ -54,6 +55,17 @@ public:
     struct statvfs statfs();
 
     MirrorSet& mirror() { return set_; }
+
+    // Space (issue 11). Each member keeps kMetaReserve free for the audit log
+    // and metadata: data writes and creates answer ENOSPC before they would
+    // take it. When a write needs room, `on_full(bytes)` is asked first (the
+    // recycler); it returns whether it freed anything.
+    static constexpr uint64_t kMetaReserve = 8 << 20;
+    void set_on_full(std::function<bool(uint64_t)> f) { on_full_ = std::move(f); }
+    // Plaintext bytes written since start (the recycler measures the rate).
+    uint64_t bytes_written() const { return written_.load(); }
+    // Is a file of this path open for writing now (recycling leaves it alone)?
+    bool open_for_write(const std::string& path);
     std::string stored_path(const std::string& path) { return stored(path); }
 
     // Rebuild support: copy one directory (its IV and attributes) or one file's
@@ -77,6 +89,8 @@ public:
     // Entries of directory `path` on any member that are no nvrfs name count
     // as bad; with `repair` they are moved to kQuarantineDir on that member.
     void scrub_dir(const std::string& path, bool repair, ScrubStats& stats);
+    // A name with no stored byte on any member (a create that never completed).
+    bool incomplete(const std::string& path);
 
 private:
     std::string stored(const std::string& path);
@@ -110,6 +124,11 @@ private:
     void reserve(OpenFile& f, const std::vector<size_t>& members, uint64_t begin, uint64_t end,
                  std::array<std::atomic<int>, kMaxMembers>& err);
     void release_reserve(OpenFile& f);
+    // Is there room for `bytes` more on every member in `members` (beyond the
+    // reserve), after asking the recycler if needed?
+    bool make_room(uint64_t bytes, const std::vector<size_t>& members);
+    void alerts_once_full();
+    void track_writer(const std::string& path, int delta);
     void audit(const std::string& event, const Caller& who, const std::string& path, int err,
                const std::function<void(nlohmann::json&)>& extra = {});
     // Throws Error(-r) when a fan-out returned an error.
@@ -130,6 +149,11 @@ private:
     OpenFileTable open_;
     std::mutex iv_mu_;
     std::unordered_map<std::string, DirIv> ivs_;
+    std::function<bool(uint64_t)> on_full_;
+    std::atomic<bool> full_alerted_{false};
+    std::atomic<uint64_t> written_{0};
+    std::mutex writers_mu_;
+    std::unordered_map<std::string, int> writers_;  // path -> open writable handles
     std::mutex root_mu_;
     RootAttr root_attr_;  // guarded by root_mu_
 };
