@@ -32,10 +32,15 @@ for i in 1 2 3; do
 done
 head -c 20000000 /dev/urandom > "$T/new.src"; cp "$T/new.src" "$MNT/cam1/new.mp4"
 check "the oldest recordings are deleted first" wait_for 8 bash -c "[ ! -e '$MNT/cam1/old1.mp4' ] && [ ! -e '$MNT/cam1/old2.mp4' ]"
-check "newer recordings are kept" bash -c "[ -e '$MNT/cam1/old3.mp4' ] && cmp -s '$MNT/cam1/new.mp4' '$T/new.src'"
+# Recycling keeps min_free plus headroom for the measured write rate (issue
+# 11), so the third old file may go too; never before the older two, and
+# never the newest recording.
+check "the newest recording is kept" cmp -s "$MNT/cam1/new.mp4" "$T/new.src"
 check "free space is back above the threshold" bash -c "[ \$(df --output=pcent '$MNT' | tail -1 | tr -dc 0-9) -le 50 ]"
 check "the Recycled alert is logged" has_alert Recycled
-check "each deletion is audited as nvrfsd's unlink" bash -c "'$NVRCTL' log show --config '$CONF' --event unlink | grep -c 'nvrfsd /cam1/old' | grep -q 2"
+sleep 2   # let recycling settle: it may take the third old file at the next check
+gone=$(for i in 1 2 3; do [ -e "$MNT/cam1/old$i.mp4" ] || echo "old$i"; done | wc -l)
+check "each of the $gone deletions is audited as nvrfsd's unlink" bash -c "[ \$('$NVRCTL' log show --config '$CONF' --event unlink | grep -c 'nvrfsd /cam1/old') -eq $gone ]"
 stop_daemon
 cleanup; trap - EXIT
 

@@ -334,3 +334,28 @@ TEST_CASE("space reserved ahead of small appends is given back at close, times k
     }
     CHECK(fx.read_file("/cam.mp4") == all);
 }
+
+TEST_CASE("a name with no stored byte (a create that never completed) is listed, removable, and removed by scrub --repair") {
+    Fixture fx;
+    fx.write_file("/cam1.mp4", "recorded");
+    for (size_t i = 0; i < 2; ++i) REQUIRE(::truncate(fx.stored_file(i).c_str(), 0) == 0);
+    CHECK(fx.vol->getattr("/cam1.mp4", nullptr).st_size == 0);
+    try {
+        fx.read_file("/cam1.mp4");
+        FAIL("an incomplete file opened");
+    } catch (const Error& e) {
+        CHECK(e.code() == EIO);
+        CHECK(std::string(e.what()).find("incomplete") != std::string::npos);
+    }
+    CHECK_FALSE(fx.alerted(alert::TamperDetected, "cam1"));  // not tamper: a create cut short
+    Volume::ScrubStats report, fix;
+    fx.vol->scrub_file("/cam1.mp4", false, report);
+    CHECK(report.bad == 1);
+    CHECK(report.unrepairable == 1);
+    fx.vol->scrub_file("/cam1.mp4", true, fix);
+    CHECK(fix.repaired == 1);
+    CHECK_THROWS_AS(fx.vol->getattr("/cam1.mp4", nullptr), Error);
+    bool audited = false;
+    for (auto& r : fx.records(0)) audited |= r.value("event", "") == "unlink" && r.value("reason", "").find("incomplete") != std::string::npos;
+    CHECK(audited);
+}

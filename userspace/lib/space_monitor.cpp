@@ -115,8 +115,9 @@ SpaceInfo SpaceMonitor::space() const {
     i.free = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
     i.threshold = s.min_free.percent ? static_cast<uint64_t>(static_cast<double>(i.total) * s.min_free.value / 100.0)
                                      : static_cast<uint64_t>(s.min_free.value);
-    // What the writers may add before the next check, three times over.
-    i.headroom = std::min(i.total / 2, 3 * rate * static_cast<uint64_t>(s.interval.count()) + i.total / 100);
+    // What the writers may add before the next check, three times over, but
+    // at most 5% of the set (a burst must not empty it), plus 1%.
+    i.headroom = std::min(i.total / 20, 3 * rate * static_cast<uint64_t>(s.interval.count())) + i.total / 100;
     return i;
 }
 
