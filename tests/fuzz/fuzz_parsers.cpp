@@ -22,6 +22,7 @@
 #include "keys.hpp"
 #include "names.hpp"
 #include "superblock.hpp"
+#include "../support/archive_forge.hpp"
 
 #include <chrono>
 #include <cstring>
@@ -63,33 +64,11 @@ std::string write_tmp(const std::string& name, const std::string& data) {
 // An archive whose records are sealed under kPass from a plaintext stream:
 // a mutated stream is re-sealed, so the entry parser sees it.
 std::string seal_archive(const std::string& stream) {
-    uint8_t h[64] = {'N', 'V', 'R', 'B', 'A', 'K', '0', '1'};
-    const uint32_t iters = kBackupMinIterations;
-    for (int i = 0; i < 4; ++i) h[8 + i] = static_cast<uint8_t>(iters >> (24 - 8 * i));
-    std::memset(h + 12, 7, 32);  // fixed salt and id: the KEK is derived once per run
-    h[45] = 0x10;
-    static const SecretKey kek = pbkdf2_sha256(kPass, ByteView(h + 12, 16), iters);
-    const auto tag = hmac_sha256(hkdf_sha256(kek, {}, "nvrfs backup header v1"), ByteView(h, 48));
-    std::memcpy(h + 48, tag.data(), 16);
-    const SecretKey data = hkdf_sha256(kek, {}, "nvrfs backup data v1");
-    std::string out(reinterpret_cast<const char*>(h), 64);
-    std::array<uint8_t, 25> ad{};
-    std::memcpy(ad.data(), h + 28, 16);
-    ad[24] = 1;
-    Bytes rec(4 + kGcmNonce + stream.size() + kGcmTag);
-    const uint32_t len = static_cast<uint32_t>(rec.size() - 4);
-    for (int i = 0; i < 4; ++i) rec[i] = static_cast<uint8_t>(len >> (24 - 8 * i));
-    std::memset(rec.data() + 4, 9, kGcmNonce);
-    gcm_seal(data, rec.data() + 4, ad, as_bytes(stream), rec.data() + 4 + kGcmNonce, rec.data() + 4 + kGcmNonce + stream.size());
-    out.append(reinterpret_cast<const char*>(rec.data()), rec.size());
-    return out;
+    static const test::ArchiveForge forge(kPass, kBackupMinIterations, true);
+    return forge.seal(stream);
 }
 
-std::string entry(char type, const std::string& json, const std::string& data = "") {
-    std::string s(1, type);
-    for (int i = 3; i >= 0; --i) s += static_cast<char>((json.size() >> (8 * i)) & 0xff);
-    return s + json + data;
-}
+std::string entry(char type, const std::string& json, const std::string& data = "") { return test::archive_entry(type, json, data); }
 
 struct Target {
     const char* name;

@@ -3,6 +3,7 @@
 #include "error.hpp"
 
 #include "helpers.hpp"
+#include "../support/archive_forge.hpp"
 
 #include <doctest/doctest.h>
 #include <cstring>
@@ -93,39 +94,13 @@ TEST_CASE("backup: wrong passphrase, flipped byte, truncation, incomplete") {
 
 namespace {
 
-// Writes an archive by the documented format (docs/backup-format.md) with
-// whatever entries an attacker who knows the passphrase would put in it.
+// An archive with whatever entries an attacker who knows the passphrase would put in it.
 struct Forged {
     std::string stream;  // plaintext entry stream
-    void file(const std::string& head_json, const std::string& data) {
-        put('F', head_json);
-        stream += data;
-    }
-    void put(char type, const std::string& json) {
-        stream += type;
-        for (int i = 3; i >= 0; --i) stream += static_cast<char>((json.size() >> (8 * i)) & 0xff);
-        stream += json;
-    }
+    void file(const std::string& head_json, const std::string& data) { stream += test::archive_entry('F', head_json, data); }
+    void put(char type, const std::string& json) { stream += test::archive_entry(type, json); }
     void write(const std::string& path, uint32_t iters = kBackupMinIterations) const {
-        uint8_t h[64] = {'N', 'V', 'R', 'B', 'A', 'K', '0', '1'};
-        for (int i = 0; i < 4; ++i) h[8 + i] = static_cast<uint8_t>(iters >> (24 - 8 * i));
-        random_bytes({h + 12, 32});  // salt and archive id
-        h[44] = 0, h[45] = 0x10, h[46] = 0, h[47] = 0;  // 1 MiB records
-        const SecretKey kek = pbkdf2_sha256("correct horse battery", ByteView(h + 12, 16), iters);
-        const auto tag = hmac_sha256(hkdf_sha256(kek, {}, "nvrfs backup header v1"), ByteView(h, 48));
-        std::memcpy(h + 48, tag.data(), 16);
-        const SecretKey data = hkdf_sha256(kek, {}, "nvrfs backup data v1");
-        std::string out(reinterpret_cast<const char*>(h), 64);
-        std::array<uint8_t, 25> ad{};
-        std::memcpy(ad.data(), h + 28, 16);
-        ad[24] = 1;  // one record, the final one
-        Bytes rec(4 + kGcmNonce + stream.size() + kGcmTag);
-        const uint32_t len = static_cast<uint32_t>(rec.size() - 4);
-        for (int i = 0; i < 4; ++i) rec[i] = static_cast<uint8_t>(len >> (24 - 8 * i));
-        random_bytes({rec.data() + 4, kGcmNonce});
-        gcm_seal(data, rec.data() + 4, ad, as_bytes(stream), rec.data() + 4 + kGcmNonce, rec.data() + 4 + kGcmNonce + stream.size());
-        out.append(reinterpret_cast<const char*>(rec.data()), rec.size());
-        std::ofstream(path, std::ios::binary) << out;
+        std::ofstream(path, std::ios::binary) << test::ArchiveForge("correct horse battery", iters, false).seal(stream);
     }
 };
 

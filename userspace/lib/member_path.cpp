@@ -113,29 +113,31 @@ int rename(int root, const std::string& from, const std::string& to, unsigned fl
     return ::renameat2(a.dir, a.name.c_str(), b.dir, b.name.c_str(), flags) < 0 ? -errno : 0;
 }
 
-int chmod(int root, const std::string& rel, mode_t mode) {
-    if (rel == ".") return ::fchmod(root, mode) < 0 ? -errno : 0;
-    // O_PATH opens nothing a fifo could block on; the type is checked on the
-    // entry itself, and the mode set through the same descriptor.
+// The entry itself as an O_PATH descriptor (it opens nothing a fifo could
+// block on), refused unless it is a regular file or a directory: metadata is
+// then changed through that same descriptor, so no link is ever followed.
+int open_entry(int root, const std::string& rel, UniqueFd& out) {
     const int fd = sys_openat2(root, rel.c_str(), O_PATH, 0);
     if (fd < 0) return fd;
-    UniqueFd own(fd);
+    out.reset(fd);
     struct stat st {};
     if (::fstat(fd, &st) < 0) return -errno;
-    if (int r = type_error(st.st_mode, S_ISDIR(st.st_mode)); r < 0) return r;
-    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    return type_error(st.st_mode, S_ISDIR(st.st_mode));
+}
+
+int chmod(int root, const std::string& rel, mode_t mode) {
+    if (rel == ".") return ::fchmod(root, mode) < 0 ? -errno : 0;
+    UniqueFd fd;
+    if (int r = open_entry(root, rel, fd); r < 0) return r;
+    const std::string proc = "/proc/self/fd/" + std::to_string(fd.get());
     return ::chmod(proc.c_str(), mode) < 0 ? -errno : 0;
 }
 
 int chown(int root, const std::string& rel, uid_t uid, gid_t gid) {
     if (rel == ".") return ::fchown(root, uid, gid) < 0 ? -errno : 0;
-    const int fd = sys_openat2(root, rel.c_str(), O_PATH, 0);
-    if (fd < 0) return fd;
-    UniqueFd own(fd);
-    struct stat st {};
-    if (::fstat(fd, &st) < 0) return -errno;
-    if (int r = type_error(st.st_mode, S_ISDIR(st.st_mode)); r < 0) return r;
-    return ::fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+    UniqueFd fd;
+    if (int r = open_entry(root, rel, fd); r < 0) return r;
+    return ::fchownat(fd.get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 
 int utimens(int root, const std::string& rel, const struct timespec ts[2]) {

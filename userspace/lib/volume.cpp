@@ -125,8 +125,7 @@ std::vector<size_t> Volume::holders(const OpenFile& f, bool writable) const {
 
 namespace {
 
-// Names that one member's copy of a stored directory holds, and how many of
-// its entries are not nvrfs names at all under `iv`.
+// The stored (encrypted) names one member's copy of a directory holds.
 struct Listing {
     bool ok = false;
     std::vector<std::string> stored;  // stored (encrypted) names, internal files left out
