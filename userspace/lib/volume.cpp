@@ -150,19 +150,14 @@ Listing list_stored(int root, const std::string& rel) {
 }
 
 // The IV stored for a directory on one member: exactly 16 bytes in a regular file.
-std::optional<DirIv> read_iv(int root, const std::string& ivrel, int& err) {
+std::optional<DirIv> read_iv(int root, const std::string& ivrel) {
     const int fd = member_path::open_file(root, ivrel, O_RDONLY);
-    if (fd < 0) {
-        err = -fd;
-        return std::nullopt;
-    }
+    if (fd < 0) return std::nullopt;
     UniqueFd own(fd);
     DirIv iv{};
     uint8_t extra;
-    if (pread_full(fd, iv.data(), iv.size(), 0) != static_cast<ssize_t>(iv.size()) || pread_full(fd, &extra, 1, iv.size()) != 0) {
-        err = EBADMSG;
+    if (pread_full(fd, iv.data(), iv.size(), 0) != static_cast<ssize_t>(iv.size()) || pread_full(fd, &extra, 1, iv.size()) != 0)
         return std::nullopt;
-    }
     return iv;
 }
 
@@ -204,8 +199,7 @@ DirIv Volume::diriv(const std::string& plain_dir, const std::string& stored_dir)
             continue;  // a planted link or device: not this member's directory
         }
         ++dirs;
-        int err = 0;
-        cands.push_back({i, read_iv(root, rel, err)});
+        cands.push_back({i, read_iv(root, rel)});
     }
     if (dirs == 0 && missing > 0) throw_errno(ENOENT, plain_dir, "no such directory");
 
