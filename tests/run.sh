@@ -21,8 +21,14 @@ fi
 echo "   $line"
 passed=$((passed + up)); failed=$((failed + uf))
 
+# NVRFS_TESTS: space-separated globs of scenario names to run (default all).
 for t in tests/integration/t*.sh; do
   name=$(basename "$t" .sh)
+  if [ -n "${NVRFS_TESTS:-}" ]; then
+    want=0
+    for g in $NVRFS_TESTS; do case $name in $g) want=1;; esac; done
+    [ "$want" = 1 ] || continue
+  fi
   start=$(date +%s)
   timeout --kill-after=10 "${NVRFS_TEST_TIMEOUT:-300}" bash "$t" > "$logdir/$name.log" 2>&1
   rc=$?

@@ -289,7 +289,8 @@ int MirrorSet::combine(const std::string& what, const std::string& path, const s
                 // Full like its peers: the set is full, the member is fine.
                 set_full = true;
             } else if (is_media_error(-r) || !alive(i)) {
-                if (ok > 0 || logical || rebuilding) fail(i, -r, ctx);
+                const bool full = -r == ENOSPC || -r == EDQUOT;
+                if (ok > 0 || logical || rebuilding) fail(i, -r, full ? ctx + " (full while its peers have room)" : ctx);
             } else if (member_path::is_tamper_errno(-r) && on_note_) {
                 on_note_("TamperDetected", fmt::format("{}: {}: a stored entry was replaced by a link or special file; "
                                                        "not followed", slots_[i]->path, ctx));
