@@ -29,6 +29,11 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& co
         self->promote_spare();
     });
     d->set->set_note_handler([self](const std::string& kind, const std::string& detail) { self->alerts->raise(kind, detail); });
+    // The alert's own record will not fit either; syslog and the hook carry it.
+    d->log->set_on_lost([self](const std::string& event) {
+        self->alerts->raise("AuditLogFull", fmt::format("a '{}' record found no member with room; records resume when space "
+                                                        "returns (the chain stays unbroken)", event));
+    });
 
     MirrorSet& set = *d->set;
     bool unclean = false;

@@ -220,6 +220,7 @@ void AuditLog::append(nlohmann::json rec) {
         if (ok > 0) {
             ++seq_;
             prev_mac_ = mac;
+            lost_ = false;
         } else {
             torn = !lost_;
             lost_ = true;
@@ -227,7 +228,10 @@ void AuditLog::append(nlohmann::json rec) {
     }
     // Outside the lock: failing a member raises an alert, which appends again.
     set_.combine("append audit record", kAuditLogPath, results);
-    if (torn) ::syslog(LOG_DAEMON | LOG_CRIT, "nvrfs: an audit record could not be written on any member (no space)");
+    if (torn) {
+        ::syslog(LOG_DAEMON | LOG_CRIT, "nvrfs: an audit record could not be written on any member (no space)");
+        if (on_lost_) on_lost_(rec.value("event", "?"));  // once, until a record is written again
+    }
 }
 
 void AuditLog::sync() {

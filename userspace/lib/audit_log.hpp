@@ -43,6 +43,9 @@ public:
     // `joined` runs while appends are blocked, to put the member in the write set.
     void attach(size_t member, const std::function<void()>& joined);
     uint64_t last_seq() const;
+    // Called (once, until a record is written again) when a record found no
+    // member with room; it gets the record's event. Set before use.
+    void set_on_lost(std::function<void(const std::string&)> f) { on_lost_ = std::move(f); }
 
 private:
     struct End {
@@ -55,6 +58,7 @@ private:
     std::vector<UniqueFd> fds_;  // by member index
     std::vector<End> ends_;      // by member index
     bool lost_ = false;          // a record found no member with room (said once)
+    std::function<void(const std::string&)> on_lost_;
     uint64_t seq_ = 0;
     std::string prev_mac_;
 };

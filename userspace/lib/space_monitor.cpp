@@ -213,7 +213,7 @@ uint64_t SpaceMonitor::recycle_until(uint64_t want_free, const SpaceSettings& s)
     time_t oldest = 0;
     for (const auto& f : files) {
         if (info.free >= want_free) break;
-        if (vol_.open_for_write(f.path)) continue;  // still being recorded
+        if (vol_.is_open(f.path)) continue;  // being recorded, played back or exported
         try {
             const int64_t age = static_cast<int64_t>(now - f.mtime.tv_sec);
             vol_.unlink(f.path, self, [&](nlohmann::json& r) {

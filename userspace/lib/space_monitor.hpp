@@ -14,7 +14,7 @@
 //    writer's thread, which frees space before the writer sees ENOSPC;
 //  * it deletes only recordings: files whose extension is in `recycle_ext`,
 //    inside a top-level directory matching one of `recycle_dirs` (globs),
-//    never a file at the top, never one open for writing; a database, its WAL,
+//    never a file at the top, never one that is open; a database, its WAL,
 //    a config file or anything else is never touched;
 //  * oldest first by modification time to the nanosecond (then by path), each
 //    deletion an audit record with its age.

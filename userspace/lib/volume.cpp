@@ -752,7 +752,7 @@ std::unique_ptr<Handle> Volume::create(const std::string& path, mode_t mode, int
             truncate_locked(*h->file, path, 0);
         }
         audit("create", who, path, 0);
-        track_writer(path, +1);
+        track_open(path, +1);
         return h;
     } catch (const Error& e) {
         audit("create", who, path, e.code());
@@ -779,22 +779,22 @@ std::unique_ptr<Handle> Volume::open(const std::string& path, int flags, const C
             throw;
         }
     }
-    if (h->writable) track_writer(path, +1);
+    track_open(path, +1);
     return h;
 }
 
-void Volume::track_writer(const std::string& path, int delta) {
-    std::lock_guard lk(writers_mu_);
-    if ((writers_[path] += delta) <= 0) writers_.erase(path);
+void Volume::track_open(const std::string& path, int delta) {
+    std::lock_guard lk(opened_mu_);
+    if ((opened_[path] += delta) <= 0) opened_.erase(path);
 }
 
-bool Volume::open_for_write(const std::string& path) {
-    std::lock_guard lk(writers_mu_);
-    return writers_.count(path) > 0;
+bool Volume::is_open(const std::string& path) {
+    std::lock_guard lk(opened_mu_);
+    return opened_.count(path) > 0;
 }
 
 void Volume::release(std::unique_ptr<Handle> h) {
-    if (h->writable) track_writer(h->path, -1);
+    track_open(h->path, -1);
     if (h->writable) {
         std::unique_lock lk(h->file->mu);
         release_reserve(*h->file);

@@ -64,8 +64,8 @@ public:
     void set_on_full(std::function<bool(uint64_t)> f) { on_full_ = std::move(f); }
     // Plaintext bytes written since start (the recycler measures the rate).
     uint64_t bytes_written() const { return written_.load(); }
-    // Is a file of this path open for writing now (recycling leaves it alone)?
-    bool open_for_write(const std::string& path);
+    // Is a file of this path open now (recycling leaves it alone)?
+    bool is_open(const std::string& path);
     std::string stored_path(const std::string& path) { return stored(path); }
 
     // Rebuild support: copy one directory (its IV and attributes) or one file's
@@ -128,7 +128,7 @@ private:
     // reserve), after asking the recycler if needed?
     bool make_room(uint64_t bytes, const std::vector<size_t>& members);
     void alerts_once_full();
-    void track_writer(const std::string& path, int delta);
+    void track_open(const std::string& path, int delta);
     void audit(const std::string& event, const Caller& who, const std::string& path, int err,
                const std::function<void(nlohmann::json&)>& extra = {});
     // Throws Error(-r) when a fan-out returned an error.
@@ -152,8 +152,8 @@ private:
     std::function<bool(uint64_t)> on_full_;
     std::atomic<bool> full_alerted_{false};
     std::atomic<uint64_t> written_{0};
-    std::mutex writers_mu_;
-    std::unordered_map<std::string, int> writers_;  // path -> open writable handles
+    std::mutex opened_mu_;
+    std::unordered_map<std::string, int> opened_;  // path -> open handles
     std::mutex root_mu_;
     RootAttr root_attr_;  // guarded by root_mu_
 };
