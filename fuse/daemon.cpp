@@ -112,13 +112,24 @@ void Daemon::start_scrub(bool repair) {
             while (!dirs.empty()) {
                 const std::string d = dirs.back();
                 dirs.pop_back();
-                {
+                // Whatever cannot be checked is counted and named, and the
+                // walk goes on: a scrub never reports success over it.
+                auto skip = [&](const std::string& p, const Error& e) {
+                    std::lock_guard lk(scrub_mu);
+                    if (!scrub.stats.skipped++) scrub.stats.first_skipped = fmt::format("{}: {}", p, e.what());
+                };
+                std::vector<std::string> names;
+                try {
                     Volume::ScrubStats one;
                     vol->scrub_dir(d, repair, one);
+                    names = vol->readdir(d);
                     std::lock_guard lk(scrub_mu);
                     scrub.stats += one;
+                } catch (const Error& e) {
+                    skip(d, e);
+                    continue;
                 }
-                for (const auto& n : vol->readdir(d)) {
+                for (const auto& n : names) {
                     const std::string p = d == "/" ? "/" + n : d + "/" + n;
                     try {
                         const struct stat st = vol->getattr(p, nullptr);
@@ -128,7 +139,8 @@ void Daemon::start_scrub(bool repair) {
                             std::lock_guard lk(scrub_mu);
                             scrub.total_bytes += stored_size(static_cast<uint64_t>(st.st_size)) * set->healthy_count();
                         }
-                    } catch (const Error&) {
+                    } catch (const Error& e) {
+                        if (e.code() != ENOENT) skip(p, e);  // ENOENT: deleted while we walk
                     }
                 }
             }
@@ -151,9 +163,13 @@ void Daemon::start_scrub(bool repair) {
             std::lock_guard lk(scrub_mu);
             scrub.running = false;
             scrub.finished = rfc3339_now();
+            total = scrub.stats;
         }
-        alerts->raise("ScrubFinished", fmt::format("{} files, {} chunk copies checked: {} bad, {} repaired, {} without a good copy, {} resynced",
-                                                   total.files, total.chunks, total.bad, total.repaired, total.unrepairable, total.resynced));
+        alerts->raise("ScrubFinished", fmt::format("{} files, {} chunk copies checked: {} bad, {} repaired, {} without a good copy, {} resynced{}",
+                                                   total.files, total.chunks, total.bad, total.repaired, total.unrepairable, total.resynced,
+                                                   total.skipped ? fmt::format("; {} could not be checked (first: {})", total.skipped,
+                                                                               total.first_skipped)
+                                                                 : ""));
     });
 }
 
@@ -194,7 +210,8 @@ nlohmann::json Daemon::status() {
             j["scrub"] = {{"running", scrub.running}, {"repair", scrub.repair}, {"started", scrub.started}, {"finished", scrub.finished},
                           {"files", scrub.stats.files}, {"chunks", scrub.stats.chunks}, {"bad", scrub.stats.bad},
                           {"repaired", scrub.stats.repaired}, {"unrepairable", scrub.stats.unrepairable},
-                          {"resynced", scrub.stats.resynced},
+                          {"resynced", scrub.stats.resynced}, {"skipped", scrub.stats.skipped},
+                          {"first_skipped", scrub.stats.first_skipped},
                           {"percent", scrub.total_bytes ? std::min(100.0, 100.0 * double(scrub.stats.bytes) / double(scrub.total_bytes)) : (scrub.running ? 0.0 : 100.0)}};
         }
     }

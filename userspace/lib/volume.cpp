@@ -404,12 +404,21 @@ void Volume::mkdir(const std::string& path, mode_t mode, const Caller& who) {
         check(set_.fan_out("mkdir", path, [&](size_t, Member& m) {
             const int root = m.dirfd.get();
             if (int r = member_path::mkdir(root, rel, (mode | 0700) & 07777); r < 0) return r;
+            // All or nothing: a directory without its IV (its path too long
+            // for the IV file, a full disk) is taken back, never left to be
+            // read as tampered.
+            auto undo = [&](int r) {
+                member_path::unlink(root, ivrel);
+                member_path::rmdir(root, rel);
+                return r;
+            };
             const int fd = member_path::open_file(root, ivrel, O_WRONLY | O_CREAT | O_EXCL, 0400);
-            if (fd < 0) return fd;
+            if (fd < 0) return undo(fd);
             UniqueFd own(fd);
-            if (int r = write_full(fd, iv.data(), iv.size()); r < 0) return r;
-            if (int r = member_path::chown(root, rel, who.uid, who.gid); r < 0) return r;
-            return member_path::chmod(root, rel, mode & 07777);
+            if (int r = write_full(fd, iv.data(), iv.size()); r < 0) return undo(r);
+            if (int r = member_path::chown(root, rel, who.uid, who.gid); r < 0) return undo(r);
+            if (int r = member_path::chmod(root, rel, mode & 07777); r < 0) return undo(r);
+            return 0;
         }), "mkdir", path);
         audit("mkdir", who, path, 0);
     } catch (const Error& e) {
@@ -607,6 +616,8 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
             int r = ::fallocate(f->fds[i].get(), 0, 0, static_cast<off_t>(init.size())) < 0 && errno != EOPNOTSUPP ? neg_errno() : 0;
             if (r == 0) r = pwrite_full(f->fds[i].get(), init.data(), init.size(), 0);
             if (r == 0 && ::fchown(f->fds[i].get(), creator->uid, creator->gid) < 0) r = neg_errno();
+            // The kernel already applied the caller's umask; nvrfsd's own must not.
+            if (r == 0 && ::fchmod(f->fds[i].get(), mode & 07777) < 0) r = neg_errno();
             full |= (r == -ENOSPC || r == -EDQUOT) && !set_.full_alone(i);
             wr.emplace_back(i, r);
         }
@@ -972,7 +983,7 @@ void Volume::reserve(OpenFile& f, const std::vector<size_t>& members, uint64_t b
     f.reserved_to = upto;
 }
 
-bool Volume::make_room(uint64_t bytes, const std::vector<size_t>& members) {
+bool Volume::make_room(uint64_t bytes, const std::vector<size_t>& members, bool recycle) {
     auto fits = [&] {
         for (size_t i : members) {
             struct statvfs s {};
@@ -988,7 +999,7 @@ bool Volume::make_room(uint64_t bytes, const std::vector<size_t>& members) {
     }
     // Recycling frees the oldest recordings (space_monitor.hpp); it runs on
     // this thread, so the writer waits for it rather than seeing ENOSPC.
-    for (int tries = 0; tries < 8 && on_full_; ++tries) {
+    for (int tries = 0; recycle && tries < 8 && on_full_; ++tries) {
         if (!on_full_(bytes + kMetaReserve)) break;
         if (fits()) return true;
     }
@@ -1085,6 +1096,13 @@ void Volume::write_locked(OpenFile& f, const std::string& path, const uint8_t* d
 }
 
 void Volume::extend_locked(OpenFile& f, const std::string& path, uint64_t new_size) {
+    // Holes are stored as sealed zeros, so growing a file writes: refuse
+    // what no member file system can hold (ext4's 16 TiB) and, before the
+    // first byte, what does not fit now. Recycling is not asked: a `truncate
+    // -s` must never delete recordings.
+    if (new_size > kMaxFileSize) throw_errno(EFBIG, path, "extend");
+    const uint64_t grow = stored_size(new_size) - stored_size(f.size);
+    if (grow > kExtendStep && !make_room(grow, holders(f, true), false)) throw_errno(ENOSPC, path, "extend");
     while (f.size < new_size) {
         const uint64_t step = std::min(kExtendStep, new_size - f.size);
         write_locked(f, path, nullptr, f.size, step);

@@ -61,6 +61,8 @@ public:
     // take it. When a write needs room, `on_full(bytes)` is asked first (the
     // recycler); it returns whether it freed anything.
     static constexpr uint64_t kMetaReserve = 8 << 20;
+    // The largest file: its stored form must fit ext4's 16 TiB file limit.
+    static constexpr uint64_t kMaxFileSize = (16ull << 40) / kStoredChunk * kChunkSize - kChunkSize;
     void set_on_full(std::function<bool(uint64_t)> f) { on_full_ = std::move(f); }
     // Plaintext bytes written since start (the recycler measures the rate).
     uint64_t bytes_written() const { return written_.load(); }
@@ -77,9 +79,12 @@ public:
     struct ScrubStats {
         uint64_t files = 0, chunks = 0, bad = 0, repaired = 0, unrepairable = 0, bytes = 0;
         uint64_t resynced = 0;  // authentic on every member but not byte-identical (crash mid-reseal)
+        uint64_t skipped = 0;   // entries that could not be checked at all (listed, not readable)
+        std::string first_skipped;
         ScrubStats& operator+=(const ScrubStats& o) {
             files += o.files, chunks += o.chunks, bad += o.bad, repaired += o.repaired;
-            unrepairable += o.unrepairable, bytes += o.bytes, resynced += o.resynced;
+            unrepairable += o.unrepairable, bytes += o.bytes, resynced += o.resynced, skipped += o.skipped;
+            if (first_skipped.empty()) first_skipped = o.first_skipped;
             return *this;
         }
     };
@@ -126,7 +131,7 @@ private:
     void release_reserve(OpenFile& f);
     // Is there room for `bytes` more on every member in `members` (beyond the
     // reserve), after asking the recycler if needed?
-    bool make_room(uint64_t bytes, const std::vector<size_t>& members);
+    bool make_room(uint64_t bytes, const std::vector<size_t>& members, bool recycle = true);
     void alerts_once_full();
     void track_open(const std::string& path, int delta);
     void audit(const std::string& event, const Caller& who, const std::string& path, int err,

@@ -326,12 +326,17 @@ int cmd_scrub(const Args& args) {
         std::fflush(stdout);
         std::this_thread::sleep_for(std::chrono::milliseconds(tty ? 200 : 1000));
     }
+    const uint64_t skipped = s.value("skipped", uint64_t(0));
     if (c.json) fmt::print("{}\n", s.dump(2));
-    else
+    else {
         fmt::print("{}scrub finished: {} files, {} chunk copies checked, {} bad, {} repaired, {} without a good copy\n", tty ? "\r" : "",
                    s["files"].get<uint64_t>(), s["chunks"].get<uint64_t>(), s["bad"].get<uint64_t>(), s["repaired"].get<uint64_t>(),
                    s["unrepairable"].get<uint64_t>());
-    return s["bad"].get<uint64_t>() ? 1 : 0;
+        if (skipped)
+            fmt::print("scrub could not check {} entr{} (first: {})\n", skipped, skipped == 1 ? "y" : "ies",
+                       printable(s.value("first_skipped", "")));
+    }
+    return s["bad"].get<uint64_t>() || skipped ? 1 : 0;
 }
 
 // ---- config ----------------------------------------------------------------
