@@ -17,7 +17,6 @@
 #include <fmt/format.h>
 #include <chrono>
 #include <climits>
-#include <sys/prctl.h>
 #include <thread>
 #include <fstream>
 #include <memory>
@@ -147,9 +146,7 @@ void check_mountpoint(const std::string& mp) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    // Keys live in this process: no core dump, no ptrace by other accounts.
-    ::prctl(PR_SET_DUMPABLE, 0);
-    nvrfs::init_secure_memory();
+    nvrfs::protect_key_memory();  // keys live in this process
     if (integrity_enforced()) verify_installation_or_exit("nvrfsd");
     ::openlog("nvrfsd", LOG_PID, LOG_DAEMON);
     Args a;

@@ -68,13 +68,12 @@ public:
     }
     // A new temporary for archive entry `name`; the descriptor to write it through.
     UniqueFd create(const std::string& name) {
-        const auto slash = name.rfind('/');
-        const std::string parent = slash == std::string::npos ? "" : name.substr(0, slash);
-        for (size_t p = 0; p < parent.size(); ++p) {
-            if (parent[p] != '/' && p + 1 != parent.size()) continue;
-            const std::string d = parent.substr(0, p + 1 == parent.size() ? p + 1 : p);
+        for (size_t s = name.find('/'); s != std::string::npos; s = name.find('/', s + 1)) {
+            const std::string d = name.substr(0, s);
             if (int r = member_path::mkdir(fd_.get(), d, 0755); r < 0 && r != -EEXIST) throw_errno(-r, dir_ + "/" + d, "cannot create directory");
         }
+        const auto slash = name.rfind('/');
+        const std::string parent = slash == std::string::npos ? "" : name.substr(0, slash);
         std::array<uint8_t, 8> rnd{};
         random_bytes(rnd);
         const std::string tmp = (parent.empty() ? "" : parent + "/") + ".nvrfs-restore." + hex(rnd);
@@ -114,8 +113,8 @@ private:
 const nlohmann::json& field(const nlohmann::json& j, const char* k, nlohmann::json::value_t t, const std::string& archive) {
     if (!j.is_object()) throw Error(EBADMSG, archive, fmt::format("{}: malformed archive entry (not an object)", archive));
     const auto it = j.find(k);
-    const bool ok = it != j.end() && (it->type() == t || (t == nlohmann::json::value_t::number_unsigned && it->is_number_unsigned()) ||
-                                      (t == nlohmann::json::value_t::number_integer && it->is_number_integer()));
+    // An integer field takes signed and unsigned JSON numbers alike.
+    const bool ok = it != j.end() && (t == nlohmann::json::value_t::number_integer ? it->is_number_integer() : it->type() == t);
     if (!ok) throw Error(EBADMSG, archive, fmt::format("{}: malformed archive entry (field '{}' missing or of the wrong type)", archive, k));
     return *it;
 }

@@ -12,7 +12,7 @@
 #include <charconv>
 #include <cstring>
 #include <fmt/format.h>
-#include <fstream>
+#include <sstream>
 
 namespace nvrfs {
 namespace {
@@ -149,8 +149,11 @@ void Config::load_file(const std::string& path) {
     if (st.st_mode & 022)
         throw Error(EPERM, path, fmt::format("config {} is writable by group or others (mode {:o}): refusing it (chmod 644 {})", path,
                                              st.st_mode & 07777, path));
-    std::ifstream in("/proc/self/fd/" + std::to_string(fd.get()));
-    if (!in) throw_errno(EIO, path, "cannot read config");
+    std::string text(static_cast<size_t>(st.st_size), '\0');
+    const ssize_t got = pread_full(fd.get(), text.data(), text.size(), 0);
+    if (got < 0) throw_errno(static_cast<int>(-got), path, "cannot read config");
+    text.resize(static_cast<size_t>(got));
+    std::istringstream in(text);
     std::string line;
     for (int n = 1; std::getline(in, line); ++n) {
         line = trim(line.substr(0, line.find('#')));

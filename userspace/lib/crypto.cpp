@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <sys/prctl.h>
+
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -65,7 +67,8 @@ void SecureAllocator<uint8_t>::deallocate(uint8_t* p, size_t n) noexcept {
     OPENSSL_secure_clear_free(p, n);
 }
 
-bool init_secure_memory() {
+bool protect_key_memory() {
+    ::prctl(PR_SET_DUMPABLE, 0);
     // 1 MiB holds the set's keys and a per-file key for tens of thousands of open files.
     return CRYPTO_secure_malloc_init(1 << 20, 32) > 0;
 }

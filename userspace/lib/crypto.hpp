@@ -25,7 +25,7 @@ inline ByteView as_bytes(std::string_view s) {
 }
 
 // Key bytes live in OpenSSL's secure heap when it is set up (locked in
-// memory, left out of core dumps: init_secure_memory()), else on the normal
+// memory, left out of core dumps: protect_key_memory()), else on the normal
 // heap; either way they are wiped when freed.
 template <class T>
 struct SecureAllocator {
@@ -38,9 +38,11 @@ struct SecureAllocator {
     bool operator==(const SecureAllocator&) const noexcept { return true; }
 };
 using SecureBytes = std::vector<uint8_t, SecureAllocator<uint8_t>>;
-// Call once at program start, before any key is made. False when the secure
-// heap could not be set up (then keys use the normal heap).
-bool init_secure_memory();
+// Call once at program start, before any key is made: marks the process
+// non-dumpable (no core dump, no ptrace by other accounts) and sets up the
+// secure heap. False when the heap could not be set up (keys then use the
+// normal heap, the process stays non-dumpable).
+bool protect_key_memory();
 
 class SecretKey {
 public:

@@ -108,21 +108,19 @@ void write_file_atomic_at(int dirfd, const std::string& rel, const void* data, s
     const std::string tmp = rel + ".tmp";
     // A leftover (or planted) temporary is removed, never written through:
     // the new one is created exclusively.
-    const int u = dirfd != AT_FDCWD ? member_path::unlink(dirfd, tmp) : (::unlink(tmp.c_str()) < 0 ? -errno : 0);
+    const int u = member_path::unlink(dirfd, tmp);
     if (u < 0 && u != -ENOENT) throw_errno(-u, tmp, "cannot remove");
-    const int r = open_regular(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL, mode);
+    const int r = member_path::open_file(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL, mode);
     if (r < 0) throw_errno(-r, tmp, "cannot create");
     UniqueFd fd(r);
     if (int r = write_full(fd.get(), data, len); r < 0) throw_errno(-r, tmp, "cannot write");
     if (::fsync(fd.get()) < 0) throw_errno(errno, tmp, "cannot fsync");
     fd.reset();
-    const int rr = dirfd != AT_FDCWD ? member_path::rename(dirfd, tmp, rel, 0)
-                                     : (::rename(tmp.c_str(), rel.c_str()) < 0 ? -errno : 0);
-    if (rr < 0) throw_errno(-rr, rel, "cannot rename into place");
+    if (int rr = member_path::rename(dirfd, tmp, rel, 0); rr < 0) throw_errno(-rr, rel, "cannot rename into place");
     // The directory entry itself must survive a power cut too.
     const auto slash = rel.rfind('/');
     const std::string dir = slash == std::string::npos ? "." : rel.substr(0, slash);
-    UniqueFd d(dirfd != AT_FDCWD ? member_path::open_dir(dirfd, dir) : ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd d(member_path::open_dir(dirfd, dir));
     if (d) ::fsync(d.get());
 }
 

@@ -45,9 +45,12 @@ int write_full(int fd, const void* buf, size_t len);
 // the kernel allows it, a read/write loop across file systems. 0 or -errno.
 int copy_range(int in, off_t in_off, int out, off_t out_off, uint64_t len);
 
-// Whole small files (keys, superblocks); throw Error on failure.
+// Whole small files (keys, superblocks); throw Error on failure. `rel` is
+// resolved beneath the directory `dirfd` without following any link
+// (member_path.hpp); with AT_FDCWD it is an ordinary path, last link refused.
 std::string read_file_at(int dirfd, const std::string& rel, size_t max_len);
-// Write to rel.tmp, fsync, rename over rel, fsync the directory: never a torn file.
+// Write to rel.tmp, fsync, rename over rel, fsync the directory: never a torn
+// file. `dirfd` is a directory; `rel` is resolved beneath it as above.
 void write_file_atomic_at(int dirfd, const std::string& rel, const void* data, size_t len, mode_t mode);
 
 }  // namespace nvrfs

@@ -46,15 +46,13 @@ bool is_media_error(int err) {
 // edit its recordings behind the audit log. A looser mode is tightened and
 // said; a root owned by someone else is refused, since that account may
 // already have planted anything.
-static int secure_root(int fd, const struct stat& st, const std::string& path, std::vector<std::string>* notes) {
-    if (st.st_uid != ::geteuid()) {
-        errno = EPERM;
-        return -EPERM;
-    }
-    if ((st.st_mode & 07777) == 0700) return 0;
-    if (::fchmod(fd, 0700) < 0) return -errno;
+static void secure_root(int fd, const struct stat& st, const std::string& path, std::vector<std::string>* notes) {
+    if (st.st_uid != ::geteuid())
+        throw Error(EPERM, path, fmt::format("member {} is owned by uid {}, not by the user nvrfsd runs as: "
+                                             "refusing a member another account controls", path, st.st_uid));
+    if ((st.st_mode & 07777) == 0700) return;
+    if (::fchmod(fd, 0700) < 0) throw_errno(errno, path, "cannot set member mode to 0700");
     if (notes) notes->push_back(fmt::format("MemberPermissionsFixed: {} was mode {:04o}; set to 0700", path, st.st_mode & 07777));
-    return 0;
 }
 
 std::unique_ptr<MirrorSet> MirrorSet::assemble(const std::vector<std::string>& paths, const SecretKey& host_key,
@@ -77,9 +75,7 @@ std::unique_ptr<MirrorSet> MirrorSet::assemble(const std::vector<std::string>& p
         ::fstat(fd.get(), &st);
         if (!seen.insert({st.st_dev, st.st_ino}).second)
             throw Error(EINVAL, p, fmt::format("member {} is listed twice", p));
-        if (secure_root(fd.get(), st, p, notes) < 0)
-            throw Error(EPERM, p, fmt::format("member {} is owned by uid {}, not by the user nvrfsd runs as: "
-                                              "refusing a member another account controls", p, st.st_uid));
+        secure_root(fd.get(), st, p, notes);
         auto m = std::make_unique<Member>();
         m->path = p;
         try {
@@ -285,11 +281,11 @@ int MirrorSet::combine(const std::string& what, const std::string& path, const s
         for (auto [i, r] : results) {
             if (r == 0) continue;
             const bool rebuilding = slots_[i]->state.load() == MemberState::Rebuilding;
-            if ((-r == ENOSPC || -r == EDQUOT) && !full_alone(i)) {
+            const bool full = -r == ENOSPC || -r == EDQUOT;
+            if (full && !full_alone(i)) {
                 // Full like its peers: the set is full, the member is fine.
                 set_full = true;
             } else if (is_media_error(-r) || !alive(i)) {
-                const bool full = -r == ENOSPC || -r == EDQUOT;
                 if (ok > 0 || logical || rebuilding) fail(i, -r, full ? ctx + " (full while its peers have room)" : ctx);
             } else if (member_path::is_tamper_errno(-r) && on_note_) {
                 on_note_("TamperDetected", fmt::format("{}: {}: a stored entry was replaced by a link or special file; "

@@ -159,13 +159,13 @@ bool SpaceMonitor::recycle_for(uint64_t bytes) {
     if (!s.recycle) return false;
     const SpaceInfo info = space();
     // Free a little more than asked, so the next writers do not come back at once.
-    return recycle_until(std::max(bytes + info.total / 100, info.threshold), s) > 0;
+    return recycle_until(std::max(bytes + info.total / 100, info.threshold), s);
 }
 
-uint64_t SpaceMonitor::recycle_until(uint64_t want_free, const SpaceSettings& s) {
+bool SpaceMonitor::recycle_until(uint64_t want_free, const SpaceSettings& s) {
     std::lock_guard rl(recycle_mu_);
     SpaceInfo info = space();
-    if (info.free >= want_free) return 1;  // another recycler got there first
+    if (info.free >= want_free) return true;  // another recycler got there first
     struct Rec {
         struct timespec mtime;
         std::string path;
@@ -231,7 +231,7 @@ uint64_t SpaceMonitor::recycle_until(uint64_t want_free, const SpaceSettings& s)
         alerts_.raise(alert::Recycled,
                       fmt::format("deleted the {} oldest recording(s) (the oldest {} s old) to keep {} bytes free; now {} free",
                                   removed, now - oldest, want_free, info.free));
-    return removed;
+    return removed > 0;
 }
 
 }  // namespace nvrfs

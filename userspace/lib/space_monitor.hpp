@@ -66,8 +66,9 @@ public:
     bool recycle_for(uint64_t bytes);
 
 private:
-    // Delete oldest recordings until the set has `want_free` bytes free.
-    uint64_t recycle_until(uint64_t want_free, const SpaceSettings& s);
+    // Delete oldest recordings until the set has `want_free` bytes free; true
+    // when that much is free already or something was deleted.
+    bool recycle_until(uint64_t want_free, const SpaceSettings& s);
     SpaceSettings settings() const;
     Volume& vol_;
     Alerts& alerts_;

@@ -548,18 +548,16 @@ FileHeader Volume::choose_header(OpenFile& f, const std::string& path) {
         std::optional<FileHeader> hdr;
     };
     std::vector<Cand> cands;
+    bool all_empty = true;  // no member holds a single byte: a create that never completed
     for (size_t i : holders(f, false)) {
         uint8_t b[kHeaderSize];
         std::optional<FileHeader> h;
-        if (pread_full(f.fds[i].get(), b, sizeof b, 0) == static_cast<ssize_t>(kHeaderSize)) h = FileHeader::decode(b);
+        const ssize_t n = pread_full(f.fds[i].get(), b, sizeof b, 0);
+        if (n == static_cast<ssize_t>(kHeaderSize)) h = FileHeader::decode(b);
+        all_empty = all_empty && n == 0;
         cands.push_back({i, h});
     }
     if (cands.empty()) throw_errno(EIO, path, "no member holds");
-    bool all_empty = true;
-    for (size_t i : holders(f, false)) {
-        struct stat st {};
-        all_empty = all_empty && ::fstat(f.fds[i].get(), &st) == 0 && st.st_size == 0;
-    }
     if (all_empty)
         throw Error(EIO, path, fmt::format("{}: an incomplete file (its create never completed); scrub --repair removes it", path));
     bool agree = cands[0].hdr.has_value();
@@ -611,20 +609,18 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
         f->key = file_key(set_.keys().content, f->hdr.id);
         const Bytes init = empty_file_image(f->hdr, f->key);
         std::vector<std::pair<size_t, int>> wr;
-        bool full = false;
         for (size_t i : holders(*f, true)) {
             int r = ::fallocate(f->fds[i].get(), 0, 0, static_cast<off_t>(init.size())) < 0 && errno != EOPNOTSUPP ? neg_errno() : 0;
             if (r == 0) r = pwrite_full(f->fds[i].get(), init.data(), init.size(), 0);
             if (r == 0 && ::fchown(f->fds[i].get(), creator->uid, creator->gid) < 0) r = neg_errno();
             // The kernel already applied the caller's umask; nvrfsd's own must not.
             if (r == 0 && ::fchmod(f->fds[i].get(), mode & 07777) < 0) r = neg_errno();
-            full |= (r == -ENOSPC || r == -EDQUOT) && !set_.full_alone(i);
             wr.emplace_back(i, r);
         }
         // A create is all or nothing: a name that cannot hold its header and
-        // sealed empty chunk on every member is taken back everywhere.
-        int r = full ? -ENOSPC : set_.combine("create", path, wr);
-        if (r < 0) {
+        // sealed empty chunk on every member (combine says ENOSPC when the
+        // set is full) is taken back everywhere.
+        if (const int r = set_.combine("create", path, wr); r < 0) {
             for (size_t i : holders(*f, true)) member_path::unlink(set_.member(i).dirfd.get(), rel);
             check(r, "create", path);
         }
@@ -701,12 +697,10 @@ void Volume::reconcile_lengths(OpenFile& f, const std::string& path) {
             !open_chunk(f.key, f.hdr, li, true, ByteView(sealed.data(), sl), plain.data()))
             continue;
         f.size = *ps;
-        std::vector<size_t> wrong;  // members whose copy is not this length
-        for (auto [j, jl] : lens)
-            if (jl != len) wrong.push_back(j);
         uint64_t unrecoverable = 0;
-        std::vector<std::pair<size_t, int>> results;
-        for (size_t j : wrong) results.emplace_back(j, 0);
+        std::vector<std::pair<size_t, int>> results;  // members whose copy is not this length
+        for (auto [j, jl] : lens)
+            if (jl != len) results.emplace_back(j, 0);
         for (uint64_t c = 0; c <= li; ++c) {
             const auto src = find_authentic(f, c, *ps, members, sealed.data(), plain.data());
             if (!src) {
@@ -749,10 +743,7 @@ void Volume::check_empty(OpenFile& f, const std::string& path) {
 std::unique_ptr<Handle> Volume::create(const std::string& path, mode_t mode, int flags, const Caller& who) {
     try {
         const std::string rel = stored(path);
-        if (!make_room(kHeaderSize + kChunkOverhead, set_.writable_members())) {
-            alerts_once_full();
-            throw_errno(ENOSPC, path, "create");
-        }
+        if (!make_room(kHeaderSize + kChunkOverhead, set_.writable_members())) throw_errno(ENOSPC, path, "create");
         auto h = std::make_unique<Handle>();
         h->file = open_stored(path, rel, O_CREAT | (flags & O_EXCL), mode & 07777, &who);
         h->path = path;
@@ -961,10 +952,7 @@ void Volume::reserve(OpenFile& f, const std::vector<size_t>& members, uint64_t b
     // metadata, and gets the recycler's help before it says so.
     uint64_t upto = end + kReserveStep;
     const uint64_t want = end - std::min(end, std::max(begin, f.reserved_to));
-    if (!make_room(want, members)) {
-        alerts_once_full();
-        throw Error(ENOSPC, "", "no space left on the set");
-    }
+    if (!make_room(want, members)) throw Error(ENOSPC, "", "no space left on the set");
     for (size_t i : members) {
         const int fd = f.fds[i].get();
         int r = ::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(begin), static_cast<off_t>(upto - begin));
@@ -999,11 +987,14 @@ bool Volume::make_room(uint64_t bytes, const std::vector<size_t>& members, bool 
     }
     // Recycling frees the oldest recordings (space_monitor.hpp); it runs on
     // this thread, so the writer waits for it rather than seeing ENOSPC.
-    for (int tries = 0; recycle && tries < 8 && on_full_; ++tries) {
+    if (!recycle) return false;
+    for (int tries = 0; tries < 8 && on_full_; ++tries) {
         if (!on_full_(bytes + kMetaReserve)) break;
         if (fits()) return true;
     }
-    return fits();
+    if (fits()) return true;
+    alerts_once_full();
+    return false;
 }
 
 void Volume::alerts_once_full() {

@@ -130,7 +130,9 @@ private:
                  std::array<std::atomic<int>, kMaxMembers>& err);
     void release_reserve(OpenFile& f);
     // Is there room for `bytes` more on every member in `members` (beyond the
-    // reserve), after asking the recycler if needed?
+    // reserve)? With `recycle`, the recycler is asked first and a "set is
+    // full" alert raised (once until room returns) when it is not enough;
+    // without, nothing is deleted and nothing alerted (a big `truncate -s`).
     bool make_room(uint64_t bytes, const std::vector<size_t>& members, bool recycle = true);
     void alerts_once_full();
     void track_open(const std::string& path, int delta);

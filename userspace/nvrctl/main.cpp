@@ -9,7 +9,6 @@
 #include "error.hpp"
 #include "integrity.hpp"
 
-#include <sys/prctl.h>
 #include <algorithm>
 #include <fmt/format.h>
 #include <functional>
@@ -161,9 +160,7 @@ void usage(FILE* out) {
 
 int main(int argc, char** argv) {
     using namespace nvrfs::cli;
-    // nvrctl unwraps the set's keys for offline verbs: no core dump of them.
-    ::prctl(PR_SET_DUMPABLE, 0);
-    nvrfs::init_secure_memory();
+    nvrfs::protect_key_memory();  // offline verbs unwrap the set's keys
     if (nvrfs::integrity_enforced())
         nvrfs::verify_installation_or_exit("nvrctl", argc > 1 && std::string(argv[1]) == "verify-install");
     if (argc < 2) {
