@@ -134,7 +134,7 @@ void Daemon::start_scrub(bool repair) {
                     try {
                         const struct stat st = vol->getattr(p, nullptr);
                         if (S_ISDIR(st.st_mode)) dirs.push_back(p);
-                        else if (S_ISREG(st.st_mode)) {
+                        else {  // files, and symlinks, fifos and sockets (stored files too)
                             files.push_back(p);
                             std::lock_guard lk(scrub_mu);
                             scrub.total_bytes += stored_size(static_cast<uint64_t>(st.st_size)) * set->healthy_count();

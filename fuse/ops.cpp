@@ -3,7 +3,9 @@
 #include "daemon.hpp"
 #include "error.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <new>
 
 namespace nvrfs {
@@ -12,6 +14,14 @@ namespace {
 Daemon& daemon() { return *static_cast<Daemon*>(fuse_get_context()->private_data); }
 Volume& vol() { return *daemon().vol; }
 Handle* handle(fuse_file_info* fi) { return fi ? reinterpret_cast<Handle*>(fi->fh) : nullptr; }
+// libfuse passes no path for an open file that has none any more (unlinked
+// while open, its directory removed); the handle then says which file.
+std::string path_of(const char* path, fuse_file_info* fi) {
+    if (path) return path;
+    if (Handle* h = handle(fi)) return h->path;
+    throw Error(ESTALE, "", "no path and no open file");
+}
+
 Caller caller() {
     const fuse_context* c = fuse_get_context();
     return Caller::of(c->uid, c->gid, c->pid);
@@ -32,7 +42,7 @@ int guard(F&& f) noexcept {
 
 void* op_init(fuse_conn_info* conn, fuse_config* cfg) {
     cfg->use_ino = 0;
-    cfg->hard_remove = 1;  // an unlinked open file stays readable through our member fds
+    cfg->hard_remove = 0;  // an open file unlinked is kept (hidden) until its last handle closes
     cfg->entry_timeout = 1.0;
     cfg->attr_timeout = 1.0;
     cfg->negative_timeout = 0;
@@ -46,7 +56,7 @@ void* op_init(fuse_conn_info* conn, fuse_config* cfg) {
 
 int op_getattr(const char* path, struct stat* st, fuse_file_info* fi) {
     return guard([&] {
-        *st = vol().getattr(path, handle(fi));
+        *st = vol().getattr(path_of(path, fi), handle(fi));
         return 0;
     });
 }
@@ -60,6 +70,34 @@ int op_readdir(const char* path, void* buf, fuse_fill_dir_t fill, off_t, fuse_fi
         return 0;
     });
 }
+
+int op_readlink(const char* path, char* buf, size_t size) {
+    return guard([&] {
+        if (size == 0) return -EINVAL;
+        const std::string t = vol().readlink(path);
+        const size_t n = std::min(t.size(), size - 1);
+        std::memcpy(buf, t.data(), n);
+        buf[n] = '\0';
+        return 0;
+    });
+}
+
+int op_symlink(const char* target, const char* path) {
+    return guard([&] {
+        vol().symlink(target, path, caller());
+        return 0;
+    });
+}
+
+int op_mknod(const char* path, mode_t mode, dev_t) {
+    return guard([&] {
+        vol().mknod(path, mode, caller());
+        return 0;
+    });
+}
+
+// Hard links are not offered: every stored file is one name (docs/format.md).
+int op_link(const char*, const char*) { return -EPERM; }
 
 int op_mkdir(const char* path, mode_t mode) {
     return guard([&] {
@@ -89,23 +127,23 @@ int op_rename(const char* from, const char* to, unsigned int flags) {
     });
 }
 
-int op_chmod(const char* path, mode_t mode, fuse_file_info*) {
+int op_chmod(const char* path, mode_t mode, fuse_file_info* fi) {
     return guard([&] {
-        vol().chmod(path, mode);
+        vol().chmod(path_of(path, fi), mode, handle(fi));
         return 0;
     });
 }
 
-int op_chown(const char* path, uid_t uid, gid_t gid, fuse_file_info*) {
+int op_chown(const char* path, uid_t uid, gid_t gid, fuse_file_info* fi) {
     return guard([&] {
-        vol().chown(path, uid, gid);
+        vol().chown(path_of(path, fi), uid, gid, handle(fi));
         return 0;
     });
 }
 
-int op_utimens(const char* path, const struct timespec ts[2], fuse_file_info*) {
+int op_utimens(const char* path, const struct timespec ts[2], fuse_file_info* fi) {
     return guard([&] {
-        vol().utimens(path, ts);
+        vol().utimens(path_of(path, fi), ts, handle(fi));
         return 0;
     });
 }
@@ -113,7 +151,7 @@ int op_utimens(const char* path, const struct timespec ts[2], fuse_file_info*) {
 int op_truncate(const char* path, off_t size, fuse_file_info* fi) {
     return guard([&] {
         if (size < 0) return -EINVAL;
-        vol().truncate(path, static_cast<uint64_t>(size), handle(fi), caller());
+        vol().truncate(path_of(path, fi), static_cast<uint64_t>(size), handle(fi), caller());
         return 0;
     });
 }
@@ -157,6 +195,14 @@ int op_fsync(const char*, int datasync, fuse_file_info* fi) {
     });
 }
 
+int op_fallocate(const char*, int mode, off_t off, off_t len, fuse_file_info* fi) {
+    return guard([&] {
+        if (off < 0 || len <= 0) return -EINVAL;
+        vol().fallocate(*handle(fi), mode, static_cast<uint64_t>(off), static_cast<uint64_t>(len), caller());
+        return 0;
+    });
+}
+
 int op_release(const char*, fuse_file_info* fi) {
     return guard([&] {
         vol().release(std::unique_ptr<Handle>(handle(fi)));
@@ -176,6 +222,10 @@ const fuse_operations kOps = [] {
     o.init = op_init;
     o.getattr = op_getattr;
     o.readdir = op_readdir;
+    o.readlink = op_readlink;
+    o.symlink = op_symlink;
+    o.mknod = op_mknod;
+    o.link = op_link;
     o.mkdir = op_mkdir;
     o.rmdir = op_rmdir;
     o.unlink = op_unlink;
@@ -191,6 +241,7 @@ const fuse_operations kOps = [] {
     o.flush = op_flush;
     o.fsync = op_fsync;
     o.release = op_release;
+    o.fallocate = op_fallocate;
     o.statfs = op_statfs;
     return o;
 }();

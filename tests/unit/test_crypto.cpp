@@ -3,6 +3,9 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstring>
+
 using namespace nvrfs;
 
 TEST_CASE("AES-256-GCM round trip and tamper detection") {
@@ -65,7 +68,7 @@ TEST_CASE("a sealed chunk opens only at its own file, index, last flag and gener
     const SecretKey content = SecretKey::random(32);
     FileHeader h;
     random_bytes(h.id);
-    const SecretKey fk = file_key(content, h.id);
+    const SecretKey fk = file_key(content, h);
     Bytes plain(1000, 'x'), stored(1000 + kChunkOverhead), out(1000);
     seal_chunk(fk, h, 5, false, plain, stored.data());
     CHECK(open_chunk(fk, h, 5, false, stored, out.data()));
@@ -77,5 +80,53 @@ TEST_CASE("a sealed chunk opens only at its own file, index, last flag and gener
     CHECK_FALSE(open_chunk(fk, g, 5, false, stored, out.data()));  // replayed from before a truncate
     FileHeader other;
     random_bytes(other.id);
-    CHECK_FALSE(open_chunk(file_key(content, other.id), other, 5, false, stored, out.data()));  // spliced
+    CHECK_FALSE(open_chunk(file_key(content, other), other, 5, false, stored, out.data()));  // spliced
+}
+
+TEST_CASE("a zero-form chunk opens to zeros only with its own key, place and zero body") {
+    const SecretKey content = SecretKey::random(32);
+    FileHeader h;
+    random_bytes(h.id);
+    const SecretKey fk = file_key(content, h);
+    const size_t n = 4000;
+    Bytes stored(n + kChunkOverhead, 0), out(n, 0xaa);
+    const ZeroChunkEnds z = seal_zero_chunk(fk, h, 7, true, n);
+    std::memcpy(stored.data(), z.nonce.data(), kGcmNonce);
+    std::memcpy(stored.data() + kGcmNonce + n, z.tag.data(), kGcmTag);
+    CHECK(open_chunk(fk, h, 7, true, stored, out.data()));
+    CHECK(std::all_of(out.begin(), out.end(), [](uint8_t b) { return b == 0; }));
+    CHECK_FALSE(open_chunk(fk, h, 6, true, stored, out.data()));   // moved
+    CHECK_FALSE(open_chunk(fk, h, 7, false, stored, out.data()));  // no longer last
+    FileHeader other;
+    random_bytes(other.id);
+    CHECK_FALSE(open_chunk(file_key(content, other), other, 7, true, stored, out.data()));  // spliced
+    Bytes shorter(stored.begin(), stored.end() - 1);
+    CHECK_FALSE(open_chunk(fk, h, 7, true, shorter, out.data()));  // another length
+    stored[kGcmNonce + 10] = 1;
+    CHECK_FALSE(open_chunk(fk, h, 7, true, stored, out.data()));   // something written in the hole
+    Bytes all_zero(n + kChunkOverhead, 0);
+    CHECK_FALSE(open_chunk(fk, h, 7, true, all_zero, out.data()));  // zeroed by someone without the key
+}
+
+TEST_CASE("a stored file's kind and mode are bound into its key") {
+    const SecretKey content = SecretKey::random(32);
+    FileHeader file, link, fifo, fifo2;
+    random_bytes(file.id);
+    link = fifo = fifo2 = file;
+    link.kind = Kind::Symlink;
+    fifo.kind = fifo2.kind = Kind::Fifo;
+    fifo.perms = 0644;
+    fifo2.perms = 0666;
+    CHECK(file_key(content, file).bytes().size() == 32);
+    CHECK_FALSE(equal_ct(file_key(content, file).bytes(), file_key(content, link).bytes()));
+    CHECK_FALSE(equal_ct(file_key(content, fifo).bytes(), file_key(content, fifo2).bytes()));
+    for (const FileHeader& h : {file, link, fifo}) {
+        const auto b = h.encode();
+        CHECK(FileHeader::decode(b) == h);
+    }
+    auto bad = file.encode();
+    bad[6] = 0x40;  // kind 4: none
+    CHECK_FALSE(FileHeader::decode(bad));
+    bad[6] = 0x11;  // a symlink with permission bits
+    CHECK_FALSE(FileHeader::decode(bad));
 }

@@ -21,9 +21,18 @@ constexpr uint64_t kStoredChunk = kChunkSize + kChunkOverhead;
 constexpr uint64_t kHeaderSize = 32;
 constexpr uint16_t kFormatVersion = 1;
 
+// What a stored file is. Symlinks, fifos and sockets are stored as member
+// regular files too (a member never holds a link or a special file): the
+// kind and, for fifos and sockets, the permission bits are the header's
+// flags, and both are bound into the file key (chunk_crypto.hpp), so a
+// changed kind or mode fails authentication.
+enum class Kind : uint16_t { File = 0, Symlink = 1, Fifo = 2, Socket = 3 };
+
 struct FileHeader {
     FileId id{};
     uint64_t generation = 0;  // bumped when the file is truncated to zero
+    Kind kind = Kind::File;
+    uint16_t perms = 0;       // fifos and sockets: their mode & 07777; else 0
 
     std::array<uint8_t, kHeaderSize> encode() const;
     static std::optional<FileHeader> decode(std::span<const uint8_t> b);

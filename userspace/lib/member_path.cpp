@@ -1,6 +1,7 @@
 #include "member_path.hpp"
 
 #include <cerrno>
+#include <string_view>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/syscall.h>
@@ -11,7 +12,7 @@ namespace {
 
 constexpr uint64_t kResolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 
-int sys_openat2(int root, const char* rel, int flags, mode_t mode) {
+int openat2_once(int root, const char* rel, int flags, mode_t mode) {
     open_how how{};
     how.flags = static_cast<uint64_t>(flags | O_NOFOLLOW | O_CLOEXEC);
     // The kernel refuses a mode without O_CREAT/O_TMPFILE.
@@ -25,6 +26,29 @@ int sys_openat2(int root, const char* rel, int flags, mode_t mode) {
         // EXDEV: the path would leave the member (".." or an absolute link).
         return errno == EXDEV ? -ELOOP : -errno;
     }
+}
+
+// A path longer than the kernel takes at once (PATH_MAX) is resolved a few
+// thousand bytes at a time, each piece beneath the directory the previous one
+// reached, under the same rules.
+constexpr size_t kPiece = 3072;
+
+int sys_openat2(int root, const char* rel, int flags, mode_t mode) {
+    std::string_view r(rel);
+    if (r.size() < kPiece) return openat2_once(root, rel, flags, mode);
+    UniqueFd dir;
+    int at = root;
+    while (r.size() >= kPiece) {
+        const size_t cut = r.rfind('/', kPiece);
+        if (cut == std::string_view::npos || cut == 0) return -ENAMETOOLONG;
+        const std::string head(r.substr(0, cut));
+        const int fd = openat2_once(at, head.c_str(), O_PATH | O_DIRECTORY, 0);
+        if (fd < 0) return fd;
+        dir.reset(fd);
+        at = fd;
+        r.remove_prefix(cut + 1);
+    }
+    return openat2_once(at, std::string(r).c_str(), flags, mode);
 }
 
 int type_error(mode_t m, bool want_dir) {

@@ -41,6 +41,9 @@ struct OpenFile {
     // reserved ahead of the writes (fallocate) and what is left past the end
     // is given back when a write session closes; guarded by exclusive mu.
     uint64_t reserved_to = 0;
+    // Some copy holds zero-form chunks (holes): writes inside the file
+    // allocate first; guarded by exclusive mu.
+    bool sparse = false;
     ReadAffinity reads;          // which member serves this file's reads
     int refs = 0;                // guarded by the table's mutex
 };

@@ -189,7 +189,8 @@ void Rebuilder::run(const Job& job) {
             const std::string p = dir == "/" ? "/" + n : dir + "/" + n;
             try {
                 const struct stat st = vol_.getattr(p, nullptr);
-                if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) entries.push_back({vol_.stored_path(p), p, S_ISDIR(st.st_mode)});
+                // Everything else (files, symlinks, fifos, sockets) is one stored file.
+                entries.push_back({vol_.stored_path(p), p, S_ISDIR(st.st_mode)});
             } catch (const Error&) {
                 // deleted while we walk: nothing to copy
             }

@@ -28,6 +28,8 @@ inline constexpr const char* kSuperblockPath = ".nvrfs/superblock";
 inline constexpr const char* kRootAttrPath = ".nvrfs/root";
 // Where scrub --repair moves entries that are no nvrfs name (kept as evidence).
 inline constexpr const char* kQuarantineDir = ".nvrfs/quarantine";
+// Files unlinked while open whose directory was then removed, until they close.
+inline constexpr const char* kOrphanDir = ".nvrfs/orphans";
 
 enum class MemberRole : uint32_t { Data = 0, Spare = 1 };
 

@@ -9,6 +9,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
@@ -21,11 +22,50 @@ namespace nvrfs {
 namespace {
 
 constexpr size_t kIvCacheMax = 100000;
-constexpr uint64_t kExtendStep = 1 << 20;
 
 std::string join_rel(const std::string& dir, const std::string& name) { return dir == "." ? name : dir + "/" + name; }
 
 int neg_errno() { return -errno; }
+
+// libfuse keeps a file that is unlinked while open under this name until its
+// last handle closes (fuse_config.hard_remove = 0).
+bool hidden_name(const std::string& path) {
+    const size_t s = path.rfind('/');
+    return path.compare(s == std::string::npos ? 0 : s + 1, 12, ".fuse_hidden") == 0;
+}
+
+const char* kind_name(Kind k) {
+    switch (k) {
+    case Kind::File: return "file";
+    case Kind::Symlink: return "symlink";
+    case Kind::Fifo: return "fifo";
+    case Kind::Socket: return "socket";
+    }
+    return "?";
+}
+
+// The header of one member's copy, or nullopt (none, or not decodable).
+std::optional<FileHeader> read_header(int root, const std::string& rel) {
+    const int fd = member_path::open_file(root, rel, O_RDONLY);
+    if (fd < 0) return std::nullopt;
+    UniqueFd own(fd);
+    uint8_t b[kHeaderSize];
+    if (pread_full(fd, b, sizeof b, 0) != static_cast<ssize_t>(kHeaderSize)) return std::nullopt;
+    return FileHeader::decode(b);
+}
+
+// What stat shows for a symlink, fifo or socket stored as a member file.
+struct stat special_stat(struct stat st, const FileHeader& h, uint64_t size) {
+    switch (h.kind) {
+    case Kind::Symlink: st.st_mode = S_IFLNK | 0777; st.st_size = static_cast<off_t>(size); break;
+    case Kind::Fifo: st.st_mode = S_IFIFO | h.perms; st.st_size = 0; break;
+    case Kind::Socket: st.st_mode = S_IFSOCK | h.perms; st.st_size = 0; break;
+    case Kind::File: break;
+    }
+    return st;
+}
+
+std::string plain_join(const std::string& dir, const std::string& name) { return dir == "/" ? "/" + name : dir + "/" + name; }
 
 // Per-thread scratch buffers, one per use so nested uses never share. Reusing
 // them spares every 1 MiB request an mmap, page faults and zero-filling.
@@ -62,10 +102,41 @@ uint8_t* scratch(Scratch slot, size_t n) {
     return b.p.get();
 }
 
+// The stored (encrypted) names one member's copy of a directory holds.
+struct Listing {
+    bool ok = false;
+    std::vector<std::string> stored;  // stored (encrypted) names, internal files left out
+};
+
+Listing list_stored(int root, const std::string& rel) {
+    Listing out;
+    const int fd = member_path::open_dir(root, rel);
+    if (fd < 0) return out;
+    std::unique_ptr<DIR, int (*)(DIR*)> d(::fdopendir(fd), ::closedir);
+    if (!d) {
+        ::close(fd);
+        return out;
+    }
+    out.ok = true;
+    while (dirent* e = ::readdir(d.get())) {
+        std::string_view n = e->d_name;
+        if (n == "." || n == ".." || n == kDirIvName || (rel == "." && n == kMetaDir) || is_long_side(n)) continue;
+        out.stored.emplace_back(n);
+    }
+    return out;
+}
+
 }  // namespace
 
 Volume::Volume(MirrorSet& set, AuditLog& log, Alerts& alerts)
     : set_(set), log_(log), alerts_(alerts), names_(set.keys().names) {
+    // Files unlinked while open whose directory was removed: nothing is open
+    // at mount, so whatever is left there was already deleted.
+    for (size_t i : set_.writable_members()) {
+        for (const auto& n : list_stored(set_.member(i).dirfd.get(), kOrphanDir).stored)
+            member_path::unlink(set_.member(i).dirfd.get(), join_rel(kOrphanDir, n));
+        member_path::rmdir(set_.member(i).dirfd.get(), kOrphanDir);
+    }
     for (size_t i : set_.healthy_members()) {
         try {
             const std::string t = read_file_at(set_.member(i).dirfd.get(), kRootAttrPath, 64);
@@ -124,30 +195,6 @@ std::vector<size_t> Volume::holders(const OpenFile& f, bool writable) const {
 }
 
 namespace {
-
-// The stored (encrypted) names one member's copy of a directory holds.
-struct Listing {
-    bool ok = false;
-    std::vector<std::string> stored;  // stored (encrypted) names, internal files left out
-};
-
-Listing list_stored(int root, const std::string& rel) {
-    Listing out;
-    const int fd = member_path::open_dir(root, rel);
-    if (fd < 0) return out;
-    std::unique_ptr<DIR, int (*)(DIR*)> d(::fdopendir(fd), ::closedir);
-    if (!d) {
-        ::close(fd);
-        return out;
-    }
-    out.ok = true;
-    while (dirent* e = ::readdir(d.get())) {
-        std::string_view n = e->d_name;
-        if (n == "." || n == ".." || n == kDirIvName || (rel == "." && n == kMetaDir)) continue;
-        out.stored.emplace_back(n);
-    }
-    return out;
-}
 
 // The IV stored for a directory on one member: exactly 16 bytes in a regular file.
 std::optional<DirIv> read_iv(int root, const std::string& ivrel) {
@@ -221,7 +268,7 @@ DirIv Volume::diriv(const std::string& plain_dir, const std::string& stored_dir)
         if (distinct.size() > 1)
             for (const auto& o : cands)
                 for (const auto& n : list_stored(set_.member(o.member).dirfd.get(), stored_dir).stored)
-                    names += names_.decrypt(iv, n).has_value();
+                    names += entry_name(set_.member(o.member).dirfd.get(), stored_dir, iv, n).has_value();
         if (!best || names > best_names || (names == best_names && votes > best_votes)) {
             best = iv;
             best_names = names;
@@ -264,12 +311,49 @@ std::string Volume::stored(const std::string& path) {
         if (next == std::string::npos) next = path.size();
         const std::string comp = path.substr(pos, next - pos);
         if (!comp.empty()) {
-            rel = join_rel(rel, names_.encrypt(diriv(plain, rel), comp));
+            rel = join_rel(rel, member_name(names_.encrypt(diriv(plain, rel), comp)));
             plain = plain == "/" ? "/" + comp : plain + "/" + comp;
         }
         pos = next + 1;
     }
     return rel;
+}
+
+std::optional<Volume::SideFile> Volume::side_of(const std::string& path, const std::string& rel) {
+    const size_t slash = rel.rfind('/');
+    if (!is_long_name(slash == std::string::npos ? rel : std::string_view(rel).substr(slash + 1))) return std::nullopt;
+    const size_t ps = path.rfind('/');
+    const std::string parent = ps == 0 ? "/" : path.substr(0, ps);
+    const std::string prel = slash == std::string::npos ? "." : rel.substr(0, slash);
+    return SideFile{rel + std::string(kLongSuffix), names_.encrypt(diriv(parent, prel), path.substr(ps + 1))};
+}
+
+int Volume::put_side(int root, const std::optional<SideFile>& side) {
+    if (!side) return 0;
+    try {
+        write_file_atomic_at(root, side->rel, side->encrypted.data(), side->encrypted.size(), 0400);
+        return 0;
+    } catch (const Error& e) {
+        return -e.code();
+    }
+}
+
+void Volume::drop_side(int root, const std::string& rel) {
+    const size_t slash = rel.rfind('/');
+    if (is_long_name(slash == std::string::npos ? rel : std::string_view(rel).substr(slash + 1)))
+        member_path::unlink(root, rel + std::string(kLongSuffix));
+}
+
+std::optional<std::string> Volume::entry_name(int root, const std::string& dir_rel, const DirIv& iv, const std::string& n) {
+    if (!is_long_name(n)) return names_.decrypt(iv, n);
+    std::string enc;
+    try {
+        enc = read_file_at(root, join_rel(dir_rel, n + std::string(kLongSuffix)), 1024);
+    } catch (const Error&) {
+        return std::nullopt;
+    }
+    if (member_name(enc) != n) return std::nullopt;  // a side file moved from another entry
+    return names_.decrypt(iv, enc);
 }
 
 // ---- metadata ------------------------------------------------------------
@@ -287,10 +371,11 @@ struct stat Volume::getattr(const std::string& path, Handle* h) {
             found = true;
         }
         if (!found) throw_errno(EIO, path, "cannot stat");
+        if (h->file->hdr.kind != Kind::File) return special_stat(st, h->file->hdr, h->file->size.load());
         st.st_size = static_cast<off_t>(h->file->size.load());
         return st;
     }
-    const std::string rel = stored(path);
+    const std::string rel = located(path);
     for (size_t i : set_.healthy_members()) {
         struct stat s {};
         if (int r = member_path::stat(set_.member(i).dirfd.get(), rel, s); r < 0) {
@@ -309,6 +394,16 @@ struct stat Volume::getattr(const std::string& path, Handle* h) {
         stored_min = std::min<uint64_t>(stored_min, static_cast<uint64_t>(s.st_size));
     }
     if (!found) throw_errno(err, path, "cannot stat");
+    if (S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0 && stored_max > 0) {
+        // Mode 0 on the member: maybe a symlink, fifo or socket (or a file
+        // chmod 000); the header says which.
+        for (size_t i : set_.healthy_members()) {
+            const auto hdr = read_header(set_.member(i).dirfd.get(), rel);
+            if (!hdr) continue;
+            if (hdr->kind != Kind::File) return special_stat(st, *hdr, plain_size_lenient(stored_max));
+            break;
+        }
+    }
     if (rel == ".") {
         std::lock_guard lk(root_mu_);
         st.st_mode = S_IFDIR | root_attr_.mode;
@@ -356,7 +451,7 @@ std::vector<std::string> Volume::readdir(const std::string& path) {
         for (const auto& n : l.stored) {
             if (auto it = index.find(n); it != index.end()) {
                 seen[it->second].on.push_back(i);
-            } else if (auto name = names_.decrypt(iv, n)) {
+            } else if (auto name = entry_name(set_.member(i).dirfd.get(), rel, iv, n)) {
                 index.emplace(n, seen.size());
                 seen.push_back({std::move(*name), {i}});
             } else {
@@ -401,15 +496,21 @@ void Volume::mkdir(const std::string& path, mode_t mode, const Caller& who) {
         DirIv iv{};
         random_bytes(iv);
         const std::string ivrel = join_rel(rel, kDirIvName);
+        const auto side = side_of(path, rel);
         check(set_.fan_out("mkdir", path, [&](size_t, Member& m) {
             const int root = m.dirfd.get();
-            if (int r = member_path::mkdir(root, rel, (mode | 0700) & 07777); r < 0) return r;
+            if (int r = put_side(root, side); r < 0) return r;
+            if (int r = member_path::mkdir(root, rel, (mode | 0700) & 07777); r < 0) {
+                if (r != -EEXIST) drop_side(root, rel);
+                return r;
+            }
             // All or nothing: a directory without its IV (its path too long
             // for the IV file, a full disk) is taken back, never left to be
             // read as tampered.
             auto undo = [&](int r) {
                 member_path::unlink(root, ivrel);
                 member_path::rmdir(root, rel);
+                drop_side(root, rel);
                 return r;
             };
             const int fd = member_path::open_file(root, ivrel, O_WRONLY | O_CREAT | O_EXCL, 0400);
@@ -429,12 +530,21 @@ void Volume::mkdir(const std::string& path, mode_t mode, const Caller& who) {
 
 void Volume::rmdir(const std::string& path, const Caller& who) {
     try {
-        if (!readdir(path).empty()) throw_errno(ENOTEMPTY, path, "rmdir");
+        // Files unlinked while open (hidden names) do not keep a directory
+        // alive: they are moved out of it until they close.
+        std::vector<std::string> kept;
+        for (const auto& n : readdir(path)) {
+            if (!hidden_name(n) || !is_open(plain_join(path, n))) throw_errno(ENOTEMPTY, path, "rmdir");
+            kept.push_back(plain_join(path, n));
+        }
+        for (const auto& p : kept) orphan(p);
         const std::string rel = stored(path);
         const std::string ivrel = join_rel(rel, kDirIvName);
         check(set_.fan_out("rmdir", path, [&](size_t, Member& m) {
             member_path::unlink(m.dirfd.get(), ivrel);
-            return member_path::rmdir(m.dirfd.get(), rel);
+            const int r = member_path::rmdir(m.dirfd.get(), rel);
+            if (r == 0) drop_side(m.dirfd.get(), rel);
+            return r;
         }), "rmdir", path);
         forget_dirivs();
         audit("rmdir", who, path, 0);
@@ -447,14 +557,20 @@ void Volume::rmdir(const std::string& path, const Caller& who) {
 void Volume::unlink(const std::string& path, const Caller& who, const std::function<void(nlohmann::json&)>& extra) {
     uint64_t size = 0;
     try {
-        const std::string rel = stored(path);
+        const std::string rel = located(path);
         try {
             size = static_cast<uint64_t>(getattr(path, nullptr).st_size);
         } catch (const Error&) {
         }
         check(set_.fan_out("unlink", path, [&](size_t, Member& m) {
-            return member_path::unlink(m.dirfd.get(), rel);
+            const int r = member_path::unlink(m.dirfd.get(), rel);
+            if (r == 0) drop_side(m.dirfd.get(), rel);
+            return r;
         }), "unlink", path);
+        {
+            std::lock_guard lk(opened_mu_);
+            orphans_.erase(path);
+        }
         audit("unlink", who, path, 0, [&](nlohmann::json& r) {
             r["bytes"] = size;
             if (extra) extra(r);
@@ -487,26 +603,68 @@ void Volume::rename(const std::string& from, const std::string& to, unsigned fla
                 return 0;
             });
         }
+        const auto side_a = side_of(from, a), side_b = side_of(to, b);
         check(set_.fan_out("rename", from, [&](size_t, Member& m) {
-            return member_path::rename(m.dirfd.get(), a, b, flags);
+            const int root = m.dirfd.get();
+            if (int r = put_side(root, side_b); r < 0) return r;
+            const int r = member_path::rename(root, a, b, flags);
+            // An exchange keeps both names; a rename leaves the old one free.
+            if (r == 0 && a != b && !(flags & RENAME_EXCHANGE)) drop_side(root, a);
+            if (r == 0 && (flags & RENAME_EXCHANGE)) put_side(root, side_a);
+            return r;
         }), "rename", from);
         if (dir || target_dir) forget_dirivs();
-        audit("rename", who, from, 0, [&](nlohmann::json& r) { r["to"] = to; });
+        track_rename(from, to, flags & RENAME_EXCHANGE);
+        if (!dir && !flags && hidden_name(to) && is_open(to)) {
+            // The user unlinked an open file: its bytes stay until the last
+            // handle closes, under a hidden name (removed then, audited again).
+            audit("unlink", who, from, 0, [&](nlohmann::json& r) { r["kept_open_as"] = to; });
+        } else {
+            audit("rename", who, from, 0, [&](nlohmann::json& r) { r["to"] = to; });
+        }
     } catch (const Error& e) {
         audit("rename", who, from, e.code(), [&](nlohmann::json& r) { r["to"] = to; });
         throw;
     }
 }
 
-void Volume::chmod(const std::string& path, mode_t mode) {
+// An attribute change through an open file (fchmod, futimens, ...) goes to
+// that file's copies, whatever its name is now or whether it still has one.
+void Volume::on_copies(Handle& h, const char* what, const std::function<int(int)>& op) {
+    std::shared_lock lk(h.file->mu);
+    std::vector<std::pair<size_t, int>> results;
+    for (size_t i : holders(*h.file, true)) results.emplace_back(i, op(h.file->fds[i].get()) < 0 ? neg_errno() : 0);
+    check(set_.combine(what, h.path, results), what, h.path);
+}
+
+void Volume::chmod(const std::string& path, mode_t mode, Handle* h) {
+    if (h) return on_copies(*h, "chmod", [&](int fd) { return ::fchmod(fd, mode & 07777); });
     const std::string rel = stored(path);
+    if (const mode_t t = getattr(path, nullptr).st_mode; S_ISFIFO(t) || S_ISSOCK(t)) return chmod_special(path, mode);
     if (rel == ".") return set_root_attr(mode, std::nullopt, std::nullopt);
     check(set_.fan_out("chmod", path, [&](size_t, Member& m) {
         return member_path::chmod(m.dirfd.get(), rel, mode & 07777);
     }), "chmod", path);
 }
 
-void Volume::chown(const std::string& path, uid_t uid, gid_t gid) {
+// A fifo's or socket's mode is in its header and bound into its key: both are
+// written again, under a new generation.
+void Volume::chmod_special(const std::string& path, mode_t mode) {
+    const auto h = pin(path);
+    if (!h) throw_errno(ENOENT, path, "chmod");
+    OpenFile& f = *h->file;
+    std::unique_lock lk(f.mu);
+    f.hdr.perms = static_cast<uint16_t>(mode & 07777);
+    f.hdr.generation++;
+    f.key = file_key(set_.keys().content, f.hdr);
+    const Bytes img = empty_file_image(f.hdr, f.key);
+    std::vector<std::pair<size_t, int>> results;
+    for (size_t i : holders(f, true)) results.emplace_back(i, pwrite_full(f.fds[i].get(), img.data(), img.size(), 0));
+    check(set_.combine("chmod", path, results), "chmod", path);
+}
+
+void Volume::chown(const std::string& path, uid_t uid, gid_t gid, Handle* h) {
+    if (h) return on_copies(*h, "chown", [&](int fd) { return ::fchown(fd, uid, gid); });
     const std::string rel = stored(path);
     if (rel == ".") return set_root_attr(std::nullopt, uid, gid);
     check(set_.fan_out("chown", path, [&](size_t, Member& m) {
@@ -514,7 +672,8 @@ void Volume::chown(const std::string& path, uid_t uid, gid_t gid) {
     }), "chown", path);
 }
 
-void Volume::utimens(const std::string& path, const struct timespec ts[2]) {
+void Volume::utimens(const std::string& path, const struct timespec ts[2], Handle* h) {
+    if (h) return on_copies(*h, "utimens", [&](int fd) { return ::futimens(fd, ts); });
     const std::string rel = stored(path);
     check(set_.fan_out("utimens", path, [&](size_t, Member& m) {
         return member_path::utimens(m.dirfd.get(), rel, ts);
@@ -567,7 +726,7 @@ FileHeader Volume::choose_header(OpenFile& f, const std::string& path) {
     // Members disagree: the true header is the one whose chunk 0 authenticates.
     for (auto& c : cands) {
         if (!c.hdr) continue;
-        SecretKey k = file_key(set_.keys().content, c.hdr->id);
+        SecretKey k = file_key(set_.keys().content, *c.hdr);
         Bytes st(kStoredChunk), pt(kChunkSize);
         ssize_t n = pread_full(f.fds[c.member].get(), st.data(), st.size(), kHeaderSize);
         if (n < static_cast<ssize_t>(kChunkOverhead)) continue;
@@ -585,14 +744,16 @@ FileHeader Volume::choose_header(OpenFile& f, const std::string& path) {
 }
 
 std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std::string& rel, int extra_flags, mode_t mode,
-                                              const Caller* creator) {
+                                              const Caller* creator, Kind kind) {
     auto f = std::make_shared<OpenFile>();
     f->fds.resize(kMaxMembers);
     std::vector<std::pair<size_t, int>> results;
     bool fresh = false;
+    const auto side = (extra_flags & O_CREAT) ? side_of(path, rel) : std::nullopt;
     for (size_t i : set_.writable_members()) {
         const int root = set_.member(i).dirfd.get();
-        int fd = member_path::open_file(root, rel, O_RDWR | extra_flags, mode);
+        int fd = put_side(root, side);
+        if (fd == 0) fd = member_path::open_file(root, rel, O_RDWR | extra_flags, mode);
         if (fd == -EROFS && !(extra_flags & O_CREAT)) fd = member_path::open_file(root, rel, O_RDONLY);
         results.emplace_back(i, fd < 0 ? fd : 0);
         if (fd >= 0) {
@@ -600,13 +761,19 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
             struct stat st {};
             ::fstat(fd, &st);
             if (st.st_size == 0 && creator) fresh = true;
+            // Fewer blocks than bytes: the copy holds zero-form chunks (holes).
+            if (static_cast<uint64_t>(st.st_blocks) * 512 < static_cast<uint64_t>(st.st_size)) f->sparse = true;
         }
     }
     check(set_.combine("open", path, results), "open", path);
     if (fresh) {
         // A new file: one header and one sealed empty chunk, the same bytes on every member.
         random_bytes(f->hdr.id);
-        f->key = file_key(set_.keys().content, f->hdr.id);
+        f->hdr.kind = kind;
+        if (kind == Kind::Fifo || kind == Kind::Socket) f->hdr.perms = static_cast<uint16_t>(mode & 07777);
+        // A member file of mode 0 says "read the header": the kind is there.
+        if (kind != Kind::File) mode = 0;
+        f->key = file_key(set_.keys().content, f->hdr);
         const Bytes init = empty_file_image(f->hdr, f->key);
         std::vector<std::pair<size_t, int>> wr;
         for (size_t i : holders(*f, true)) {
@@ -621,7 +788,10 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
         // sealed empty chunk on every member (combine says ENOSPC when the
         // set is full) is taken back everywhere.
         if (const int r = set_.combine("create", path, wr); r < 0) {
-            for (size_t i : holders(*f, true)) member_path::unlink(set_.member(i).dirfd.get(), rel);
+            for (size_t i : holders(*f, true)) {
+                member_path::unlink(set_.member(i).dirfd.get(), rel);
+                drop_side(set_.member(i).dirfd.get(), rel);
+            }
             check(r, "create", path);
         }
         f->size = 0;
@@ -629,7 +799,7 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
         f->tail.index = 0;
     } else {
         f->hdr = choose_header(*f, path);
-        f->key = file_key(set_.keys().content, f->hdr.id);
+        f->key = file_key(set_.keys().content, f->hdr);
         uint64_t best = 0;
         bool any_valid = false;
         for (size_t i = 0; i < f->fds.size(); ++i) {
@@ -754,7 +924,7 @@ std::unique_ptr<Handle> Volume::create(const std::string& path, mode_t mode, int
             truncate_locked(*h->file, path, 0);
         }
         audit("create", who, path, 0);
-        track_open(path, +1);
+        track_open(*h);
         return h;
     } catch (const Error& e) {
         audit("create", who, path, e.code());
@@ -763,6 +933,19 @@ std::unique_ptr<Handle> Volume::create(const std::string& path, mode_t mode, int
 }
 
 std::unique_ptr<Handle> Volume::open(const std::string& path, int flags, const Caller& who) {
+    auto h = open_any(path, flags, who);
+    if (h->file->hdr.kind != Kind::File) {
+        // getattr showed a regular file, so the member's mode was changed:
+        // the authenticated header says otherwise.
+        alerts_.raise(alert::TamperDetected, fmt::format("{}: stored as a {} but its member file's mode was altered to "
+                                                         "show a regular file", path, kind_name(h->file->hdr.kind)), path);
+        release(std::move(h));
+        throw Error(EIO, path, path + ": stored kind does not match its mode");
+    }
+    return h;
+}
+
+std::unique_ptr<Handle> Volume::open_any(const std::string& path, int flags, const Caller& who) {
     const std::string rel = stored(path);
     auto h = std::make_unique<Handle>();
     h->file = open_stored(path, rel, 0, 0, nullptr);
@@ -781,22 +964,84 @@ std::unique_ptr<Handle> Volume::open(const std::string& path, int flags, const C
             throw;
         }
     }
-    track_open(path, +1);
+    track_open(*h);
     return h;
 }
 
-void Volume::track_open(const std::string& path, int delta) {
+void Volume::track_open(const Handle& h) {
     std::lock_guard lk(opened_mu_);
-    if ((opened_[path] += delta) <= 0) opened_.erase(path);
+    opened_[&h] = h.path;
 }
 
 bool Volume::is_open(const std::string& path) {
     std::lock_guard lk(opened_mu_);
-    return opened_.count(path) > 0;
+    return std::any_of(opened_.begin(), opened_.end(), [&](const auto& e) { return e.second == path; });
+}
+
+// Open files follow a rename of themselves or of a directory above them, so
+// recycling and the open-but-unlinked rules see their current names.
+void Volume::track_rename(const std::string& from, const std::string& to, bool exchange) {
+    auto moved = [](const std::string& p, const std::string& a, const std::string& b) -> std::optional<std::string> {
+        if (p == a) return b;
+        if (p.size() > a.size() && p.compare(0, a.size(), a) == 0 && p[a.size()] == '/') return b + p.substr(a.size());
+        return std::nullopt;
+    };
+    std::lock_guard lk(opened_mu_);
+    for (auto& [h, p] : opened_) {
+        if (auto n = moved(p, from, to)) p = *n;
+        else if (exchange)
+            if (auto m = moved(p, to, from)) p = *m;
+    }
+}
+
+std::string Volume::located(const std::string& path) {
+    {
+        std::lock_guard lk(opened_mu_);
+        if (auto it = orphans_.find(path); it != orphans_.end()) return it->second;
+    }
+    return stored(path);
+}
+
+void Volume::orphan(const std::string& path) {
+    const std::string rel = stored(path);
+    std::array<uint8_t, 8> rnd{};
+    random_bytes(rnd);
+    const std::string to = std::string(kOrphanDir) + "/" + hex(rnd);
+    check(set_.fan_out("rmdir", path, [&](size_t, Member& m) {
+        member_path::mkdir(m.dirfd.get(), kOrphanDir, 0700);
+        const int r = member_path::rename(m.dirfd.get(), rel, to, RENAME_NOREPLACE);
+        if (r == 0) drop_side(m.dirfd.get(), rel);
+        return r;
+    }), "rmdir", path);
+    std::lock_guard lk(opened_mu_);
+    orphans_[path] = to;
 }
 
 void Volume::release(std::unique_ptr<Handle> h) {
-    track_open(h->path, -1);
+    std::string gone;  // an orphan whose last handle this was
+    std::string now;
+    {
+        std::lock_guard lk(opened_mu_);
+        if (auto it = opened_.find(h.get()); it != opened_.end()) {
+            now = std::move(it->second);
+            opened_.erase(it);
+        }
+        if (auto o = orphans_.find(now); o != orphans_.end() &&
+            std::none_of(opened_.begin(), opened_.end(), [&](const auto& e) { return e.second == now; })) {
+            gone = o->second;
+            orphans_.erase(o);
+        }
+    }
+    if (!gone.empty()) {
+        // libfuse cannot name a file whose directory is gone, so the daemon
+        // removes it itself when it closes.
+        set_.fan_out("unlink", now, [&](size_t, Member& m) {
+            const int r = member_path::unlink(m.dirfd.get(), gone);
+            member_path::rmdir(m.dirfd.get(), kOrphanDir);  // when it was the last one
+            return r;
+        });
+        audit("unlink", Caller::daemon(), now, 0, [&](nlohmann::json& r) { r["reason"] = "last handle of a file unlinked while open closed"; });
+    }
     if (h->writable) {
         std::unique_lock lk(h->file->mu);
         release_reserve(*h->file);
@@ -914,6 +1159,7 @@ void Volume::seal_and_store(OpenFile& f, const std::string& path, uint64_t c0, u
     std::array<std::atomic<int>, kMaxMembers> err{};
     const std::vector<size_t> targets = holders(f, true);
     if (grows && end > f.reserved_to) reserve(f, targets, begin, end, err);
+    else if (f.sparse) allocate_holes(f, targets, begin, end);
     const uint64_t pieces = (c1 - c0) / kPieceChunks + 1;
     set_.parallel_for(static_cast<size_t>(pieces), [&](size_t k) {
         const uint64_t a = c0 + k * kPieceChunks, b = std::min(c1, a + kPieceChunks - 1);
@@ -969,6 +1215,20 @@ void Volume::reserve(OpenFile& f, const std::vector<size_t>& members, uint64_t b
         if ((e == ENOSPC || e == EDQUOT) && !set_.full_alone(i)) throw Error(e, "", "no space left on the set");
     }
     f.reserved_to = upto;
+}
+
+// Data written into a hole needs blocks the member has not given yet: they
+// are taken first, so a full disk fails the write before a chunk is torn.
+void Volume::allocate_holes(OpenFile& f, const std::vector<size_t>& members, uint64_t begin, uint64_t end) {
+    if (!make_room(end - begin, members)) throw Error(ENOSPC, "", "no space left on the set");
+    for (size_t i : members) {
+        if (::fallocate(f.fds[i].get(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(begin), static_cast<off_t>(end - begin)) < 0 &&
+            errno != EOPNOTSUPP) {
+            // Other errors are the write's to meet and report.
+            const int e = errno;
+            if ((e == ENOSPC || e == EDQUOT) && !set_.full_alone(i)) throw Error(e, "", "no space left on the set");
+        }
+    }
 }
 
 bool Volume::make_room(uint64_t bytes, const std::vector<size_t>& members, bool recycle) {
@@ -1087,17 +1347,73 @@ void Volume::write_locked(OpenFile& f, const std::string& path, const uint8_t* d
 }
 
 void Volume::extend_locked(OpenFile& f, const std::string& path, uint64_t new_size) {
-    // Holes are stored as sealed zeros, so growing a file writes: refuse
-    // what no member file system can hold (ext4's 16 TiB) and, before the
-    // first byte, what does not fit now. Recycling is not asked: a `truncate
-    // -s` must never delete recordings.
+    // Refuse what no member file system can hold (ext4's 16 TiB).
     if (new_size > kMaxFileSize) throw_errno(EFBIG, path, "extend");
-    const uint64_t grow = stored_size(new_size) - stored_size(f.size);
-    if (grow > kExtendStep && !make_room(grow, holders(f, true), false)) throw_errno(ENOSPC, path, "extend");
-    while (f.size < new_size) {
-        const uint64_t step = std::min(kExtendStep, new_size - f.size);
-        write_locked(f, path, nullptr, f.size, step);
+    // The last chunk is filled with sealed zeros up to its end; every whole
+    // chunk past it is stored in the zero form (a hole on the member).
+    const uint64_t boundary = chunk_count(f.size) * kChunkSize;
+    if (f.size < boundary) write_locked(f, path, nullptr, f.size, std::min(new_size, boundary) - f.size);
+    if (f.size < new_size) store_zero_chunks(f, path, new_size);
+}
+
+namespace {
+
+// A zero-form chunk's nonce and tag at chunk idx (n plaintext bytes); the
+// body between stays a hole. `punch`: the body may hold older bytes, which
+// are punched out (zeroed) first.
+int write_zero_chunk(int fd, uint64_t idx, size_t n, const uint8_t* nonce, const uint8_t* tag, bool punch) {
+    const off_t at = static_cast<off_t>(stored_offset(idx));
+    if (punch && n > 0 && ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at + kGcmNonce, static_cast<off_t>(n)) < 0) {
+        if (errno != EOPNOTSUPP) return -errno;
+        const Bytes zeros(n);
+        if (int r = pwrite_full(fd, zeros.data(), n, at + kGcmNonce); r < 0) return r;
     }
+    if (int r = pwrite_full(fd, nonce, kGcmNonce, at); r < 0) return r;
+    return pwrite_full(fd, tag, kGcmTag, at + kGcmNonce + static_cast<off_t>(n));
+}
+
+bool zero_body(const uint8_t* sealed, size_t sl) {
+    return std::all_of(sealed + kGcmNonce, sealed + sl - kGcmTag, [](uint8_t b) { return b == 0; });
+}
+
+}  // namespace
+
+void Volume::store_zero_chunks(OpenFile& f, const std::string& path, uint64_t new_size) {
+    // f.size ends on a chunk boundary (extend_locked filled the last chunk).
+    const uint64_t a = f.size / kChunkSize, b = last_chunk(new_size);
+    // Each zero chunk takes a block or two of the member (its two ends), not
+    // 64 KiB. Recycling is not asked: a `truncate -s` must never delete recordings.
+    if (!make_room((b - a + 1) * 8192, holders(f, true), false)) throw_errno(ENOSPC, path, "extend");
+    std::vector<ZeroChunkEnds> ends(static_cast<size_t>(b - a + 1));
+    set_.parallel_for(ends.size(), [&](size_t k) {
+        ends[k] = seal_zero_chunk(f.key, f.hdr, a + k, a + k == b, static_cast<size_t>(chunk_plain_len(new_size, a + k)));
+    });
+    // The new last chunk first (it sets the stored length), then downwards:
+    // a crash part way leaves a file whose end authenticates, with only
+    // not-yet-written zeros unreadable, never data written before.
+    const std::vector<size_t> targets = holders(f, true);
+    std::array<std::atomic<int>, kMaxMembers> err{};
+    set_.parallel_for(targets.size(), [&](size_t k) {
+        const int fd = f.fds[targets[k]].get();
+        for (uint64_t i = b + 1; i-- > a;) {
+            const auto& e = ends[i - a];
+            if (int r = write_zero_chunk(fd, i, static_cast<size_t>(chunk_plain_len(new_size, i)), e.nonce.data(), e.tag.data(), false)) {
+                err[targets[k]] = r;
+                return;
+            }
+        }
+    });
+    std::vector<std::pair<size_t, int>> results;
+    for (size_t t : targets) results.emplace_back(t, err[t].load());
+    check(set_.combine("write", path, results), "write", path);
+    // The old last chunk stops being last.
+    const uint64_t old_last = a - 1;
+    Bytes old_tail(kChunkSize);
+    chunk_plain(f, path, old_last, old_tail.data());
+    seal_and_store(f, path, old_last, old_last, new_size, {old_tail.data()}, false);
+    f.size = new_size;
+    f.sparse = true;
+    f.tail.valid = false;
 }
 
 size_t Volume::write(Handle& h, const uint8_t* buf, size_t size, uint64_t off) {
@@ -1157,6 +1473,95 @@ void Volume::truncate_locked(OpenFile& f, const std::string& path, uint64_t new_
     f.tail.valid = true;
 }
 
+void Volume::make_special(const std::string& path, Kind kind, mode_t perms, const std::string& content, const Caller& who) {
+    const std::string rel = stored(path);
+    if (!make_room(stored_size(content.size()), set_.writable_members())) throw_errno(ENOSPC, path, "create");
+    auto f = open_stored(path, rel, O_CREAT | O_EXCL, perms & 07777, &who, kind);
+    try {
+        if (!content.empty()) {
+            std::unique_lock lk(f->mu);
+            write_locked(*f, path, reinterpret_cast<const uint8_t*>(content.data()), 0, content.size());
+        }
+    } catch (...) {
+        open_.release(f);
+        for (size_t i : set_.writable_members()) {
+            member_path::unlink(set_.member(i).dirfd.get(), rel);
+            drop_side(set_.member(i).dirfd.get(), rel);
+        }
+        throw;
+    }
+    open_.release(f);
+}
+
+void Volume::symlink(const std::string& target, const std::string& path, const Caller& who) {
+    try {
+        if (target.empty() || target.size() >= PATH_MAX) throw_errno(target.empty() ? ENOENT : ENAMETOOLONG, path, "symlink");
+        make_special(path, Kind::Symlink, 0, target, who);
+        audit("symlink", who, path, 0, [&](nlohmann::json& r) { r["target"] = target; });
+    } catch (const Error& e) {
+        audit("symlink", who, path, e.code(), [&](nlohmann::json& r) { r["target"] = target; });
+        throw;
+    }
+}
+
+std::string Volume::readlink(const std::string& path) {
+    const auto h = pin(path);
+    if (!h) throw_errno(ENOENT, path, "readlink");
+    if (h->file->hdr.kind != Kind::Symlink) throw_errno(EINVAL, path, "readlink");
+    std::string out(h->file->size.load(), '\0');
+    if (!out.empty()) out.resize(read(*h, reinterpret_cast<uint8_t*>(out.data()), out.size(), 0));
+    return out;
+}
+
+void Volume::mknod(const std::string& path, mode_t mode, const Caller& who) {
+    if (S_ISREG(mode)) return release(create(path, mode & 07777, O_EXCL, who));
+    // Device nodes would reach the member's devices through the mount.
+    if (!S_ISFIFO(mode) && !S_ISSOCK(mode)) {
+        audit("mknod", who, path, EPERM);
+        throw_errno(EPERM, path, "mknod");
+    }
+    try {
+        make_special(path, S_ISFIFO(mode) ? Kind::Fifo : Kind::Socket, mode & 07777, {}, who);
+        audit("mknod", who, path, 0, [&](nlohmann::json& r) { r["kind"] = S_ISFIFO(mode) ? "fifo" : "socket"; });
+    } catch (const Error& e) {
+        audit("mknod", who, path, e.code());
+        throw;
+    }
+}
+
+void Volume::fallocate(Handle& h, int mode, uint64_t off, uint64_t len, const Caller& who) {
+    // Mode 0 and FALLOC_FL_KEEP_SIZE: space is reserved on every member for
+    // the stored range; mode 0 also grows the file (with zero-form chunks).
+    // Punching and collapsing would rewrite recordings in place: not offered.
+    if (mode & ~FALLOC_FL_KEEP_SIZE) throw_errno(EOPNOTSUPP, h.path, "fallocate");
+    if (len == 0) throw_errno(EINVAL, h.path, "fallocate");
+    if (!h.writable) throw_errno(EBADF, h.path, "fallocate");
+    const uint64_t end = off + len;
+    if (end < off || end > kMaxFileSize) throw_errno(EFBIG, h.path, "fallocate");
+    OpenFile& f = *h.file;
+    std::unique_lock lk(f.mu);
+    const uint64_t old = f.size;
+    try {
+        if (!(mode & FALLOC_FL_KEEP_SIZE) && end > f.size) extend_locked(f, h.path, end);
+        const uint64_t c0 = off / kChunkSize, c1 = (end - 1) / kChunkSize;
+        const uint64_t begin = stored_offset(c0), stop = stored_offset(c1) + kStoredChunk;
+        const auto members = holders(f, true);
+        if (!make_room(stop - begin, members, false)) throw_errno(ENOSPC, h.path, "fallocate");
+        std::vector<std::pair<size_t, int>> results;
+        for (size_t i : members) {
+            int r = ::fallocate(f.fds[i].get(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(begin), static_cast<off_t>(stop - begin));
+            results.emplace_back(i, r < 0 && errno != EOPNOTSUPP ? neg_errno() : 0);
+        }
+        check(set_.combine("fallocate", h.path, results), "fallocate", h.path);
+    } catch (const Error& e) {
+        if (f.size != old)
+            audit("truncate", who, h.path, e.code(), [&](nlohmann::json& r) { r["bytes"] = f.size.load(); r["from"] = old; r["by"] = "fallocate"; });
+        throw;
+    }
+    if (f.size != old)
+        audit("truncate", who, h.path, 0, [&](nlohmann::json& r) { r["bytes"] = f.size.load(); r["from"] = old; r["by"] = "fallocate"; });
+}
+
 void Volume::truncate(const std::string& path, uint64_t size, Handle* h, const Caller& who) {
     uint64_t old = 0;
     try {
@@ -1201,6 +1606,7 @@ void Volume::copy_dir_to(const std::string& path, size_t target) {
                 // Something else stands where the directory goes: not ours to follow.
                 if (int u = member_path::unlink(t, rel); u < 0) throw_errno(-u, where, "cannot remove");
             }
+            if (int p = put_side(t, side_of(path, rel)); p < 0) throw_errno(-p, where, "cannot create its long-name file");
             if (r < 0 || !S_ISDIR(have.st_mode))
                 if (int m = member_path::mkdir(t, rel, 0700); m < 0 && m != -EEXIST) throw_errno(-m, where, "cannot create directory");
         }
@@ -1220,7 +1626,7 @@ void Volume::copy_dir_to(const std::string& path, size_t target) {
 
 std::shared_ptr<Handle> Volume::pin(const std::string& path) {
     try {
-        return std::shared_ptr<Handle>(open(path, O_RDONLY, Caller{}).release(),
+        return std::shared_ptr<Handle>(open_any(path, O_RDONLY, Caller{}).release(),
                                        [this](Handle* h) { release(std::unique_ptr<Handle>(h)); });
     } catch (const Error& e) {
         if (e.code() == ENOENT) return nullptr;  // deleted meanwhile
@@ -1248,7 +1654,10 @@ uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
         if (int u = member_path::unlink(t.dirfd.get(), rel); u < 0 && u != -ENOENT) throw_errno(-u, where, "cannot remove");
         fd = -ENOENT;
     }
-    if (fd == -ENOENT) fd = member_path::open_file(t.dirfd.get(), rel, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd == -ENOENT) {
+        fd = put_side(t.dirfd.get(), side_of(path, rel));
+        if (fd == 0) fd = member_path::open_file(t.dirfd.get(), rel, O_RDWR | O_CREAT | O_EXCL, 0600);
+    }
     if (fd < 0) throw_errno(-fd, where, "cannot create");
     UniqueFd out(fd);
     uint8_t th[kHeaderSize];
@@ -1279,7 +1688,11 @@ uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
             }
             if (*s == target) continue;  // already authentic there
             const size_t sl = chunk_plain_len(size, c) + kChunkOverhead;
-            err = pwrite_full(fd, sealed.data() + (c - c0) * kStoredChunk, sl, static_cast<off_t>(stored_offset(c)));
+            const uint8_t* sc = sealed.data() + (c - c0) * kStoredChunk;
+            if (zero_body(sc, sl))  // a hole stays a hole on the new copy
+                err = write_zero_chunk(fd, c, sl - kChunkOverhead, sc, sc + sl - kGcmTag, same_file);
+            else
+                err = pwrite_full(fd, sc, sl, static_cast<off_t>(stored_offset(c)));
         }
     }
     if (same_file) f.fds[target].reset();
@@ -1303,7 +1716,7 @@ void Volume::scrub_dir(const std::string& path, bool repair, ScrubStats& stats) 
     for (size_t i : set_.healthy_members()) {
         const int root = set_.member(i).dirfd.get();
         for (const auto& n : list_stored(root, rel).stored) {
-            if (names_.decrypt(iv, n)) continue;
+            if (entry_name(root, rel, iv, n)) continue;
             // Planted or altered: moved aside (kept as evidence, out of the
             // namespace), never deleted; the file it hid is restored from
             // another member by scrub_file.
@@ -1337,6 +1750,12 @@ bool Volume::incomplete(const std::string& path) {
 }
 
 void Volume::scrub_file(const std::string& path, bool repair, ScrubStats& stats) {
+    if (hidden_name(path) && !is_open(path)) {
+        // Unlinked while open, then the daemon stopped before it closed: the
+        // file was already deleted; --repair finishes that (audited).
+        if (repair) unlink(path, Caller::daemon(), [](nlohmann::json& r) { r["reason"] = "unlinked while open before a restart"; });
+        return;
+    }
     if (incomplete(path)) {
         stats.files++;
         stats.bad++;

@@ -41,16 +41,26 @@ public:
     // `extra` adds fields to the audit record (recycling says why and how old).
     void unlink(const std::string& path, const Caller& who, const std::function<void(nlohmann::json&)>& extra = {});
     void rename(const std::string& from, const std::string& to, unsigned flags, const Caller& who);
-    void chmod(const std::string& path, mode_t mode);
-    void chown(const std::string& path, uid_t uid, gid_t gid);
-    void utimens(const std::string& path, const struct timespec ts[2]);
+    // With a handle (fchmod, fchown, futimens), the open file's copies change.
+    void chmod(const std::string& path, mode_t mode, Handle* h = nullptr);
+    void chown(const std::string& path, uid_t uid, gid_t gid, Handle* h = nullptr);
+    void utimens(const std::string& path, const struct timespec ts[2], Handle* h = nullptr);
     void truncate(const std::string& path, uint64_t size, Handle* h, const Caller& who);
+
+    // Symlinks (target stored encrypted like file data), fifos and sockets
+    // are member regular files whose header says what they are. Device
+    // nodes and hard links are refused (EPERM).
+    void symlink(const std::string& target, const std::string& path, const Caller& who);
+    std::string readlink(const std::string& path);
+    void mknod(const std::string& path, mode_t mode, const Caller& who);
 
     std::unique_ptr<Handle> create(const std::string& path, mode_t mode, int flags, const Caller& who);
     std::unique_ptr<Handle> open(const std::string& path, int flags, const Caller& who);
     size_t read(Handle& h, uint8_t* buf, size_t size, uint64_t off);
     size_t write(Handle& h, const uint8_t* buf, size_t size, uint64_t off);
     void fsync(Handle& h, bool datasync);
+    // fallocate(2) modes 0 and FALLOC_FL_KEEP_SIZE; others EOPNOTSUPP.
+    void fallocate(Handle& h, int mode, uint64_t off, uint64_t len, const Caller& who);
     void release(std::unique_ptr<Handle> h);
     struct statvfs statfs();
 
@@ -99,13 +109,29 @@ public:
 
 private:
     std::string stored(const std::string& path);
+    // Long names (names.hpp): the side file a member entry `rel` of `path`
+    // needs, written before the entry and removed after it.
+    struct SideFile {
+        std::string rel;        // member path of the side file
+        std::string encrypted;  // its contents: the whole encrypted name
+    };
+    std::optional<SideFile> side_of(const std::string& path, const std::string& rel);
+    static int put_side(int root, const std::optional<SideFile>& side);
+    static void drop_side(int root, const std::string& rel);
+    // The plaintext name of member entry `n` in stored directory `dir_rel`
+    // of one member, or nullopt when it is no authentic nvrfs name there.
+    std::optional<std::string> entry_name(int root, const std::string& dir_rel, const DirIv& iv, const std::string& n);
     // Members that hold an open copy of `f`: the complete ones (to read), or
     // every writable one (to write).
     std::vector<size_t> holders(const OpenFile& f, bool writable) const;
     DirIv diriv(const std::string& plain_dir, const std::string& stored_dir);
     void forget_dirivs();
     std::shared_ptr<OpenFile> open_stored(const std::string& path, const std::string& rel, int extra_flags, mode_t mode,
-                                          const Caller* creator);
+                                          const Caller* creator, Kind kind = Kind::File);
+    // open() of any kind (internal: scrub, rebuild, readlink).
+    std::unique_ptr<Handle> open_any(const std::string& path, int flags, const Caller& who);
+    void make_special(const std::string& path, Kind kind, mode_t perms, const std::string& content, const Caller& who);
+    void chmod_special(const std::string& path, mode_t mode);
     FileHeader choose_header(OpenFile& f, const std::string& path);
     void reconcile_lengths(OpenFile& f, const std::string& path);
     void check_empty(OpenFile& f, const std::string& path);
@@ -117,6 +143,8 @@ private:
     void chunk_plain(OpenFile& f, const std::string& path, uint64_t idx, uint8_t* out);
     void write_locked(OpenFile& f, const std::string& path, const uint8_t* data, uint64_t off, uint64_t len);
     void extend_locked(OpenFile& f, const std::string& path, uint64_t new_size);
+    // Grow a file that ends on a chunk boundary with zero-form chunks (holes).
+    void store_zero_chunks(OpenFile& f, const std::string& path, uint64_t new_size);
     void truncate_locked(OpenFile& f, const std::string& path, uint64_t size);
     // Open for internal use (rebuild, scrub); released when the last copy goes.
     // nullptr when the file no longer exists.
@@ -129,13 +157,20 @@ private:
     void reserve(OpenFile& f, const std::vector<size_t>& members, uint64_t begin, uint64_t end,
                  std::array<std::atomic<int>, kMaxMembers>& err);
     void release_reserve(OpenFile& f);
+    void allocate_holes(OpenFile& f, const std::vector<size_t>& members, uint64_t begin, uint64_t end);
     // Is there room for `bytes` more on every member in `members` (beyond the
     // reserve)? With `recycle`, the recycler is asked first and a "set is
     // full" alert raised (once until room returns) when it is not enough;
     // without, nothing is deleted and nothing alerted (a big `truncate -s`).
     bool make_room(uint64_t bytes, const std::vector<size_t>& members, bool recycle = true);
     void alerts_once_full();
-    void track_open(const std::string& path, int delta);
+    void on_copies(Handle& h, const char* what, const std::function<int(int)>& op);
+    void track_open(const Handle& h);
+    void track_rename(const std::string& from, const std::string& to, bool exchange);
+    // The stored path of `path`, or where an open, unlinked file was moved
+    // when its directory was removed (orphan()).
+    std::string located(const std::string& path);
+    void orphan(const std::string& path);
     void audit(const std::string& event, const Caller& who, const std::string& path, int err,
                const std::function<void(nlohmann::json&)>& extra = {});
     // Throws Error(-r) when a fan-out returned an error.
@@ -160,7 +195,8 @@ private:
     std::atomic<bool> full_alerted_{false};
     std::atomic<uint64_t> written_{0};
     std::mutex opened_mu_;
-    std::unordered_map<std::string, int> opened_;  // path -> open handles
+    std::unordered_map<const Handle*, std::string> opened_;  // open handle -> its file's current path
+    std::unordered_map<std::string, std::string> orphans_;   // hidden path -> member path under kOrphanDir
     std::mutex root_mu_;
     RootAttr root_attr_;  // guarded by root_mu_
 };

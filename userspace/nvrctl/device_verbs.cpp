@@ -164,7 +164,9 @@ std::vector<Item> select(const std::string& root, const std::string& camera, tim
         for (const auto& n : names) {
             const std::string p = dir + "/" + n, r = rel.empty() ? n : rel + "/" + n;
             struct stat st {};
-            if (::stat(p.c_str(), &st) < 0) continue;
+            // lstat: a symlink in the recordings (a "latest" link) is not
+            // followed, so a link to a parent cannot loop and nothing is saved twice.
+            if (::lstat(p.c_str(), &st) < 0) continue;
             if (S_ISDIR(st.st_mode)) walk(p, r);
             else if (S_ISREG(st.st_mode) && st.st_mtime >= since && st.st_mtime <= until) out.push_back({p, r, static_cast<uint64_t>(st.st_size)});
         }
