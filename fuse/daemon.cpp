@@ -2,6 +2,7 @@
 
 #include "error.hpp"
 
+#include <chrono>
 #include <fmt/format.h>
 
 namespace nvrfs {
@@ -36,6 +37,9 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& co
     });
 
     MirrorSet& set = *d->set;
+    d->anchor = std::make_unique<HostAnchor>(cfg.text("state_dir"), set.set_uuid(), set.keys().anchor);
+    std::string accepted;
+    d->check_anchor(notes, accepted);  // throws when the members went backwards
     bool unclean = false;
     for (size_t i = 0; i < set.size(); ++i) unclean |= set.member(i).sb.dirty;
     set.bump_events(true);
@@ -43,6 +47,17 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& co
     rec["set"] = uuid_str(set.set_uuid());
     rec["members"] = paths;
     d->log->append(std::move(rec));
+    if (!accepted.empty()) {
+        auto acc = audit_record("accept-rollback", Caller::daemon(), mountpoint, 0);
+        acc["found"] = accepted;
+        acc["requested"] = d->anchor->acceptance().value_or("");
+        d->log->append(std::move(acc));
+        d->alerts->raise(alert::RollbackAccepted,
+                         fmt::format("mounted although {} (accepted by the administrator: {})", accepted,
+                                     d->anchor->acceptance().value_or("?")));
+        d->anchor->clear_acceptance();
+    }
+    d->update_anchor();
     for (const auto& n : notes) {
         const auto colon = n.find(':');
         d->alerts->raise(n.substr(0, colon), n.substr(colon + 2));
@@ -58,7 +73,66 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& co
     return d;
 }
 
+// The members must not be older than what this host saw of them last time
+// (host_anchor.hpp): an older copy of every member, or an audit log cut or
+// replaced on every member, refuses the mount until it is accepted.
+void Daemon::check_anchor(std::vector<std::string>& notes, std::string& accepted) {
+    const auto a = anchor->load();
+    if (!a) {
+        notes.push_back(fmt::format("{}: this host had no record of the set (first mount here, or an upgrade); "
+                                    "rollback detection starts now ({})", alert::HostAnchorCreated, anchor->path()));
+        return;
+    }
+    const auto c = compare_with_anchor(*a, set->events(), log->last_seq(),
+                                       [this](uint64_t end) { return log->record_ending_at(end); });
+    if (!c.rollback) return;
+    if (anchor->acceptance()) {
+        accepted = c.reason;
+        return;
+    }
+    alerts->raise(alert::RollbackDetected, c.reason + "; mount refused");
+    throw AnchorRefusal(ESTALE, "", fmt::format("rollback detected: {}. The members are older than this host's record of them ({}). "
+                                        "If they were restored on purpose, run `nvrctl set accept-rollback` and mount again.",
+                                        c.reason, anchor->path()));
+}
+
+void Daemon::update_anchor() {
+    std::lock_guard lk(anchor_mu_);
+    AnchorState s;
+    const auto h = log->synced_head();  // durable before it is anchored
+    s.events = set->events();
+    s.audit_seq = h.seq;
+    s.audit_mac = h.mac;
+    s.audit_end = h.end;
+    s.time = anchored_.time;
+    if (s == anchored_) return;
+    s.time = rfc3339_now();
+    try {
+        anchor->store(s);
+        anchored_ = s;
+    } catch (const Error& e) {
+        alerts->raise("HostAnchorFailed", std::string("cannot update the host's record of the set: ") + e.what());
+    }
+}
+
+Daemon::~Daemon() {
+    stopping = true;
+    anchor_cv_.notify_all();
+    if (anchor_thread_.joinable()) anchor_thread_.join();
+}
+
 void Daemon::start_background() {
+    anchor_thread_ = std::thread([this] {
+        const auto every = std::chrono::seconds(std::max<uint64_t>(1, cfg.seconds("check_interval")));
+        std::unique_lock lk(anchor_mu_);
+        while (!stopping) {
+            anchor_cv_.wait_for(lk, every, [this] { return stopping.load(); });
+            if (stopping) break;
+            lk.unlock();
+            update_anchor();
+            lk.lock();
+        }
+    });
     monitor = std::make_unique<SpaceMonitor>(*vol, *alerts, *log, SpaceSettings::from(cfg));
     vol->set_on_full([m = monitor.get()](uint64_t bytes) { return m->recycle_for(bytes); });
     rebuilder = std::make_unique<Rebuilder>(*vol, *set, *log, *alerts, cfg.size("rebuild_max_rate"));
@@ -77,9 +151,13 @@ void Daemon::shutdown() {
     rebuilder.reset();
     vol->set_on_full({});  // FUSE has stopped: no writer can be asking
     monitor.reset();
+    stopping = true;
+    anchor_cv_.notify_all();
+    if (anchor_thread_.joinable()) anchor_thread_.join();
     log->append(audit_record("unmount", Caller::daemon(), mountpoint, 0));
     log->sync();
     set->bump_events(false);
+    update_anchor();
 }
 
 void Daemon::promote_spare() {
@@ -219,6 +297,12 @@ nlohmann::json Daemon::status() {
     for (const auto& a : alerts->recent())
         if (!a.acked) j["alerts"].push_back({{"id", a.id}, {"time", a.time}, {"alert", a.kind}, {"detail", a.detail}});
     j["audit_records"] = log->last_seq();
+    {
+        // What this host holds of the set: it may trail by one check_interval.
+        std::lock_guard lk(anchor_mu_);
+        j["anchor"] = {{"path", anchor->path()}, {"time", anchored_.time}, {"events", anchored_.events},
+                       {"audit_seq", anchored_.audit_seq}, {"members_events", set->events()}};
+    }
     return j;
 }
 

@@ -10,12 +10,14 @@
 #include "audit_log.hpp"
 #include "config.hpp"
 #include "control.hpp"
+#include "host_anchor.hpp"
 #include "mirror_set.hpp"
 #include "rebuild.hpp"
 #include "space_monitor.hpp"
 #include "volume.hpp"
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -42,6 +44,7 @@ struct Daemon {
     std::unique_ptr<SpaceMonitor> monitor;
     std::unique_ptr<Rebuilder> rebuilder;
     std::unique_ptr<ControlServer> control;
+    std::unique_ptr<HostAnchor> anchor;
     std::mutex scrub_mu;
     ScrubState scrub;
     std::thread scrub_thread;
@@ -54,9 +57,17 @@ struct Daemon {
     void start_background();
     // Stop background work and mark the members clean.
     void shutdown();
+    ~Daemon();
 
 private:
     bool unclean_ = false;
+    // The host anchor is rewritten every check_interval while mounted.
+    std::thread anchor_thread_;
+    std::mutex anchor_mu_;
+    std::condition_variable anchor_cv_;
+    AnchorState anchored_;  // what the file holds now; guarded by anchor_mu_
+    void update_anchor();
+    void check_anchor(std::vector<std::string>& notes, std::string& accepted);
     nlohmann::json handle(const nlohmann::json& req);
     nlohmann::json status();
     void promote_spare();

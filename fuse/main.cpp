@@ -160,6 +160,11 @@ int main(int argc, char** argv) {
     try {
         check_mountpoint(a.mountpoint);
         d = Daemon::prepare(a.cfg, a.config_file, a.mountpoint);
+    } catch (const AnchorRefusal& e) {
+        // Exit status 3: the service unit does not restart on it.
+        fmt::print(stderr, "nvrfsd: {}\n", e.what());
+        ::syslog(LOG_CRIT, "refusing to start: %s", e.what());
+        return 3;
     } catch (const Error& e) {
         fmt::print(stderr, "nvrfsd: {}\n", e.what());
         ::syslog(LOG_ERR, "refusing to start: %s", e.what());

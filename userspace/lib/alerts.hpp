@@ -28,6 +28,9 @@ inline constexpr const char* SpaceRecovered = "SpaceRecovered";
 inline constexpr const char* Recycled = "Recycled";
 inline constexpr const char* AuditLogRecovered = "AuditLogRecovered";
 inline constexpr const char* UncleanShutdown = "UncleanShutdown";
+inline constexpr const char* RollbackDetected = "RollbackDetected";
+inline constexpr const char* RollbackAccepted = "RollbackAccepted";
+inline constexpr const char* HostAnchorCreated = "HostAnchorCreated";
 }  // namespace alert
 
 struct Alert {

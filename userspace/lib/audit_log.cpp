@@ -257,6 +257,42 @@ void AuditLog::attach(size_t idx, const std::function<void()>& joined) {
     throw Error(EIO, dst.path, "no complete member holds an audit log to copy");
 }
 
+AuditLog::Head AuditLog::synced_head() {
+    std::lock_guard lk(mu_);
+    Head h{seq_, prev_mac_, 0};
+    bool have_end = false;
+    for (size_t i : set_.writable_members()) {
+        if (!fds_[i]) continue;
+        ::fdatasync(fds_[i].get());
+        if (have_end || !set_.healthy(i)) continue;
+        struct stat st {};
+        if (ends_[i].known) h.end = ends_[i].size, have_end = true;
+        else if (::fstat(fds_[i].get(), &st) == 0) h.end = static_cast<uint64_t>(st.st_size), have_end = true;
+    }
+    return h;
+}
+
+std::optional<std::pair<uint64_t, std::string>> AuditLog::record_ending_at(uint64_t end) const {
+    std::lock_guard lk(mu_);
+    for (size_t i : set_.healthy_members()) {
+        if (!fds_[i]) continue;
+        const int fd = fds_[i].get();
+        struct stat st {};
+        uint8_t lb[4];
+        if (::fstat(fd, &st) < 0 || end < 8 || end > static_cast<uint64_t>(st.st_size) ||
+            pread_full(fd, lb, 4, static_cast<off_t>(end - 4)) != 4 || get32(lb) > kMaxRecord || end < 8 + get32(lb))
+            continue;
+        uint64_t off = end - 8 - get32(lb);
+        std::string plain;
+        if (read_frame(fd, off, end, set_.keys(), set_.set_uuid(), plain) != FrameStatus::Ok) continue;
+        auto j = nlohmann::json::parse(plain, nullptr, false);
+        if (j.is_discarded() || !j.contains("seq") || !j["seq"].is_number_unsigned() || !j.contains("mac") || !j["mac"].is_string())
+            continue;
+        return std::make_pair(j["seq"].get<uint64_t>(), j["mac"].get<std::string>());
+    }
+    return std::nullopt;
+}
+
 uint64_t AuditLog::last_seq() const {
     std::lock_guard lk(mu_);
     return seq_;

@@ -16,6 +16,7 @@
 #include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,16 @@ public:
     // `joined` runs while appends are blocked, to put the member in the write set.
     void attach(size_t member, const std::function<void()>& joined);
     uint64_t last_seq() const;
+    // The last record, made durable first (fdatasync on every member), and the
+    // byte offset just past it: what the host anchor records.
+    struct Head {
+        uint64_t seq = 0;
+        std::string mac;
+        uint64_t end = 0;
+    };
+    Head synced_head();
+    // (seq, mac) of the record whose frame ends at byte `end`, or nullopt.
+    std::optional<std::pair<uint64_t, std::string>> record_ending_at(uint64_t end) const;
     // Called (once, until a record is written again) when a record found no
     // member with room; it gets the record's event. Set before use.
     void set_on_lost(std::function<void(const std::string&)> f) { on_lost_ = std::move(f); }

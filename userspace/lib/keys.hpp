@@ -24,6 +24,7 @@ struct KeySet {
     SecretKey audit_enc;  // audit records are encrypted: they hold file names
     SecretKey audit_mac;  // the HMAC chain over audit records
     SecretKey sb_mac;     // superblock authentication
+    SecretKey anchor;     // the host's record of the set (host_anchor.hpp)
 
     static KeySet derive(const SecretKey& master);
 };

@@ -352,6 +352,16 @@ void MirrorSet::write_sb(Member& m) {
     }
 }
 
+uint64_t MirrorSet::events() const {
+    std::lock_guard lk(mu_);
+    uint64_t newest = 0;
+    for (size_t i = 0; i < size(); ++i) {
+        const MemberState st = slots_[i]->state.load();
+        if (st == MemberState::Active || st == MemberState::Rebuilding) newest = std::max(newest, slots_[i]->sb.events);
+    }
+    return newest;
+}
+
 void MirrorSet::bump_events(bool dirty) {
     std::lock_guard lk(mu_);
     uint64_t newest = 0;

@@ -108,6 +108,8 @@ public:
     bool alive(size_t idx) const;
     // Record a new event on all writable members (mount, clean unmount, failure).
     void bump_events(bool dirty);
+    // The highest event counter of the members taking part.
+    uint64_t events() const;
 
     // Administration. Each throws Error with a clear message on bad input.
     // An empty directory (or a spare of this set) becomes a member in `role`

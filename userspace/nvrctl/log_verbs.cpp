@@ -1,5 +1,6 @@
 // The verbs that read the record of what happened: log, alerts.
 #include "audit_log.hpp"
+#include "host_anchor.hpp"
 #include "cli.hpp"
 #include "error.hpp"
 #include "io.hpp"
@@ -39,6 +40,16 @@ int cmd_log(const Args& args) {
     if (sub == "verify") {
         int bad = 0;
         json out = json::array();
+        // The host's own record of the log's head (host_anchor.hpp): a log
+        // cut or replaced on every member still verifies as a chain.
+        std::optional<AnchorState> anchor;
+        try {
+            anchor = HostAnchor(cfg.text("state_dir"), set->set_uuid(), set->keys().anchor).load();
+        } catch (const Error& e) {
+            ++bad;
+            out.push_back({{"anchor", e.what()}, {"ok", false}});
+            if (!c.json) fmt::print("host anchor: {}\n", e.what());
+        }
         for (size_t i = 0; i < set->size(); ++i) {
             const Member& m = set->member(i);
             const int fd = member_path::open_file(m.dirfd.get(), kAuditLogPath, O_RDONLY);
@@ -51,7 +62,26 @@ int cmd_log(const Args& args) {
                 continue;
             }
             UniqueFd lf(fd);
-            VerifyResult v = read_audit_log(lf.get(), set->keys(), set->set_uuid(), nullptr);
+            std::vector<json> recs;
+            VerifyResult v = read_audit_log(lf.get(), set->keys(), set->set_uuid(), &recs);
+            if (v.ok && anchor && anchor->audit_seq > 0) {
+                const uint64_t last = recs.empty() ? 0 : recs.back().value("seq", uint64_t(0));
+                if (last < anchor->audit_seq) {
+                    v.ok = false;
+                    v.first_bad = last + 1;
+                    v.message = fmt::format("records #{}..#{} are missing: this host saw the log reach #{} on {} (cut)", last + 1,
+                                            anchor->audit_seq, anchor->audit_seq, anchor->time);
+                } else {
+                    const auto it = std::find_if(recs.begin(), recs.end(),
+                                                 [&](const json& r) { return r.value("seq", uint64_t(0)) == anchor->audit_seq; });
+                    if (it == recs.end() || it->value("mac", "") != anchor->audit_mac) {
+                        v.ok = false;
+                        v.first_bad = anchor->audit_seq;
+                        v.message = fmt::format("record #{} is not the one this host saw on {} (the log was replaced)",
+                                                anchor->audit_seq, anchor->time);
+                    }
+                }
+            }
             if (!v.ok) ++bad;
             out.push_back({{"member", m.path}, {"ok", v.ok}, {"records", v.records}, {"first_bad", v.first_bad}, {"message", v.message}});
             if (!c.json) {

@@ -2,6 +2,7 @@
 // spare, scrub, config.
 #include "audit_log.hpp"
 #include "cli.hpp"
+#include "host_anchor.hpp"
 #include "control.hpp"
 #include "error.hpp"
 #include "io.hpp"
@@ -103,6 +104,12 @@ void print_online(const json& s) {
         fmt::print("last scrub: none since mount\n");
     }
     fmt::print("audit log: {} records\n", s["audit_records"].get<uint64_t>());
+    if (s.contains("anchor")) {
+        const auto& a = s["anchor"];
+        fmt::print("host anchor: audit log at #{}, event counter {} (members {}), written {} ({})\n", a["audit_seq"].get<uint64_t>(),
+                   a["events"].get<uint64_t>(), a["members_events"].get<uint64_t>(), a["time"].get<std::string>(),
+                   a["path"].get<std::string>());
+    }
     fmt::print("alerts not acknowledged:{}\n", s["alerts"].empty() ? " none" : "");
     for (const auto& a : s["alerts"])
         fmt::print("  [{}] {} {} {}\n", a["id"].get<uint64_t>(), a["time"].get<std::string>(), a["alert"].get<std::string>(),
@@ -302,6 +309,35 @@ int cmd_spare(const Args& args) {
     } else {
         throw UsageError("unknown spare subcommand '" + sub + "'");
     }
+    return 0;
+}
+
+// ---- set accept-rollback ---------------------------------------------------
+
+// Members older than this host's record of them (host_anchor.hpp) keep the
+// set from mounting; an administrator who restored them on purpose accepts
+// them here, and the next mount records who and what in the audit log.
+int cmd_set(const Args& args) {
+    Common c = parse(args);
+    if (c.rest.size() != 1 || c.rest[0] != "accept-rollback") throw UsageError("usage: nvrctl set accept-rollback");
+    Config cfg = load_config(c);
+    if (ask_daemon(cfg, {{"cmd", "status"}}))
+        throw Error(EBUSY, "", "the set is mounted: accept-rollback applies to a set that refused to mount");
+    auto paths = cfg.list("member");
+    if (paths.empty()) throw UsageError("no members: give --config FILE or --member DIR");
+    auto set = MirrorSet::assemble(paths, load_host_key(cfg.text("host_key")), AssembleOptions{true, false}, nullptr);
+    HostAnchor anchor(cfg.text("state_dir"), set->set_uuid(), set->keys().anchor);
+    std::optional<AnchorState> a;
+    try {
+        a = anchor.load();
+    } catch (const Error& e) {
+        fmt::print("{}\n", e.what());  // accepting also replaces a damaged record
+    }
+    const Caller who = Caller::of(::getuid(), ::getgid(), ::getpid());
+    anchor.request_acceptance(fmt::format("uid {} ({}) pid {}", who.uid, who.user, who.pid));
+    if (a) fmt::print("this host's record: event counter {}, audit log at #{} ({})\n", a->events, a->audit_seq, a->time);
+    fmt::print("members: event counter {}\n", set->events());
+    fmt::print("accepted: the next mount takes the members as they are, and records that in the audit log\n");
     return 0;
 }
 

@@ -1,0 +1,116 @@
+#include "host_anchor.hpp"
+
+#include "caller.hpp"
+#include "error.hpp"
+#include "io.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace nvrfs {
+namespace {
+
+// The state directory, made if missing (root-only).
+UniqueFd state_dir(const std::string& dir, bool create) {
+    if (create && ::mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST) throw_errno(errno, dir, "cannot create state directory");
+    UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) throw_errno(errno, dir, "cannot open state directory");
+    return fd;
+}
+
+std::string mac_hex(const SecretKey& key, const nlohmann::json& body) {
+    const std::string s = body.dump();  // nlohmann sorts keys: one serialisation
+    return hex(hmac_sha256(key, as_bytes(s)));
+}
+
+}  // namespace
+
+HostAnchor::HostAnchor(std::string state_dir, const Uuid& set, const SecretKey& key)
+    : dir_(std::move(state_dir)), key_(key) {
+    name_ = uuid_str(set) + ".anchor";
+    accept_name_ = uuid_str(set) + ".accept-rollback";
+    path_ = dir_ + "/" + name_;
+}
+
+std::optional<AnchorState> HostAnchor::load() const {
+    std::string text;
+    try {
+        text = read_file_at(state_dir(dir_, false).get(), name_, 4096);
+    } catch (const Error& e) {
+        if (e.code() == ENOENT) return std::nullopt;
+        throw;
+    }
+    auto bad = [&](const std::string& why) {
+        return AnchorRefusal(EBADMSG, path_, fmt::format("{}: the host's record of this set {}; nvrfs will not guess which copy "
+                                                 "is current (restore the file, or remove it to trust the members as they are)",
+                                                 path_, why));
+    };
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (!j.is_object() || !j.contains("mac") || !j["mac"].is_string()) throw bad("is not valid");
+    const std::string mac = j["mac"].get<std::string>();
+    j.erase("mac");
+    if (!equal_ct(as_bytes(mac), as_bytes(mac_hex(key_, j)))) throw bad("fails its MAC (edited, or another set's)");
+    try {
+        AnchorState s;
+        s.events = j.at("events").get<uint64_t>();
+        s.audit_seq = j.at("audit_seq").get<uint64_t>();
+        s.audit_mac = j.at("audit_mac").get<std::string>();
+        s.audit_end = j.at("audit_end").get<uint64_t>();
+        s.time = j.at("time").get<std::string>();
+        return s;
+    } catch (const nlohmann::json::exception&) {
+        throw bad("lacks a field");
+    }
+}
+
+void HostAnchor::store(AnchorState s) const {
+    if (s.time.empty()) s.time = rfc3339_now();
+    nlohmann::json j = {{"events", s.events}, {"audit_seq", s.audit_seq}, {"audit_mac", s.audit_mac},
+                        {"audit_end", s.audit_end}, {"time", s.time}, {"format", 1}};
+    j["mac"] = mac_hex(key_, j);
+    const std::string text = j.dump() + "\n";
+    write_file_atomic_at(state_dir(dir_, true).get(), name_, text.data(), text.size(), 0600);
+}
+
+void HostAnchor::request_acceptance(const std::string& who) const {
+    const std::string text = fmt::format("{} {}\n", rfc3339_now(), who);
+    write_file_atomic_at(state_dir(dir_, true).get(), accept_name_, text.data(), text.size(), 0600);
+}
+
+std::optional<std::string> HostAnchor::acceptance() const {
+    try {
+        std::string t = read_file_at(state_dir(dir_, false).get(), accept_name_, 1024);
+        while (!t.empty() && t.back() == '\n') t.pop_back();
+        return t;
+    } catch (const Error&) {
+        return std::nullopt;
+    }
+}
+
+void HostAnchor::clear_acceptance() const { ::unlink((dir_ + "/" + accept_name_).c_str()); }
+
+AnchorCheck compare_with_anchor(const AnchorState& a, uint64_t events, uint64_t log_seq,
+                                const std::function<std::optional<std::pair<uint64_t, std::string>>(uint64_t)>& record_at) {
+    AnchorCheck c;
+    auto add = [&](const std::string& why) {
+        c.rollback = true;
+        c.reason += (c.reason.empty() ? "" : "; ") + why;
+    };
+    if (events < a.events)
+        add(fmt::format("the members' event counter is {}, this host saw {} on {} (an older copy of every member)", events,
+                        a.events, a.time));
+    if (log_seq < a.audit_seq) {
+        add(fmt::format("the audit log ends at record #{}, this host saw #{} on {}: records #{}..#{} are missing", log_seq,
+                        a.audit_seq, a.time, log_seq + 1, a.audit_seq));
+    } else if (a.audit_seq > 0) {
+        const auto r = record_at(a.audit_end);
+        if (!r || r->first != a.audit_seq || r->second != a.audit_mac)
+            add(fmt::format("audit log record #{} is not the one this host saw on {} (the log was replaced)", a.audit_seq, a.time));
+    }
+    return c;
+}
+
+}  // namespace nvrfs
