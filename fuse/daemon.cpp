@@ -1,6 +1,7 @@
 #include "daemon.hpp"
 
 #include "error.hpp"
+#include "evidence.hpp"
 
 #include <chrono>
 #include <fmt/format.h>
@@ -297,6 +298,7 @@ nlohmann::json Daemon::status() {
     for (const auto& a : alerts->recent())
         if (!a.acked) j["alerts"].push_back({{"id", a.id}, {"time", a.time}, {"alert", a.kind}, {"detail", a.detail}});
     j["audit_records"] = log->last_seq();
+    j["export_key"] = ExportKey(set->keys().export_sign).fingerprint();
     {
         // What this host holds of the set: it may trail by one check_interval.
         std::lock_guard lk(anchor_mu_);
@@ -364,10 +366,11 @@ nlohmann::json Daemon::handle(const nlohmann::json& req) {
         const auto& peer = req.at("_peer");
         const Caller who = Caller::of(peer.value("uid", 0u), peer.value("gid", 0u), peer.value("pid", 0));
         auto rec = audit_record(req.value("event", "nvrctl"), who, path, req.value("errno", 0));
-        for (const char* k : {"to", "bytes", "files", "detail", "device", "uuid"})
+        for (const char* k : {"to", "bytes", "files", "detail", "device", "uuid", "camera", "since", "until", "masked",
+                              "mask_sha256", "reason", "sha256", "mask"})
             if (req.contains(k)) rec[k] = req[k];
-        log->append(std::move(rec));
-        return nlohmann::json::object();
+        // The record as written: an evidence package carries it.
+        return log->append(std::move(rec));
     }
     if (cmd == "alert") {
         alerts->raise(req.value("alert", "Alert"), req.value("detail", ""), path);

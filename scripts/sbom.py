@@ -12,6 +12,9 @@ import datetime, json, os, re, subprocess, sys, uuid
 HEADER_ONLY = {  # compiled in, no shared library to find
     "nlohmann-json3-dev": "JSON for audit records and --json output (header only)",
 }
+RUN_AS_PROGRAM = {  # not linked: started by nvrctl (execvp), so ldd cannot see it
+    "ffmpeg": ("nvrctl export", ["ffmpeg", "ffprobe"], "decoding, privacy masks and H.264 re-encoding of evidence exports"),
+}
 PURPOSE = {
     "libfuse3-3": "the FUSE filesystem (nvrfsd)", "libssl3": "AES-256-GCM/SIV, HKDF, PBKDF2, HMAC, SHA-256, Ed25519",
     "libfmt9": "message formatting", "libblkid1": "identifying backup devices", "libcryptsetup12": "recognising LUKS volumes",
@@ -48,13 +51,15 @@ def main():
             e["used_by"].add(os.path.basename(b))
     for pkg in HEADER_ONLY:
         pkgs.setdefault(pkg, {"files": set(), "used_by": {"(compiled in)"}})
+    for pkg, (by, progs, _) in RUN_AS_PROGRAM.items():
+        pkgs.setdefault(pkg, {"files": set(progs), "used_by": {f"(run by {by})"}})
     rows = []
     for name in sorted(pkgs):
         q = sh("dpkg-query", "-W", "-f", "${Version}\t${source:Package}\t${Homepage}", name).split("\t")
         version, source, home = (q + ["", "", ""])[:3] if len(q) >= 2 else ("UNKNOWN", "UNKNOWN", "")
         rows.append({"name": name, "version": version, "source": source or name, "homepage": home,
                      "files": sorted(pkgs[name]["files"]), "used_by": sorted(pkgs[name]["used_by"]),
-                     "purpose": PURPOSE.get(name, HEADER_ONLY.get(name, "indirect dependency"))})
+                     "purpose": PURPOSE.get(name, HEADER_ONLY.get(name, RUN_AS_PROGRAM.get(name, ("", [], "indirect dependency"))[2]))})
     os.makedirs("build", exist_ok=True)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     doc = {

@@ -197,7 +197,7 @@ int AuditLog::append_frame(size_t i, const Bytes& frame) {
     return 0;
 }
 
-void AuditLog::append(nlohmann::json rec) {
+nlohmann::json AuditLog::append(nlohmann::json rec) {
     std::vector<std::pair<size_t, int>> results;
     bool torn = false;
     {
@@ -232,6 +232,7 @@ void AuditLog::append(nlohmann::json rec) {
         ::syslog(LOG_DAEMON | LOG_CRIT, "nvrfs: an audit record could not be written on any member (no space)");
         if (on_lost_) on_lost_(rec.value("event", "?"));  // once, until a record is written again
     }
+    return rec;
 }
 
 void AuditLog::sync() {

@@ -36,8 +36,9 @@ public:
     AuditLog(const AuditLog&) = delete;
     AuditLog& operator=(const AuditLog&) = delete;
 
-    // Adds seq, time (unless set), prev and mac, then appends to all healthy members.
-    void append(nlohmann::json rec);
+    // Adds seq, time (unless set), prev and mac, then appends to all healthy
+    // members. Returns the record as written.
+    nlohmann::json append(nlohmann::json rec);
     void sync();
     // Give a member that joins the set (rebuild target) a copy of the log and
     // append to it from now on.

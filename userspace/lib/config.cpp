@@ -56,6 +56,7 @@ const std::vector<OptionSpec>& option_table() {
         {"device_allowlist", OptKind::Path, "/etc/nvrfs/devices.allow", "backup devices allowed (nvrctl device allow|deny)"},
         {"clamav_db", OptKind::Path, "/var/lib/clamav", "ClamAV signature directory used to scan backup devices"},
         {"control_socket", OptKind::Path, "/run/nvrfs/nvrfsd.sock", "Unix socket on which nvrfsd takes nvrctl's requests"},
+        {"mask_dir", OptKind::Path, "/etc/nvrfs/masks", "privacy masks, one <camera>.json per camera (nvrctl mask)"},
         {"state_dir", OptKind::Path, "/var/lib/nvrfs", "the host's own record of each set (rollback detection); never on a member"},
     };
     return t;

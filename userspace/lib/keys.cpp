@@ -55,6 +55,7 @@ KeySet KeySet::derive(const SecretKey& master) {
         hkdf_sha256(master, none, "nvrfs audit hmac chain v1"),
         hkdf_sha256(master, none, "nvrfs superblock mac v1"),
         hkdf_sha256(master, none, "nvrfs host anchor v1"),
+        hkdf_sha256(master, none, "nvrfs export signing ed25519 v1"),
     };
 }
 

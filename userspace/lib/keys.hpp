@@ -25,6 +25,7 @@ struct KeySet {
     SecretKey audit_mac;  // the HMAC chain over audit records
     SecretKey sb_mac;     // superblock authentication
     SecretKey anchor;     // the host's record of the set (host_anchor.hpp)
+    SecretKey export_sign;  // Ed25519 seed of evidence packages (evidence.hpp)
 
     static KeySet derive(const SecretKey& master);
 };

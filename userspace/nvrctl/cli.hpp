@@ -3,9 +3,12 @@
 #pragma once
 #include "audit_log.hpp"
 #include "config.hpp"
+#include "device.hpp"
 #include "mirror_set.hpp"
 
+#include <ctime>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
@@ -51,6 +54,25 @@ std::string printable(std::string_view s);
 // `out`) and the verification result; nullopt when no member has one.
 std::optional<VerifyResult> read_set_log(MirrorSet& set, std::vector<nlohmann::json>& out, std::string* member = nullptr);
 
+// ---- shared by the verbs that send recordings off the box (device_verbs.cpp)
+
+// Into the set's audit log (and an alert when `alert` is set) through the
+// daemon; syslog always. Returns the record as written (empty when the set
+// is not mounted).
+nlohmann::json report(const Config& cfg, nlohmann::json event, const std::string& alert = "", const std::string& detail = "");
+// A --to target: a directory, or a block device that is allowed and scans
+// clean, mounted nosuid,nodev,noexec while `mount` lives. Returns the directory.
+std::string open_target(const Config& cfg, const std::string& to, bool quiet, std::unique_ptr<DeviceMount>& mount);
+std::string read_passphrase(const Common& c);
+time_t parse_time(const std::string& s, const char* what);
+struct Recording {
+    std::string src, name;  // path under the mount, path below it
+    uint64_t size;
+    time_t mtime;
+};
+// Regular files below root[/camera] modified in [since, until], sorted by name.
+std::vector<Recording> select_recordings(const std::string& root, const std::string& camera, time_t since, time_t until);
+
 int cmd_init(const Args&);
 int cmd_status(const Args&);
 int cmd_member(const Args&);
@@ -63,5 +85,7 @@ int cmd_alerts(const Args&);
 int cmd_device(const Args&);
 int cmd_backup(const Args&);
 int cmd_verify_install(const Args&);
+int cmd_mask(const Args&);
+int cmd_export(const Args&);
 
 }  // namespace nvrfs::cli

@@ -23,21 +23,23 @@ namespace nvrfs::cli {
 
 using nlohmann::json;
 
-namespace {
-
 // Into the set's audit log (and an alert when `alert` is set) through the
 // daemon; syslog always, so nothing is lost when the set is not mounted.
-void report(const Config& cfg, json event, const std::string& alert = "", const std::string& detail = "") {
+json report(const Config& cfg, json event, const std::string& alert, const std::string& detail) {
     ::openlog("nvrctl", LOG_PID, LOG_DAEMON);
     ::syslog(alert.empty() ? LOG_INFO : LOG_WARNING, "%s %s", event.value("event", "").c_str(), detail.c_str());
+    json written;
     try {
         event["cmd"] = "audit";
-        ask_daemon(cfg, event);
+        if (auto r = ask_daemon(cfg, event)) written = *r;
         if (!alert.empty()) ask_daemon(cfg, {{"cmd", "alert"}, {"alert", alert}, {"detail", detail}, {"path", event.value("path", "")}});
     } catch (const Error&) {
         // The daemon refused or is gone: syslog has it.
     }
+    return written;
 }
+
+namespace {
 
 json info_json(const DeviceInfo& d) {
     return {{"device", d.devnode}, {"type", d.fs_type}, {"uuid", d.uuid}, {"label", d.label}, {"serial", d.serial},
@@ -64,6 +66,8 @@ std::pair<std::string, std::string> udev_identity(const std::string& devnode) {
     if (bus.empty()) bus = prop("ID_BUS");
     return {serial, bus};
 }
+
+}  // namespace
 
 // Identify, authorize and scan a device. Returns its info when it may be used;
 // throws Error (after reporting) when it may not.
@@ -105,6 +109,21 @@ DeviceInfo admit(const Config& cfg, const std::string& devnode, const std::strin
     return d;
 }
 
+std::string open_target(const Config& cfg, const std::string& to, bool quiet, std::unique_ptr<DeviceMount>& mount) {
+    struct stat st {};
+    if (::stat(to.c_str(), &st) == 0 && S_ISBLK(st.st_mode)) {
+        const auto [serial, bus] = udev_identity(to);
+        const DeviceInfo d = admit(cfg, to, serial, bus, quiet);
+        mount = std::make_unique<DeviceMount>(d, true);
+        return mount->path();
+    }
+    if (::stat(to.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
+        throw Error(ENOENT, to, fmt::format("{} is neither a block device nor a directory", to));
+    return to;
+}
+
+namespace {
+
 int hook(const Config& cfg, const std::string& action, const std::string& devnode, const std::string& serial, const std::string& bus) {
     if (devnode.empty()) throw UsageError("device hook needs DEVNAME (from udev) or --devname");
     if (action == "remove") {
@@ -123,6 +142,8 @@ int hook(const Config& cfg, const std::string& action, const std::string& devnod
     fmt::print("{}: ready for backup\n", devnode);
     return 0;
 }
+
+}  // namespace
 
 std::string read_passphrase(const Common& c) {
     if (c.has("--passphrase-file")) {
@@ -145,13 +166,8 @@ time_t parse_time(const std::string& s, const char* what) {
     throw UsageError(fmt::format("{} takes YYYY-MM-DD[THH:MM[:SS]], not '{}'", what, s));
 }
 
-struct Item {
-    std::string src, name;
-    uint64_t size;
-};
-
-std::vector<Item> select(const std::string& root, const std::string& camera, time_t since, time_t until) {
-    std::vector<Item> out;
+std::vector<Recording> select_recordings(const std::string& root, const std::string& camera, time_t since, time_t until) {
+    std::vector<Recording> out;
     std::function<void(const std::string&, const std::string&)> walk = [&](const std::string& dir, const std::string& rel) {
         std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
         if (!d) throw_errno(errno, dir, "cannot read recordings");
@@ -168,7 +184,7 @@ std::vector<Item> select(const std::string& root, const std::string& camera, tim
             // followed, so a link to a parent cannot loop and nothing is saved twice.
             if (::lstat(p.c_str(), &st) < 0) continue;
             if (S_ISDIR(st.st_mode)) walk(p, r);
-            else if (S_ISREG(st.st_mode) && st.st_mtime >= since && st.st_mtime <= until) out.push_back({p, r, static_cast<uint64_t>(st.st_size)});
+            else if (S_ISREG(st.st_mode) && st.st_mtime >= since && st.st_mtime <= until) out.push_back({p, r, static_cast<uint64_t>(st.st_size), st.st_mtime});
         }
     };
     const std::string start = camera.empty() ? root : root + "/" + camera;
@@ -177,6 +193,8 @@ std::vector<Item> select(const std::string& root, const std::string& camera, tim
     walk(start, camera);
     return out;
 }
+
+namespace {
 
 int backup_create(const Common& c, const Config& cfg) {
     if (!c.has("--to")) throw UsageError("backup create needs --to DEVICE|DIR");
@@ -191,23 +209,14 @@ int backup_create(const Common& c, const Config& cfg) {
     const time_t since = c.has("--since") ? parse_time(c.opts.at("--since"), "--since") : 0;
     const time_t until = c.has("--until") ? parse_time(c.opts.at("--until"), "--until") : std::numeric_limits<time_t>::max();
     const std::string camera = c.has("--camera") ? c.opts.at("--camera") : "";
-    const auto items = select(from, camera, since, until);
+    const auto items = select_recordings(from, camera, since, until);
     if (items.empty()) throw Error(ENOENT, from, "no recordings match the selection; nothing to back up");
     uint64_t total = 0;
     for (auto& i : items) total += i.size;
 
     const std::string to = c.opts.at("--to");
-    struct stat st {};
     std::unique_ptr<DeviceMount> mount;
-    std::string dir = to;
-    if (::stat(to.c_str(), &st) == 0 && S_ISBLK(st.st_mode)) {
-        const auto [serial, bus] = udev_identity(to);
-        const DeviceInfo d = admit(cfg, to, serial, bus, c.json);
-        mount = std::make_unique<DeviceMount>(d, true);
-        dir = mount->path();
-    } else if (::stat(to.c_str(), &st) < 0 || !S_ISDIR(st.st_mode)) {
-        throw Error(ENOENT, to, fmt::format("{} is neither a block device nor a directory", to));
-    }
+    const std::string dir = open_target(cfg, to, c.json, mount);
     char stamp[32];
     const time_t now = ::time(nullptr);
     std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));

@@ -143,6 +143,8 @@ const std::vector<Verb>& verbs() {
         {"config", cmd_config, "config get [KEY] | config set KEY VALUE"},
         {"device", cmd_device, "device info|allow|deny|scan DEV | device list | device hook | device watch  backup devices"},
         {"verify-install", cmd_verify_install, "verify-install [--json]         check the signed manifest and every installed file"},
+        {"mask", cmd_mask, "mask set CAMERA --rect x,y,w,h[;...]|--file F [--fill #rrggbb] | mask show|remove CAMERA | mask list"},
+        {"export", cmd_export, "export --camera C[,C] --since T --until T --to DIR|DEV [--no-mask --reason R] | export verify DIR [--key FP]"},
         {"backup", cmd_backup, "backup create --to DEV|DIR | backup verify ARCHIVE | backup restore ARCHIVE --to DIR  (--passphrase-file F)"},
     };
     return v;

@@ -104,6 +104,7 @@ void print_online(const json& s) {
         fmt::print("last scrub: none since mount\n");
     }
     fmt::print("audit log: {} records\n", s["audit_records"].get<uint64_t>());
+    if (s.contains("export_key")) fmt::print("export key: {}\n", s["export_key"].get<std::string>());
     if (s.contains("anchor")) {
         const auto& a = s["anchor"];
         fmt::print("host anchor: audit log at #{}, event counter {} (members {}), written {} ({})\n", a["audit_seq"].get<uint64_t>(),
