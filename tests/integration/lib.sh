@@ -66,7 +66,7 @@ loop_fs_error() { echo 1 > "/sys/fs/ext4/$(basename "$(findmnt -n -o SOURCE "$1"
 
 init_set() {
   "$NVRCTL" init --member "$M1" --member "$M2" --host-key "$KEY" --config "$CONF" >/dev/null || { echo "nvrctl init failed"; exit 1; }
-  printf "check_interval = 1\ncontrol_socket = %s\nstate_dir = %s\n" "$T/ctl.sock" "$T/state" >> "$CONF"
+  printf "check_interval = 1\ncontrol_socket = %s\nstate_dir = %s\nmask_dir = %s\n" "$T/ctl.sock" "$T/state" "$T/masks" >> "$CONF"
 }
 
 # start_daemon [extra nvrfsd options...]: mount in the foreground, in the background.
