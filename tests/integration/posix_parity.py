@@ -62,16 +62,35 @@ def lmode(p):
 
 
 def write_file(p, data, mode=0o644):
-    fd = os.open(p, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, mode)
-    try:
+    with opened(p, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, mode) as fd:
         os.write(fd, data)
-    finally:
-        os.close(fd)
 
 
 def read_file(p):
     with open(p, "rb") as f:
         return f.read()
+
+
+def create_under_umask(p, mask, mode):
+    old = os.umask(mask)
+    try:
+        os.close(os.open(p, os.O_CREAT | os.O_WRONLY, mode))
+    finally:
+        os.umask(old)
+    return lmode(p)
+
+
+class opened:
+    """with opened(path, flags[, mode]) as fd: ... — closed however the block ends."""
+
+    def __init__(self, p, flags, mode=0o644):
+        self.fd = os.open(p, flags, mode)
+
+    def __enter__(self):
+        return self.fd
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
 
 
 def mknod_char(p):
@@ -93,21 +112,11 @@ def cases():
     # --- create modes and umask -------------------------------------------
     @case("create 04777 under umask 0")
     def _():
-        old = os.umask(0)
-        try:
-            os.close(os.open("m4777", os.O_CREAT | os.O_WRONLY, 0o4777))
-        finally:
-            os.umask(old)
-        return lmode("m4777")
+        return create_under_umask("m4777", 0, 0o4777)
 
     @case("create 0666 under umask 022")
     def _():
-        old = os.umask(0o22)
-        try:
-            os.close(os.open("m666", os.O_CREAT | os.O_WRONLY, 0o666))
-        finally:
-            os.umask(old)
-        return lmode("m666")
+        return create_under_umask("m666", 0o22, 0o666)
 
     @case("create O_EXCL over an existing file")
     def _():
@@ -125,29 +134,20 @@ def cases():
     def _():
         write_file("sparse", b"head")
         os.truncate("sparse", 1 << 30)
-        fd = os.open("sparse", os.O_RDONLY)
-        try:
+        with opened("sparse", os.O_RDONLY) as fd:
             return (os.fstat(fd).st_size, os.pread(fd, 8, 0), os.pread(fd, 16, (1 << 30) - 16))
-        finally:
-            os.close(fd)
 
     @case("write into the middle of a hole")
     def _():
-        fd = os.open("sparse", os.O_RDWR)
-        try:
+        with opened("sparse", os.O_RDWR) as fd:
             os.pwrite(fd, b"middle", 500 << 20)
             return (os.pread(fd, 10, (500 << 20) - 2), os.fstat(fd).st_size)
-        finally:
-            os.close(fd)
 
     @case("write past the end leaves zeros")
     def _():
-        fd = os.open("past", os.O_CREAT | os.O_RDWR, 0o644)
-        try:
+        with opened("past", os.O_CREAT | os.O_RDWR, 0o644) as fd:
             os.pwrite(fd, b"x", 3_000_000)
             return (os.fstat(fd).st_size, os.pread(fd, 4, 2_999_998), os.pread(fd, 4, 0))
-        finally:
-            os.close(fd)
 
     @case("truncate shrink")
     def _():
@@ -156,72 +156,51 @@ def cases():
 
     @case("posix_fallocate grows the file")
     def _():
-        fd = os.open("falloc", os.O_CREAT | os.O_RDWR, 0o644)
-        try:
+        with opened("falloc", os.O_CREAT | os.O_RDWR, 0o644) as fd:
             os.posix_fallocate(fd, 0, 10 << 20)
             return (os.fstat(fd).st_size, os.pread(fd, 4, (10 << 20) - 4))
-        finally:
-            os.close(fd)
 
     @case("fallocate KEEP_SIZE keeps the size")
     def _():
-        fd = os.open("falloc", os.O_RDWR)
-        try:
+        with opened("falloc", os.O_RDWR) as fd:
             fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 20 << 20)
             return os.fstat(fd).st_size
-        finally:
-            os.close(fd)
 
     @case("fallocate punch hole")
     def _():
-        fd = os.open("falloc", os.O_RDWR)
-        try:
+        with opened("falloc", os.O_RDWR) as fd:
             fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096)
             return os.fstat(fd).st_size
-        finally:
-            os.close(fd)
 
     @case("ftruncate on a read-only descriptor")
     def _():
-        fd = os.open("falloc", os.O_RDONLY)
-        try:
+        with opened("falloc", os.O_RDONLY) as fd:
             os.ftruncate(fd, 0)
-        finally:
-            os.close(fd)
 
     # --- open but unlinked --------------------------------------------------
     @case("read an open file after unlink")
     def _():
         write_file("gone", b"hi\n")
-        fd = os.open("gone", os.O_RDONLY)
-        os.unlink("gone")
-        try:
+        with opened("gone", os.O_RDONLY) as fd:
+            os.unlink("gone")
             return (os.read(fd, 10), os.fstat(fd).st_size, os.path.exists("gone"))
-        finally:
-            os.close(fd)
 
     @case("write, unlink, write, pread, fstat")
     def _():
-        fd = os.open("gone2", os.O_CREAT | os.O_RDWR, 0o644)
-        os.write(fd, b"abc" * 1000)
-        os.unlink("gone2")
-        try:
+        with opened("gone2", os.O_CREAT | os.O_RDWR) as fd:
+            os.write(fd, b"abc" * 1000)
+            os.unlink("gone2")
             os.write(fd, b"more")
             return (os.pread(fd, 6, 0), os.pread(fd, 4, 3000), os.fstat(fd).st_size)
-        finally:
-            os.close(fd)
 
     @case("unlinked open file survives rmdir of its directory")
     def _():
         os.mkdir("dd")
-        fd = os.open("dd/x", os.O_CREAT | os.O_RDWR, 0o644)
-        os.write(fd, b"x" * 100)
-        os.unlink("dd/x")
-        os.rmdir("dd")
-        try:
+        with opened("dd/x", os.O_CREAT | os.O_RDWR) as fd:
+            os.write(fd, b"x" * 100)
+            os.unlink("dd/x")
+            os.rmdir("dd")
             return (os.pread(fd, 4, 0), os.path.exists("dd"))
-        finally:
-            os.close(fd)
 
     @case("listing after the last handle closed")
     def _():
@@ -432,25 +411,23 @@ def cases():
     def _():
         write_file("n" * 256, b"")
 
-    @case("a path near PATH_MAX")
-    def _():
-        comp, depth, p = "p" * 200, 0, "."
-        while len(p) + len(comp) + 1 < 4000:
-            p = p + "/" + comp
-            os.mkdir(p)
-            depth += 1
-        write_file(p + "/end", b"end")
-        return (depth, read_file(p + "/end"))
-
-    @case("a path beyond PATH_MAX on the members (150-byte names)")
-    def _():
-        comp, depth, p = "q" * 150, 0, "."
+    def deep_path(comp):
+        """Directories of `comp` down to ~4000 bytes, a file at the bottom."""
+        depth, p = 0, "."
         while len(p) + len(comp) + 1 < 4000:
             p = p + "/" + comp
             os.mkdir(p)
             depth += 1
         write_file(p + "/end", b"end")
         return (depth, read_file(p + "/end"), os.listdir(p))
+
+    @case("a path near PATH_MAX (200-byte names, stored long)")
+    def _():
+        return deep_path("p" * 200)
+
+    @case("a path beyond PATH_MAX on the members (150-byte names)")
+    def _():
+        return deep_path("q" * 150)
 
     return c
 

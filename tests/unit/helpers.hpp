@@ -1,8 +1,10 @@
 // Small helpers shared by the unit tests.
 #pragma once
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <unistd.h>
 
 namespace nvrfs::test {
 
@@ -12,5 +14,17 @@ inline std::string slurp(const std::string& p) {
     ss << in.rdbuf();
     return ss.str();
 }
+
+// A fresh directory under /tmp, removed with everything in it.
+struct TempDir {
+    std::string path;
+    explicit TempDir(const char* tag = "nvrfs-unit") {
+        std::string t = std::string("/tmp/") + tag + "-XXXXXX";
+        path = ::mkdtemp(t.data());
+    }
+    ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+};
 
 }  // namespace nvrfs::test

@@ -1,5 +1,6 @@
 // The host anchor (issue 12): the host's own, authenticated record of a set.
 #include "error.hpp"
+#include "helpers.hpp"
 #include "host_anchor.hpp"
 
 #include <doctest/doctest.h>
@@ -11,21 +12,12 @@ using namespace nvrfs;
 
 namespace {
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char t[] = "/tmp/nvrfs-anchor-XXXXXX";
-        path = ::mkdtemp(t);
-    }
-    ~TempDir() { std::system(("rm -rf " + path).c_str()); }
-};
-
 std::optional<std::pair<uint64_t, std::string>> none(uint64_t) { return std::nullopt; }
 
 }  // namespace
 
 TEST_CASE("the host anchor round-trips, and an edited or foreign one is refused") {
-    TempDir d;
+    test::TempDir d("nvrfs-anchor");
     Uuid set{};
     set[0] = 7;
     const SecretKey key = SecretKey::random(32);

@@ -19,13 +19,8 @@ using namespace nvrfs;
 namespace {
 using test::slurp;
 bool tree_empty(const std::string& dir) { return std::filesystem::is_empty(dir); }
-struct Dir {
-    std::string path;
-    Dir() {
-        char t[] = "/tmp/nvrfs-bak-XXXXXX";
-        path = ::mkdtemp(t);
-    }
-    ~Dir() { std::system(("rm -rf " + path).c_str()); }
+struct Dir : test::TempDir {
+    Dir() : TempDir("nvrfs-bak") {}
 };
 std::string make_archive(const Dir& d, std::map<std::string, std::string>& files) {
     std::mt19937 rng(5);
