@@ -2,8 +2,10 @@
 
 #include "error.hpp"
 #include "evidence.hpp"
+#include "ledger.hpp"
 
 #include <chrono>
+#include <unordered_set>
 #include <fmt/format.h>
 
 namespace nvrfs {
@@ -111,8 +113,12 @@ void Daemon::update_anchor() {
     try {
         anchor->store(s);
         anchored_ = s;
+        anchor_failed_ = false;
     } catch (const Error& e) {
-        alerts->raise("HostAnchorFailed", std::string("cannot update the host's record of the set: ") + e.what());
+        // Once until it works again: this runs every check_interval.
+        if (!anchor_failed_)
+            alerts->raise("HostAnchorFailed", std::string("cannot update the host's record of the set: ") + e.what());
+        anchor_failed_ = true;
     }
 }
 
@@ -187,6 +193,11 @@ void Daemon::start_scrub(bool repair) {
     scrub_thread = std::thread([this, repair] {
         Volume::ScrubStats total;
         try {
+            // What the audit log says the namespace holds (ledger.hpp).
+            Ledger ledger;
+            log->replay([&](nlohmann::json&& r) { ledger.apply(r); });
+            std::vector<std::string> suspects;
+            std::unordered_set<std::string> visited;
             std::vector<std::string> dirs = {"/"}, files;
             while (!dirs.empty()) {
                 const std::string d = dirs.back();
@@ -228,13 +239,22 @@ void Daemon::start_scrub(bool repair) {
                 Volume::ScrubStats one;
                 try {
                     vol->scrub_file(f, repair, one);
+                    visited.insert(f);
+                    const auto it = ledger.files().find(f);
+                    if (it != ledger.files().end())
+                        if (const auto facts = vol->facts(f)) {
+                            const auto v = compare(it->second, facts->id, facts->size, facts->tail, unclean_);
+                            if (v == LedgerVerdict::Swapped || v == LedgerVerdict::Rewound) suspects.push_back(f);
+                        }
                 } catch (const Error& e) {
                     one.unrepairable++;
+                    visited.insert(f);
                 }
                 std::lock_guard lk(scrub_mu);
                 scrub.stats += one;
                 total = scrub.stats;
             }
+            if (!stopping) check_namespace(suspects, visited);
         } catch (const std::exception& e) {
             alerts->raise("ScrubFailed", e.what());
         }
@@ -250,6 +270,67 @@ void Daemon::start_scrub(bool repair) {
                                                                                total.first_skipped)
                                                                  : ""));
     });
+}
+
+// The files the walk found against the audit log read again now (it has
+// grown while the scrub ran: what was written, renamed or recycled meanwhile
+// is not a finding). Whatever still differs is tamper evidence.
+void Daemon::check_namespace(const std::vector<std::string>& suspects, const std::unordered_set<std::string>& visited) {
+    Ledger now;
+    log->replay([&](nlohmann::json&& r) { now.apply(r); });
+    Volume::ScrubStats found;
+    for (const auto& f : suspects) {
+        const auto it = now.files().find(f);
+        if (it == now.files().end() || vol->is_open(f)) continue;
+        const auto facts = vol->facts(f);
+        if (!facts) continue;
+        const auto v = compare(it->second, facts->id, facts->size, facts->tail, unclean_);
+        if (v != LedgerVerdict::Swapped && v != LedgerVerdict::Rewound) continue;
+        found.mismatched++;
+        alerts->raise(alert::TamperDetected,
+                      v == LedgerVerdict::Swapped
+                          ? fmt::format("{}: holds another file's contents (file id {}, the audit log recorded {} there at #{}): "
+                                        "recordings or directories were swapped or replaced on the disks",
+                                        f, facts->id, it->second.id, it->second.seq)
+                          : fmt::format("{}: is not the file the audit log recorded at its last close (#{}: {} bytes; now {} "
+                                        "bytes): an older copy was put back on the disks",
+                                        f, it->second.seq, it->second.size, facts->size),
+                      f);
+    }
+    // Files the log never saw created there (a directory swapped in from
+    // elsewhere). After a crash a create's record may be what was lost.
+    if (!unclean_)
+        for (const auto& f : visited) {
+            if (now.files().count(f) || vol->is_open(f)) continue;
+            try {
+                vol->getattr(f, nullptr);
+            } catch (const Error&) {
+                continue;  // gone meanwhile
+            }
+            found.mismatched++;
+            alerts->raise(alert::TamperDetected,
+                          fmt::format("{}: the audit log never recorded a file here: moved in on the disks from another "
+                                      "place (a swapped directory?)", f),
+                          f);
+        }
+    for (const auto& [p, e] : now.files()) {
+        if (visited.count(p)) continue;
+        try {
+            vol->getattr(p, nullptr);
+            continue;  // there (created after the walk passed, or its directory could not be listed)
+        } catch (const Error& err) {
+            if (err.code() != ENOENT) continue;
+        }
+        found.missing++;
+        alerts->raise(alert::TamperDetected,
+                      fmt::format("{}: deleted outside nvrfs: the audit log has it (last record #{}) and no unlink, and no "
+                                  "member holds it", p, e.seq),
+                      p);
+    }
+    found.bad = found.missing + found.mismatched;
+    found.unrepairable = found.bad;
+    std::lock_guard lk(scrub_mu);
+    scrub.stats += found;
 }
 
 nlohmann::json Daemon::status() {
@@ -289,7 +370,7 @@ nlohmann::json Daemon::status() {
             j["scrub"] = {{"running", scrub.running}, {"repair", scrub.repair}, {"started", scrub.started}, {"finished", scrub.finished},
                           {"files", scrub.stats.files}, {"chunks", scrub.stats.chunks}, {"bad", scrub.stats.bad},
                           {"repaired", scrub.stats.repaired}, {"unrepairable", scrub.stats.unrepairable},
-                          {"resynced", scrub.stats.resynced}, {"skipped", scrub.stats.skipped},
+                          {"resynced", scrub.stats.resynced}, {"skipped", scrub.stats.skipped}, {"missing", scrub.stats.missing}, {"mismatched", scrub.stats.mismatched},
                           {"first_skipped", scrub.stats.first_skipped},
                           {"percent", scrub.total_bytes ? std::min(100.0, 100.0 * double(scrub.stats.bytes) / double(scrub.total_bytes)) : (scrub.running ? 0.0 : 100.0)}};
         }

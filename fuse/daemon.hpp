@@ -22,6 +22,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_set>
 
 namespace nvrfs {
 
@@ -66,8 +67,10 @@ private:
     std::mutex anchor_mu_;
     std::condition_variable anchor_cv_;
     AnchorState anchored_;  // what the file holds now; guarded by anchor_mu_
+    bool anchor_failed_ = false;  // guarded by anchor_mu_
     void update_anchor();
     void check_anchor(std::vector<std::string>& notes, std::string& accepted);
+    void check_namespace(const std::vector<std::string>& suspects, const std::unordered_set<std::string>& visited);
     nlohmann::json handle(const nlohmann::json& req);
     nlohmann::json status();
     void promote_spare();

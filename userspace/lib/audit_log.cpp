@@ -294,12 +294,31 @@ std::optional<std::pair<uint64_t, std::string>> AuditLog::record_ending_at(uint6
     return std::nullopt;
 }
 
+VerifyResult AuditLog::replay(const std::function<void(nlohmann::json&&)>& each) const {
+    UniqueFd fd;
+    {
+        std::lock_guard lk(mu_);
+        for (size_t i : set_.healthy_members())
+            if (fds_[i]) {
+                fd.reset(::dup(fds_[i].get()));
+                break;
+            }
+    }
+    if (!fd) return VerifyResult{false, 0, 0, "no complete member holds an audit log"};
+    return read_audit_log(fd.get(), set_.keys(), set_.set_uuid(), each);
+}
+
 uint64_t AuditLog::last_seq() const {
     std::lock_guard lk(mu_);
     return seq_;
 }
 
 VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, std::vector<nlohmann::json>* out) {
+    if (!out) return read_audit_log(fd, keys, set_uuid, std::function<void(nlohmann::json&&)>{});
+    return read_audit_log(fd, keys, set_uuid, [out](nlohmann::json&& j) { out->push_back(std::move(j)); });
+}
+
+VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, const std::function<void(nlohmann::json&&)>& each) {
     VerifyResult r;
     struct stat st {};
     if (::fstat(fd, &st) < 0) {
@@ -336,7 +355,7 @@ VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, st
         prev = mac;
         ++expect_seq;
         ++r.records;
-        if (out) out->push_back(std::move(j));
+        if (each) each(std::move(j));
     }
     return r;
 }

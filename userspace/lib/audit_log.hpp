@@ -28,6 +28,13 @@ inline constexpr const char* kAuditLogPath = ".nvrfs/audit.log";
 // Builds the common fields of a record.
 nlohmann::json audit_record(const std::string& event, const Caller& who, const std::string& path, int err);
 
+struct VerifyResult {
+    bool ok = true;
+    uint64_t records = 0;
+    uint64_t first_bad = 0;  // 1-based record position; 0 when ok
+    std::string message;
+};
+
 class AuditLog {
 public:
     // Opens (creates) the log on every healthy member and finds the chain's end.
@@ -53,6 +60,9 @@ public:
         uint64_t end = 0;
     };
     Head synced_head();
+    // Every record of the log as it is now (one complete member's copy), in
+    // order, without holding up appends.
+    VerifyResult replay(const std::function<void(nlohmann::json&&)>& each) const;
     // (seq, mac) of the record whose frame ends at byte `end`, or nullopt.
     std::optional<std::pair<uint64_t, std::string>> record_ending_at(uint64_t end) const;
     // Called (once, until a record is written again) when a record found no
@@ -75,14 +85,10 @@ private:
     std::string prev_mac_;
 };
 
-struct VerifyResult {
-    bool ok = true;
-    uint64_t records = 0;
-    uint64_t first_bad = 0;  // 1-based record position; 0 when ok
-    std::string message;
-};
 
 // Reads a log file, verifying every record; each good record goes to `out`.
 VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, std::vector<nlohmann::json>* out);
+// The same, handing each good record to `each` as it is read (no copy of the log in memory).
+VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, const std::function<void(nlohmann::json&&)>& each);
 
 }  // namespace nvrfs

@@ -620,7 +620,10 @@ void Volume::rename(const std::string& from, const std::string& to, unsigned fla
             // handle closes, under a hidden name (removed then, audited again).
             audit("unlink", who, from, 0, [&](nlohmann::json& r) { r["kept_open_as"] = to; });
         } else {
-            audit("rename", who, from, 0, [&](nlohmann::json& r) { r["to"] = to; });
+            audit("rename", who, from, 0, [&](nlohmann::json& r) {
+                r["to"] = to;
+                if (flags & RENAME_EXCHANGE) r["exchange"] = true;
+            });
         }
     } catch (const Error& e) {
         audit("rename", who, from, e.code(), [&](nlohmann::json& r) { r["to"] = to; });
@@ -923,7 +926,7 @@ std::unique_ptr<Handle> Volume::create(const std::string& path, mode_t mode, int
             std::unique_lock lk(h->file->mu);
             truncate_locked(*h->file, path, 0);
         }
-        audit("create", who, path, 0);
+        audit("create", who, path, 0, [&](nlohmann::json& r) { r["id"] = hex(h->file->hdr.id); });
         track_open(*h);
         return h;
     } catch (const Error& e) {
@@ -957,7 +960,14 @@ std::unique_ptr<Handle> Volume::open_any(const std::string& path, int flags, con
         try {
             std::unique_lock lk(h->file->mu);
             truncate_locked(*h->file, path, 0);
-            audit("truncate", who, path, 0, [&](nlohmann::json& r) { r["bytes"] = 0; r["from"] = old; });
+            const Facts now = facts_locked(*h->file);
+            audit("truncate", who, path, 0, [&](nlohmann::json& r) {
+                r["bytes"] = 0;
+                r["from"] = old;
+                r["size"] = now.size;
+                r["id"] = now.id;
+                r["tail"] = now.tail;
+            });
         } catch (const Error& e) {
             audit("truncate", who, path, e.code());
             open_.release(h->file);
@@ -992,6 +1002,30 @@ void Volume::track_rename(const std::string& from, const std::string& to, bool e
         else if (exchange)
             if (auto m = moved(p, to, from)) p = *m;
     }
+}
+
+// What the audit log records of a file's contents at each close (the
+// namespace ledger, ledger.hpp): its id and the tag that ends its last chunk.
+Volume::Facts Volume::facts_locked(const OpenFile& f) const {
+    Facts out;
+    out.id = hex(f.hdr.id);
+    out.size = f.size.load();
+    const uint64_t end = stored_size(out.size);
+    for (size_t i : holders(f, false)) {
+        uint8_t tag[kGcmTag];
+        if (pread_full(f.fds[i].get(), tag, sizeof tag, static_cast<off_t>(end - kGcmTag)) == static_cast<ssize_t>(sizeof tag)) {
+            out.tail = hex(ByteView(tag, sizeof tag));
+            break;
+        }
+    }
+    return out;
+}
+
+std::optional<Volume::Facts> Volume::facts(const std::string& path) {
+    const auto h = pin(path);
+    if (!h) return std::nullopt;
+    std::shared_lock lk(h->file->mu);
+    return facts_locked(*h->file);
 }
 
 std::string Volume::located(const std::string& path) {
@@ -1042,14 +1076,21 @@ void Volume::release(std::unique_ptr<Handle> h) {
         });
         audit("unlink", Caller::daemon(), now, 0, [&](nlohmann::json& r) { r["reason"] = "last handle of a file unlinked while open closed"; });
     }
+    Facts closed;
     if (h->writable) {
         std::unique_lock lk(h->file->mu);
         release_reserve(*h->file);
+        closed = facts_locked(*h->file);
     }
     if (h->writable && (h->bytes_written > 0 || h->first_error)) {
-        audit("write", h->who, h->path, h->first_error, [&](nlohmann::json& r) {
+        // Under the name it has now (a segment renamed while still open).
+        const std::string& where = now.empty() ? h->path : now;
+        audit("write", h->who, where, h->first_error, [&](nlohmann::json& r) {
             r["bytes"] = h->bytes_written;
-            r["size"] = h->file->size.load();
+            r["size"] = closed.size;
+            r["id"] = closed.id;
+            r["tail"] = closed.tail;
+            if (where != h->path) r["opened_as"] = h->path;
         });
     }
     open_.release(h->file);
@@ -1473,7 +1514,7 @@ void Volume::truncate_locked(OpenFile& f, const std::string& path, uint64_t new_
     f.tail.valid = true;
 }
 
-void Volume::make_special(const std::string& path, Kind kind, mode_t perms, const std::string& content, const Caller& who) {
+std::string Volume::make_special(const std::string& path, Kind kind, mode_t perms, const std::string& content, const Caller& who) {
     const std::string rel = stored(path);
     if (!make_room(stored_size(content.size()), set_.writable_members())) throw_errno(ENOSPC, path, "create");
     auto f = open_stored(path, rel, O_CREAT | O_EXCL, perms & 07777, &who, kind);
@@ -1490,14 +1531,19 @@ void Volume::make_special(const std::string& path, Kind kind, mode_t perms, cons
         }
         throw;
     }
+    const std::string id = hex(f->hdr.id);
     open_.release(f);
+    return id;
 }
 
 void Volume::symlink(const std::string& target, const std::string& path, const Caller& who) {
     try {
         if (target.empty() || target.size() >= PATH_MAX) throw_errno(target.empty() ? ENOENT : ENAMETOOLONG, path, "symlink");
-        make_special(path, Kind::Symlink, 0, target, who);
-        audit("symlink", who, path, 0, [&](nlohmann::json& r) { r["target"] = target; });
+        const std::string id = make_special(path, Kind::Symlink, 0, target, who);
+        audit("symlink", who, path, 0, [&](nlohmann::json& r) {
+            r["target"] = target;
+            r["id"] = id;
+        });
     } catch (const Error& e) {
         audit("symlink", who, path, e.code(), [&](nlohmann::json& r) { r["target"] = target; });
         throw;
@@ -1521,8 +1567,11 @@ void Volume::mknod(const std::string& path, mode_t mode, const Caller& who) {
         throw_errno(EPERM, path, "mknod");
     }
     try {
-        make_special(path, S_ISFIFO(mode) ? Kind::Fifo : Kind::Socket, mode & 07777, {}, who);
-        audit("mknod", who, path, 0, [&](nlohmann::json& r) { r["kind"] = S_ISFIFO(mode) ? "fifo" : "socket"; });
+        const std::string id = make_special(path, S_ISFIFO(mode) ? Kind::Fifo : Kind::Socket, mode & 07777, {}, who);
+        audit("mknod", who, path, 0, [&](nlohmann::json& r) {
+            r["kind"] = S_ISFIFO(mode) ? "fifo" : "socket";
+            r["id"] = id;
+        });
     } catch (const Error& e) {
         audit("mknod", who, path, e.code());
         throw;
@@ -1574,10 +1623,14 @@ void Volume::truncate(const std::string& path, uint64_t size, Handle* h, const C
         std::unique_lock lk(h->file->mu);
         old = h->file->size;
         truncate_locked(*h->file, path, size);
+        const Facts now = facts_locked(*h->file);
         lk.unlock();
         audit("truncate", who, path, 0, [&](nlohmann::json& r) {
             r["bytes"] = size;
             r["from"] = old;
+            r["size"] = now.size;
+            r["id"] = now.id;
+            r["tail"] = now.tail;
         });
     } catch (const Error& e) {
         audit("truncate", who, path, e.code());

@@ -76,6 +76,14 @@ public:
     void set_on_full(std::function<bool(uint64_t)> f) { on_full_ = std::move(f); }
     // Plaintext bytes written since start (the recycler measures the rate).
     uint64_t bytes_written() const { return written_.load(); }
+    // A file's contents as the namespace ledger checks them (ledger.hpp):
+    // its id, plaintext size and the hex tag that ends its last chunk.
+    struct Facts {
+        std::string id;
+        uint64_t size = 0;
+        std::string tail;
+    };
+    std::optional<Facts> facts(const std::string& path);
     // Is a file of this path open now (recycling leaves it alone)?
     bool is_open(const std::string& path);
     std::string stored_path(const std::string& path) { return stored(path); }
@@ -91,9 +99,14 @@ public:
         uint64_t resynced = 0;  // authentic on every member but not byte-identical (crash mid-reseal)
         uint64_t skipped = 0;   // entries that could not be checked at all (listed, not readable)
         std::string first_skipped;
+        // The namespace against the audit log (ledger.hpp): recordings the
+        // log says exist and no member holds, and files whose contents are
+        // not what the log recorded at that path (swapped, rewound).
+        uint64_t missing = 0, mismatched = 0;
         ScrubStats& operator+=(const ScrubStats& o) {
             files += o.files, chunks += o.chunks, bad += o.bad, repaired += o.repaired;
             unrepairable += o.unrepairable, bytes += o.bytes, resynced += o.resynced, skipped += o.skipped;
+            missing += o.missing, mismatched += o.mismatched;
             if (first_skipped.empty()) first_skipped = o.first_skipped;
             return *this;
         }
@@ -130,7 +143,8 @@ private:
                                           const Caller* creator, Kind kind = Kind::File);
     // open() of any kind (internal: scrub, rebuild, readlink).
     std::unique_ptr<Handle> open_any(const std::string& path, int flags, const Caller& who);
-    void make_special(const std::string& path, Kind kind, mode_t perms, const std::string& content, const Caller& who);
+    // Returns the new file's id (hex).
+    std::string make_special(const std::string& path, Kind kind, mode_t perms, const std::string& content, const Caller& who);
     void chmod_special(const std::string& path, mode_t mode);
     FileHeader choose_header(OpenFile& f, const std::string& path);
     void reconcile_lengths(OpenFile& f, const std::string& path);
@@ -165,6 +179,7 @@ private:
     bool make_room(uint64_t bytes, const std::vector<size_t>& members, bool recycle = true);
     void alerts_once_full();
     void on_copies(Handle& h, const char* what, const std::function<int(int)>& op);
+    Facts facts_locked(const OpenFile& f) const;
     void track_open(const Handle& h);
     void track_rename(const std::string& from, const std::string& to, bool exchange);
     // The stored path of `path`, or where an open, unlinked file was moved

@@ -372,6 +372,10 @@ int cmd_scrub(const Args& args) {
         if (skipped)
             fmt::print("scrub could not check {} entr{} (first: {})\n", skipped, skipped == 1 ? "y" : "ies",
                        printable(s.value("first_skipped", "")));
+        const uint64_t missing = s.value("missing", uint64_t(0)), mismatched = s.value("mismatched", uint64_t(0));
+        if (missing || mismatched)
+            fmt::print("namespace against the audit log: {} recording(s) deleted outside nvrfs, {} not what the log "
+                       "recorded (swapped or rewound); see nvrctl alerts\n", missing, mismatched);
     }
     return s["bad"].get<uint64_t>() || skipped ? 1 : 0;
 }
