@@ -333,6 +333,46 @@ void Daemon::check_namespace(const std::vector<std::string>& suspects, const std
     scrub.stats += found;
 }
 
+// Sets made before the ledger have files whose records carry no id: their
+// contents are recorded now, as they are (trust on first use: whatever was
+// done to them before this is not seen). Files the log already binds are
+// left alone.
+nlohmann::json Daemon::ledger_baseline(const Caller& who) {
+    Ledger ledger;
+    log->replay([&](nlohmann::json&& r) { ledger.apply(r); });
+    uint64_t recorded = 0, already = 0;
+    std::vector<std::string> dirs = {"/"};
+    while (!dirs.empty()) {
+        const std::string d = dirs.back();
+        dirs.pop_back();
+        for (const auto& n : vol->readdir(d)) {
+            const std::string p = d == "/" ? "/" + n : d + "/" + n;
+            try {
+                if (S_ISDIR(vol->getattr(p, nullptr).st_mode)) {
+                    dirs.push_back(p);
+                    continue;
+                }
+                const auto it = ledger.files().find(p);
+                if (it != ledger.files().end() && !it->second.id.empty()) {
+                    ++already;
+                    continue;
+                }
+                const auto f = vol->facts(p);
+                if (!f) continue;
+                auto r = audit_record("baseline", who, p, 0);
+                r["id"] = f->id;
+                r["size"] = f->size;
+                r["tail"] = f->tail;
+                log->append(std::move(r));
+                ++recorded;
+            } catch (const Error&) {
+                // gone meanwhile, or unreadable: scrub reports those
+            }
+        }
+    }
+    return {{"recorded", recorded}, {"already", already}};
+}
+
 nlohmann::json Daemon::status() {
     nlohmann::json j;
     j["set"] = uuid_str(set->set_uuid());
@@ -460,6 +500,10 @@ nlohmann::json Daemon::handle(const nlohmann::json& req) {
     if (cmd == "scrub") {
         start_scrub(req.value("repair", false));
         return nlohmann::json::object();
+    }
+    if (cmd == "ledger-baseline") {
+        const auto& peer = req.at("_peer");
+        return ledger_baseline(Caller::of(peer.value("uid", 0u), peer.value("gid", 0u), peer.value("pid", 0)));
     }
     if (cmd == "reload") {
         if (config_file.empty()) throw Error(EINVAL, "", "nvrfsd was started without a config file");

@@ -73,6 +73,7 @@ private:
     void check_namespace(const std::vector<std::string>& suspects, const std::unordered_set<std::string>& visited);
     nlohmann::json handle(const nlohmann::json& req);
     nlohmann::json status();
+    nlohmann::json ledger_baseline(const Caller& who);
     void promote_spare();
     void start_scrub(bool repair);
     size_t member_index(const std::string& path);

@@ -15,7 +15,7 @@ void Ledger::apply(const nlohmann::json& r) {
         e.id = str("id");
         e.seq = seq;
         files_[path] = e;
-    } else if (ev == "write" || ev == "truncate") {
+    } else if (ev == "write" || ev == "truncate" || ev == "baseline") {
         LedgerEntry& e = files_[path];  // a write to a file the log saw created before the ledger
         if (!str("id").empty()) e.id = str("id");
         if (r.contains("size") && r["size"].is_number_integer() && r["size"].get<int64_t>() >= 0 && !str("tail").empty()) {

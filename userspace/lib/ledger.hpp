@@ -10,7 +10,8 @@
 // itself, all authenticate chunk by chunk but not against the ledger.
 //
 // Records from before the ledger (no "id") make a path known without
-// binding its contents; such files are checked for existence only.
+// binding its contents; such files are checked for existence only until
+// `nvrctl upgrade` records a "baseline" of them (id, size, tail as found).
 #pragma once
 #include <cstdint>
 #include <map>

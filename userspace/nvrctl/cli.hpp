@@ -79,6 +79,7 @@ int cmd_member(const Args&);
 int cmd_spare(const Args&);
 int cmd_scrub(const Args&);
 int cmd_set(const Args&);
+int cmd_upgrade(const Args&);
 int cmd_config(const Args&);
 int cmd_log(const Args&);
 int cmd_alerts(const Args&);

@@ -136,6 +136,7 @@ const std::vector<Verb>& verbs() {
         {"status", cmd_status, "status [--json]                       set state, members, rebuild, scrub, space, alerts"},
         {"member", cmd_member, "member fail|remove|add DIR | member replace OLD NEW"},
         {"spare", cmd_spare, "spare add|remove DIR                 hot spares, promoted when a member fails"},
+        {"upgrade", cmd_upgrade, "upgrade                              record files of a set made before the namespace ledger"},
         {"set", cmd_set, "set accept-rollback                  take members older than this host's record at the next mount"},
         {"scrub", cmd_scrub, "scrub [--repair] [--no-wait] [--json]  verify every chunk on every member"},
         {"log", cmd_log, "log show|verify [--since T] [--until T] [--user U] [--path P] [--event E] [--json]"},

@@ -342,6 +342,22 @@ int cmd_set(const Args& args) {
     return 0;
 }
 
+// ---- upgrade ---------------------------------------------------------------
+
+// A set made before the namespace ledger: record each file's id, size and
+// last tag once, so scrub can check them from now on (docs/format.md).
+int cmd_upgrade(const Args& args) {
+    Common c = parse(args);
+    if (!c.rest.empty()) throw UsageError("upgrade takes no arguments");
+    Config cfg = load_config(c);
+    const auto r = require_daemon(cfg, {{"cmd", "ledger-baseline"}});
+    if (c.json) fmt::print("{}\n", r.dump(2));
+    else
+        fmt::print("namespace ledger: {} file(s) recorded as they are now, {} already bound by the audit log\n",
+                   r["recorded"].get<uint64_t>(), r["already"].get<uint64_t>());
+    return 0;
+}
+
 // ---- scrub -----------------------------------------------------------------
 
 int cmd_scrub(const Args& args) {
