@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Cost of the namespace ledger and host anchor (issue 12): the same workloads
+# against two builds, rounds interleaved (A B A B ...), medians reported as
+# B/A ratios. Not part of `make test`.
+#   bash bench/ledger_ab.sh OLD_BUILD_DIR [NEW_BUILD_DIR]   (default new: build)
+# Workloads: create+close+unlink of 3000 small files; 16 camera writers x 12
+# segments of 1 MiB written in 64 KiB pieces and closed. Wall time and
+# nvrfsd CPU seconds (utime+stime) per round.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+A=${1:?old build dir}; B=${2:-$ROOT/build}
+ROUNDS=${ROUNDS:-3}
+W=$(mktemp -d "${BENCH_DIR:-/var/tmp}/nvrfs-ab.XXXXXX")
+trap 'mountpoint -q "$W/mnt" && fusermount3 -u "$W/mnt"; sleep 0.3; rm -rf "$W"' EXIT
+run() {  # run BUILD WORKLOAD -> "wall cpu"
+  local bd=$1 wl=$2
+  rm -rf "$W/m1" "$W/m2" "$W/state" "$W/conf"; mkdir -p "$W/m1" "$W/m2" "$W/mnt"
+  "$bd/nvrctl" init --member "$W/m1" --member "$W/m2" --host-key "$W/key" --config "$W/conf" >/dev/null
+  printf "control_socket = %s\nstate_dir = %s\n" "$W/ctl.sock" "$W/state" >> "$W/conf"
+  "$bd/nvrfsd" --config "$W/conf" "$W/mnt"
+  local pid; pid=$(pgrep -n -f "nvrfsd --config $W/conf")
+  local t0; t0=$(date +%s.%N)
+  if [ "$wl" = meta ]; then
+    python3 - "$W/mnt" <<'PY'
+import os, sys
+d = sys.argv[1] + "/cam"; os.mkdir(d)
+for i in range(3000):
+    with open(f"{d}/f{i}.mp4", "wb") as f: f.write(b"x" * 4096)
+for i in range(3000): os.unlink(f"{d}/f{i}.mp4")
+PY
+  else
+    for c in $(seq 16); do
+      ( mkdir -p "$W/mnt/cam$c"; for s in $(seq 12); do
+          python3 -c "
+import sys
+with open(sys.argv[1], 'wb') as f:
+    b = bytes(65536)
+    for _ in range(16): f.write(b)" "$W/mnt/cam$c/seg$s.mp4"; done ) &
+    done
+    wait
+  fi
+  local t1; t1=$(date +%s.%N)
+  local cpu; cpu=$(awk '{print ($14 + $15) / 100}' "/proc/$pid/stat")
+  fusermount3 -u "$W/mnt"; while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  python3 -c "print(f'{$t1 - $t0:.3f} $cpu')"
+}
+for wl in meta streams; do
+  a=(); b=()
+  for r in $(seq "$ROUNDS"); do a+=("$(run "$A" $wl)"); b+=("$(run "$B" $wl)"); done
+  python3 - "$wl" "${a[@]}" -- "${b[@]}" <<'PY'
+import statistics, sys
+wl = sys.argv[1]; rest = sys.argv[2:]; i = rest.index("--")
+A = [tuple(map(float, x.split())) for x in rest[:i]]; B = [tuple(map(float, x.split())) for x in rest[i + 1:]]
+med = lambda xs, k: statistics.median(x[k] for x in xs)
+print(f"{wl:8s} wall: old {med(A,0):.2f} s, new {med(B,0):.2f} s = {med(B,0)/med(A,0):.3f}x;  nvrfsd CPU: old {med(A,1):.2f} s, new {med(B,1):.2f} s = {med(B,1)/max(med(A,1),1e-9):.3f}x")
+PY
+done
