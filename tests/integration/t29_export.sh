@@ -117,6 +117,16 @@ check "--no-mask with a reason exports" quiet "$NVRCTL" export --camera cam1 --s
   --no-mask --reason "court order 2026/17" --config "$CONF"
 check "... audited with the reason, and alerted" audit_has "r.get('event') == 'export' and r.get('reason') == 'court order 2026/17' and r.get('masked') is False"
 check "... ExportUnmasked alert" has_alert ExportUnmasked
+echo "transport secret" > "$T/pass"
+rm -rf "$T/out3"; mkdir "$T/out3"
+check "--passphrase-file: one encrypted archive" quiet "$NVRCTL" export --camera cam1 --since "$since" --until "$until" --to "$T/out3" \
+  --passphrase-file "$T/pass" --config "$CONF"
+check "... and no plain package or clip left beside it" test "$(ls "$T/out3")" = "$(cd "$T/out3" && ls *.nvrbak)"
+check "... nothing of the clip readable in it" bash -c "! grep -q ftyp '$T'/out3/*.nvrbak"
+mkdir "$T/back"
+check "... restored with nvrctl backup restore" quiet "$NVRCTL" backup restore "$T"/out3/*.nvrbak --to "$T/back" --passphrase-file "$T/pass" --config "$CONF"
+check "... the restored package verifies with openssl alone" bash -c "cd '$T'/back/nvrfs-export-* && openssl pkeyutl -verify -pubin \
+  -inkey export.pub -rawin -in SHA256SUMS -sigfile SHA256SUMS.sig >/dev/null && sha256sum --quiet -c SHA256SUMS"
 truncate -s 64M "$T/dev.img"; mkfs.ext4 -q -F "$T/dev.img"
 l=$(losetup -f --show "$T/dev.img") || { echo "no loop device available"; exit 77; }
 LOOPS+=("$l")

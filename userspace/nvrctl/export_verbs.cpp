@@ -2,6 +2,7 @@
 // Masks are filled solid in every exported frame; an export is a signed
 // package a receiver checks with openssl and sha256sum alone (evidence.hpp,
 // docs/export.md). Every mask change and every export is an audit record.
+#include "backup_archive.hpp"
 #include "cli.hpp"
 #include "error.hpp"
 #include "evidence.hpp"
@@ -302,15 +303,17 @@ int cmd_mask(const Args& args) {
 }
 
 int cmd_export(const Args& args) {
-    Common c = parse(args, {"--camera", "--since", "--until", "--to", "--reason", "--key"}, {"--no-mask"});
+    Common c = parse(args, {"--camera", "--since", "--until", "--to", "--reason", "--key", "--passphrase-file"}, {"--no-mask"});
     if (!c.rest.empty() && c.rest[0] == "verify") return export_verify(c);
-    if (!c.rest.empty()) throw UsageError("usage: nvrctl export --camera C[,C...] --since T --until T --to DIR|DEVICE | export verify DIR");
+    if (!c.rest.empty())
+        throw UsageError("usage: nvrctl export --camera C[,C...] --since T --until T --to DIR|DEVICE [--passphrase-file F] | export verify DIR");
     for (const char* o : {"--camera", "--since", "--until", "--to"})
         if (!c.has(o)) throw UsageError(fmt::format("export needs {}", o));
     const bool no_mask = c.has("--no-mask");
     if (no_mask && (!c.has("--reason") || c.opts.at("--reason").size() < 4))
         throw UsageError("--no-mask exports private areas: give the reason with --reason \"...\" (it is audited)");
     Config cfg = load_config(c);
+    const std::string pass = c.has("--passphrase-file") ? read_passphrase(c) : "";  // read before the work
     const time_t since = parse_time(c.opts.at("--since"), "--since"), until = parse_time(c.opts.at("--until"), "--until");
     if (until <= since) throw UsageError("--until must be after --since");
     const auto st = require_daemon(cfg, {{"cmd", "status"}});
@@ -404,8 +407,32 @@ int cmd_export(const Args& args) {
     write_text(dir + "/manifest.sig", std::string(s2.begin(), s2.end()));
     write_text(dir + "/export.pub", key.public_pem());
 
+    std::string archive;
+    if (c.has("--passphrase-file")) {
+        // For transport: the package goes into one encrypted archive (the
+        // backup format: PBKDF2 + AES-256-GCM) and the plain copy is removed,
+        // so a device lost on the way shows nothing. `nvrctl backup restore`
+        // gives the receiver the package back, signatures and all.
+        archive = dir + ".nvrbak";
+        BackupWriter w(archive, pass, kBackupMinIterations,
+                       {{"set", st.value("set", "")}, {"export", name}, {"created", now}});
+        try {
+            for (const char* f : {"manifest.json", "manifest.sig", "SHA256SUMS", "SHA256SUMS.sig", "export.pub"})
+                w.add_file(dir + "/" + f, name + "/" + f);
+            for (auto& f : files) w.add_file(dir + "/" + f["name"].get<std::string>(), name + "/" + f["name"].get<std::string>());
+            w.finish();
+        } catch (...) {
+            w.abandon();
+            throw;
+        }
+        std::system(("rm -rf '" + dir + "'").c_str());
+    }
     if (c.json) {
-        fmt::print("{}\n", json{{"package", dir}, {"key", key.fingerprint()}, {"files", files}}.dump(2));
+        fmt::print("{}\n", json{{"package", archive.empty() ? dir : archive}, {"key", key.fingerprint()}, {"files", files}}.dump(2));
+    } else if (!archive.empty()) {
+        fmt::print("export complete, encrypted: {}\n", archive);
+        fmt::print("signed by export key {}; the receiver restores it with nvrctl backup restore and checks it as below\n",
+                   key.fingerprint());
     } else {
         fmt::print("export complete: {}\n", dir);
         fmt::print("signed by export key {}\n", key.fingerprint());
