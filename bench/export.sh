@@ -12,7 +12,11 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NVRCTL=$ROOT/build/nvrctl NVRFSD=$ROOT/build/nvrfsd
 SECS=${EXPORT_SECONDS:-300}
 B=$(mktemp -d "${BENCH_DIR:-/var/tmp}/nvrfs-export.XXXXXX")
-cleanup() { set +e; mountpoint -q "$B/mnt" && fusermount3 -u "$B/mnt"; sleep 0.5; rm -rf "$B"; }
+cleanup() {
+  set +e; mountpoint -q "$B/mnt" && fusermount3 -u "$B/mnt"
+  for _ in $(seq 100); do pgrep -f "nvrfsd --config $B/" >/dev/null || break; sleep 0.1; done
+  rm -rf "$B"
+}
 trap cleanup EXIT
 mkdir -p "$B/m1" "$B/m2" "$B/mnt" "$B/out"
 "$NVRCTL" init --member "$B/m1" --member "$B/m2" --host-key "$B/host.key" --config "$B/conf" >/dev/null

@@ -5,12 +5,17 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 NVRCTL=$ROOT/build/nvrctl
 B=$(mktemp -d "${BENCH_DIR:-/var/tmp}/nvrfs-bench.XXXXXX")
-cleanup() { mountpoint -q "$B/mnt" && fusermount3 -u "$B/mnt"; rm -rf "$B"; }
+cleanup() {
+  mountpoint -q "$B/mnt" && fusermount3 -u "$B/mnt"
+  for _ in $(seq 100); do pgrep -f "nvrfsd --config $B/" >/dev/null || break; sleep 0.1; done  # it finishes after the unmount
+  rm -rf "$B"
+}
 trap cleanup EXIT
 mount_set() {
   mkdir -p "$B/mnt"
   "$NVRCTL" init --member "$B/m1" --member "$B/m2" --host-key "$B/host.key" --config "$B/nvrfs.conf" \
     --control-socket "$B/ctl.sock" >/dev/null
+  echo "state_dir = $B/state" >> "$B/nvrfs.conf"
   "$ROOT/build/nvrfsd" --config "$B/nvrfs.conf" "$B/mnt"
 }
 # fill_recordings MiB: 8 MiB incompressible "segments" under $B/mnt/cam1

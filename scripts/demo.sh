@@ -11,6 +11,9 @@ D=$(mktemp -d /tmp/nvrfs-demo.XXXXXX)
 cleanup() {
   if [ "${KEEP:-0}" = 1 ]; then echo "left mounted at $D/recordings (KEEP=1)"; return; fi
   mountpoint -q "$D/recordings" && fusermount3 -u "$D/recordings"
+  # nvrfsd finishes after the unmount (closing audit record, host anchor):
+  # wait for it before the folder goes.
+  for _ in $(seq 100); do pgrep -f "nvrfsd --config $D/nvrfs.conf" >/dev/null || break; sleep 0.1; done
   rm -rf "$D"
 }
 trap cleanup EXIT
@@ -19,6 +22,7 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say "1. create a set of two member disks and a hot spare (directories here) with a host key"
 "$NVRCTL" init --member "$D/disk1" --member "$D/disk2" --spare "$D/disk3" --host-key "$D/host.key" \
   --config "$D/nvrfs.conf" --control-socket "$D/nvrfsd.sock" --min-free 5%
+echo "state_dir = $D/state" >> "$D/nvrfs.conf"   # the host's record of this demo set, removed with it
 mkdir -p "$D/recordings"
 
 say "2. mount it: nvrfsd --config $D/nvrfs.conf $D/recordings"
