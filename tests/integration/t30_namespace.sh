@@ -85,11 +85,12 @@ exec 5<"$MNT/cam2/live.m3u8"                      # a web server reading the pla
 echo "#EXTM3U v2" > "$MNT/cam2/live.m3u8.tmp"; mv "$MNT/cam2/live.m3u8.tmp" "$MNT/cam2/live.m3u8"
 exec 5<&-
 truncate -s 50000 "$MNT/cam1/b.mp4"; rm "$MNT/cam2/c.mp4"; ln -s cam1/a-final.mp4 "$MNT/latest"
+echo x > "$MNT/cam1/grown.bin"; fallocate -l 300000 "$MNT/cam1/grown.bin"   # grown by fallocate alone
 ( for i in $(seq 40); do head -c 300000 /dev/urandom > "$MNT/cam2/rec$i.mp4"; sleep 0.05; done ) &
 W=$!
 "$NVRCTL" scrub --config "$CONF" > "$T/scrub.out" 2>&1; rc=$?
 kill "$W" 2>/dev/null; while kill -0 "$W" 2>/dev/null; do sleep 0.1; done
-check "rename, a playlist replaced while open, truncate, unlink, symlink and writes during the scrub: clean (exit $rc)" test $rc -eq 0
+check "rename, a playlist replaced while open, truncate, fallocate, unlink, symlink and writes during the scrub: clean (exit $rc)" test $rc -eq 0
 ( for j in $(seq 200); do head -c 100000 /dev/urandom > "$MNT/cam1/k$j.mp4" || break; done ) 2>/dev/null &
 W=$!; sleep 1; kill -9 "$DAEMON_PID"; kill "$W" 2>/dev/null; umount -l "$MNT"; DAEMON_PID=
 start_daemon

@@ -27,6 +27,11 @@ TEST_CASE("the ledger follows creates, closes, renames (files and directories), 
     auto bad = rec("create", "/nope", {{"id", "nn"}});
     bad["result"] = "ENOSPC";
     l.apply(bad);
+    auto full = rec("write", "/failed", {{"id", "ff"}, {"size", 7}, {"tail", "tf"}});
+    full["result"] = "ENOSPC";  // a session that met a full disk still closed at this size
+    l.apply(full);
+    CHECK(l.files().at("/failed").closed);
+    CHECK(l.files().at("/failed").size == 7);
     CHECK(l.files().size() == 4);
     CHECK(l.files().at("/cam1/a.mp4").closed);
     CHECK_FALSE(l.files().count("/x"));

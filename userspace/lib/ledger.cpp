@@ -5,8 +5,10 @@ namespace nvrfs {
 void Ledger::apply(const nlohmann::json& r) {
     if (!r.is_object()) return;
     last_seq_ = r.value("seq", last_seq_);
-    if (r.value("result", "") != "ok") return;
     const std::string ev = r.value("event", ""), path = r.value("path", "");
+    // A failed operation changes nothing, but a write session that met an
+    // error (a full disk) still closed with the size and tail it records.
+    if (r.value("result", "") != "ok" && ev != "write") return;
     if (path.empty() || path[0] != '/') return;
     const uint64_t seq = r.value("seq", uint64_t(0));
     auto str = [&](const char* k) { return r.contains(k) && r[k].is_string() ? r[k].get<std::string>() : std::string(); };

@@ -1607,8 +1607,17 @@ void Volume::fallocate(Handle& h, int mode, uint64_t off, uint64_t len, const Ca
             audit("truncate", who, h.path, e.code(), [&](nlohmann::json& r) { r["bytes"] = f.size.load(); r["from"] = old; r["by"] = "fallocate"; });
         throw;
     }
-    if (f.size != old)
-        audit("truncate", who, h.path, 0, [&](nlohmann::json& r) { r["bytes"] = f.size.load(); r["from"] = old; r["by"] = "fallocate"; });
+    if (f.size != old) {
+        const Facts now = facts_locked(f);  // the ledger's record of the grown file
+        audit("truncate", who, h.path, 0, [&](nlohmann::json& r) {
+            r["bytes"] = now.size;
+            r["from"] = old;
+            r["by"] = "fallocate";
+            r["size"] = now.size;
+            r["id"] = now.id;
+            r["tail"] = now.tail;
+        });
+    }
 }
 
 void Volume::truncate(const std::string& path, uint64_t size, Handle* h, const Caller& who) {
