@@ -196,7 +196,7 @@ void Daemon::start_scrub(bool repair) {
             // What the audit log says the namespace holds (ledger.hpp).
             Ledger ledger;
             log->replay([&](nlohmann::json&& r) { ledger.apply(r); });
-            std::vector<std::string> suspects;
+            std::vector<std::string> suspects, rebase;
             std::unordered_set<std::string> visited;
             std::vector<std::string> dirs = {"/"}, files;
             while (!dirs.empty()) {
@@ -241,11 +241,16 @@ void Daemon::start_scrub(bool repair) {
                     vol->scrub_file(f, repair, one);
                     visited.insert(f);
                     const auto it = ledger.files().find(f);
-                    if (it != ledger.files().end())
+                    if (it != ledger.files().end()) {
                         if (const auto facts = vol->facts(f)) {
                             const auto v = compare(it->second, facts->id, facts->size, facts->tail, unclean_);
                             if (v == LedgerVerdict::Swapped || v == LedgerVerdict::Rewound) suspects.push_back(f);
+                            // Grown past its last record in the crash: recorded as it is now.
+                            else if (unclean_ && it->second.closed && v == LedgerVerdict::Unchecked) rebase.push_back(f);
                         }
+                    } else if (unclean_) {
+                        rebase.push_back(f);  // its create record was lost in the crash
+                    }
                 } catch (const Error& e) {
                     one.unrepairable++;
                     visited.insert(f);
@@ -255,6 +260,19 @@ void Daemon::start_scrub(bool repair) {
                 total = scrub.stats;
             }
             if (!stopping) check_namespace(suspects, visited);
+            // After a crash the ledger catches up with what the crash left
+            // unrecorded, so the next clean scrub holds every file to it.
+            for (const auto& f : rebase) {
+                if (stopping || vol->is_open(f)) continue;
+                if (const auto facts = vol->facts(f)) {
+                    auto r = audit_record("baseline", Caller::daemon(), f, 0);
+                    r["id"] = facts->id;
+                    r["size"] = facts->size;
+                    r["tail"] = facts->tail;
+                    r["reason"] = "after an unclean shutdown";
+                    log->append(std::move(r));
+                }
+            }
         } catch (const std::exception& e) {
             alerts->raise("ScrubFailed", e.what());
         }

@@ -101,5 +101,13 @@ is_clean() { test "$(state)" = clean; }
 wait_for 60 is_clean
 "$NVRCTL" scrub --config "$CONF" > "$T/scrub.out" 2>&1; rc=$?
 check "after kill -9 mid-write and a member failure with rebuild: scrub clean (exit $rc)" test $rc -eq 0
+echo "appended" >> "$MNT/cam1/a-final.mp4"   # a closed recording appended to again ...
+exec 6>>"$MNT/cam1/a-final.mp4"; echo more >&6
+kill -9 "$DAEMON_PID"; exec 6>&-; umount -l "$MNT"; DAEMON_PID=   # ... and the daemon killed while it is open
+start_daemon
+wait_for 30 bash -c "'$NVRCTL' status --config '$CONF' --json | grep -q '\"running\": false'"
+stop_daemon; start_daemon
+"$NVRCTL" scrub --config "$CONF" > "$T/scrub.out" 2>&1; rc=$?
+check "a file grown past its last record in a crash: the next clean scrub is clean too (exit $rc)" test $rc -eq 0
 check "... and no namespace finding since the legitimate work began" bash -c "! '$NVRCTL' log show --config '$CONF' --event alert | grep -q 'never recorded a file here\|deleted outside nvrfs.*\\(a-final\\|rec\\|k[0-9]\\)\|holds another file.*\\(a-final\\|rec\\|k[0-9]\\|live\\)'"
 finish
