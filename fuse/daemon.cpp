@@ -113,6 +113,7 @@ void Daemon::update_anchor() {
     try {
         anchor->store(s);
         anchored_ = s;
+        anchored_at_ = ::time(nullptr);
         anchor_failed_ = false;
     } catch (const Error& e) {
         // Once until it works again: this runs every check_interval.
@@ -441,8 +442,12 @@ nlohmann::json Daemon::status() {
     {
         // What this host holds of the set: it may trail by one check_interval.
         std::lock_guard lk(anchor_mu_);
+        // The members matched it at mount (or the mount was refused); since
+        // then it follows them, at most check_interval behind.
         j["anchor"] = {{"path", anchor->path()}, {"time", anchored_.time}, {"events", anchored_.events},
-                       {"audit_seq", anchored_.audit_seq}, {"members_events", set->events()}};
+                       {"audit_seq", anchored_.audit_seq}, {"members_events", set->events()},
+                       {"age_s", anchored_at_ ? ::time(nullptr) - anchored_at_ : -1}, {"failing", anchor_failed_},
+                       {"matched_at_mount", true}};
     }
     return j;
 }

@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <ctime>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -68,6 +69,7 @@ private:
     std::condition_variable anchor_cv_;
     AnchorState anchored_;  // what the file holds now; guarded by anchor_mu_
     bool anchor_failed_ = false;  // guarded by anchor_mu_
+    time_t anchored_at_ = 0;      // when the file was last written; guarded by anchor_mu_
     void update_anchor();
     void check_anchor(std::vector<std::string>& notes, std::string& accepted);
     void check_namespace(const std::vector<std::string>& suspects, const std::unordered_set<std::string>& visited);

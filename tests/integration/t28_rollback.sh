@@ -19,7 +19,7 @@ try_mount() { timeout 20 "$NVRFSD" --config "$CONF" -f "$MNT" > "$T/try.out" 2>&
 snap
 start_daemon
 echo two > "$MNT/cam1/b.mp4"; head -c 2000000 /dev/urandom > "$MNT/cam1/c.mp4"
-check "status shows the host anchor" bash -c "'$NVRCTL' status --config '$CONF' | grep -q '^host anchor: audit log at #[0-9]'"
+check "status shows the host anchor, that it matched, and its age" bash -c "'$NVRCTL' status --config '$CONF' | grep -q '^host anchor: the members matched it at mount; now at audit record #[0-9]*.*written [0-9]* s ago'"
 stop_daemon
 
 # 1. The whole set rolled back to an older copy of both members.

@@ -107,8 +107,10 @@ void print_online(const json& s) {
     if (s.contains("export_key")) fmt::print("export key: {}\n", s["export_key"].get<std::string>());
     if (s.contains("anchor")) {
         const auto& a = s["anchor"];
-        fmt::print("host anchor: audit log at #{}, event counter {} (members {}), written {} ({})\n", a["audit_seq"].get<uint64_t>(),
-                   a["events"].get<uint64_t>(), a["members_events"].get<uint64_t>(), a["time"].get<std::string>(),
+        fmt::print("host anchor: the members matched it at mount; now at audit record #{}, event counter {} (members {}), "
+                   "written {} s ago{} ({})\n",
+                   a["audit_seq"].get<uint64_t>(), a["events"].get<uint64_t>(), a["members_events"].get<uint64_t>(),
+                   a.value("age_s", int64_t(-1)), a.value("failing", false) ? ", CANNOT BE UPDATED (see alerts)" : "",
                    a["path"].get<std::string>());
     }
     fmt::print("alerts not acknowledged:{}\n", s["alerts"].empty() ? " none" : "");
