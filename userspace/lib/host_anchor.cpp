@@ -92,24 +92,39 @@ std::optional<std::string> HostAnchor::acceptance() const {
 
 void HostAnchor::clear_acceptance() const { ::unlink((dir_ + "/" + accept_name_).c_str()); }
 
+namespace {
+
+void add(AnchorCheck& c, const std::string& why) {
+    c.rollback = true;
+    c.reason += (c.reason.empty() ? "" : "; ") + why;
+}
+
+void check_log(AnchorCheck& c, const AnchorState& a, uint64_t log_seq, const std::optional<std::string>& anchored_mac) {
+    if (log_seq < a.audit_seq)
+        add(c, fmt::format("the audit log ends at record #{}, this host saw #{} on {}: records #{}..#{} are missing", log_seq,
+                           a.audit_seq, a.time, log_seq + 1, a.audit_seq));
+    else if (a.audit_seq > 0 && anchored_mac != a.audit_mac)
+        add(c, fmt::format("audit log record #{} is not the one this host saw on {} (the log was replaced)", a.audit_seq, a.time));
+}
+
+}  // namespace
+
 AnchorCheck compare_with_anchor(const AnchorState& a, uint64_t events, uint64_t log_seq,
                                 const std::function<std::optional<std::pair<uint64_t, std::string>>(uint64_t)>& record_at) {
     AnchorCheck c;
-    auto add = [&](const std::string& why) {
-        c.rollback = true;
-        c.reason += (c.reason.empty() ? "" : "; ") + why;
-    };
     if (events < a.events)
-        add(fmt::format("the members' event counter is {}, this host saw {} on {} (an older copy of every member)", events,
-                        a.events, a.time));
-    if (log_seq < a.audit_seq) {
-        add(fmt::format("the audit log ends at record #{}, this host saw #{} on {}: records #{}..#{} are missing", log_seq,
-                        a.audit_seq, a.time, log_seq + 1, a.audit_seq));
-    } else if (a.audit_seq > 0) {
-        const auto r = record_at(a.audit_end);
-        if (!r || r->first != a.audit_seq || r->second != a.audit_mac)
-            add(fmt::format("audit log record #{} is not the one this host saw on {} (the log was replaced)", a.audit_seq, a.time));
-    }
+        add(c, fmt::format("the members' event counter is {}, this host saw {} on {} (an older copy of every member)", events,
+                           a.events, a.time));
+    std::optional<std::string> mac;
+    if (log_seq >= a.audit_seq && a.audit_seq > 0)
+        if (const auto r = record_at(a.audit_end); r && r->first == a.audit_seq) mac = r->second;
+    check_log(c, a, log_seq, mac);
+    return c;
+}
+
+AnchorCheck compare_log_with_anchor(const AnchorState& a, uint64_t log_seq, const std::optional<std::string>& anchored_mac) {
+    AnchorCheck c;
+    check_log(c, a, log_seq, anchored_mac);
     return c;
 }
 

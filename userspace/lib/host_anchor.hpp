@@ -73,5 +73,8 @@ struct AnchorCheck {
 // at byte `end` of the log, or nullopt.
 AnchorCheck compare_with_anchor(const AnchorState& a, uint64_t events, uint64_t log_seq,
                                 const std::function<std::optional<std::pair<uint64_t, std::string>>(uint64_t)>& record_at);
+// The audit log alone (nvrctl log verify, reading one member's copy):
+// `anchored_mac` is the MAC of the log's record #a.audit_seq, if it has one.
+AnchorCheck compare_log_with_anchor(const AnchorState& a, uint64_t log_seq, const std::optional<std::string>& anchored_mac);
 
 }  // namespace nvrfs

@@ -62,24 +62,18 @@ int cmd_log(const Args& args) {
                 continue;
             }
             UniqueFd lf(fd);
-            std::vector<json> recs;
-            VerifyResult v = read_audit_log(lf.get(), set->keys(), set->set_uuid(), &recs);
-            if (v.ok && anchor && anchor->audit_seq > 0) {
-                const uint64_t last = recs.empty() ? 0 : recs.back().value("seq", uint64_t(0));
-                if (last < anchor->audit_seq) {
+            // Streamed: the log is read once, never held whole.
+            uint64_t last = 0;
+            std::optional<std::string> anchored_mac;
+            VerifyResult v = read_audit_log(lf.get(), set->keys(), set->set_uuid(), [&](json&& r) {
+                last = r.value("seq", uint64_t(0));
+                if (anchor && last == anchor->audit_seq) anchored_mac = r.value("mac", "");
+            });
+            if (v.ok && anchor) {
+                if (const auto c = compare_log_with_anchor(*anchor, last, anchored_mac); c.rollback) {
                     v.ok = false;
-                    v.first_bad = last + 1;
-                    v.message = fmt::format("records #{}..#{} are missing: this host saw the log reach #{} on {} (cut)", last + 1,
-                                            anchor->audit_seq, anchor->audit_seq, anchor->time);
-                } else {
-                    const auto it = std::find_if(recs.begin(), recs.end(),
-                                                 [&](const json& r) { return r.value("seq", uint64_t(0)) == anchor->audit_seq; });
-                    if (it == recs.end() || it->value("mac", "") != anchor->audit_mac) {
-                        v.ok = false;
-                        v.first_bad = anchor->audit_seq;
-                        v.message = fmt::format("record #{} is not the one this host saw on {} (the log was replaced)",
-                                                anchor->audit_seq, anchor->time);
-                    }
+                    v.first_bad = last < anchor->audit_seq ? last + 1 : anchor->audit_seq;
+                    v.message = c.reason;
                 }
             }
             if (!v.ok) ++bad;
