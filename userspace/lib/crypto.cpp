@@ -6,11 +6,14 @@
 #include <cstring>
 #include <memory>
 #include <sys/prctl.h>
+#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 
@@ -268,6 +271,88 @@ std::optional<Bytes> unbase64url(std::string_view s) {
     // Non-canonical encodings (stray low bits) would give two names one meaning.
     if (bits && (acc & ((1u << bits) - 1))) return std::nullopt;
     return out;
+}
+
+// ---- files and Ed25519 -------------------------------------------------------
+
+std::string sha256_fd(int fd, const std::string& what, uint64_t* size) {
+    Sha256 h;
+    Bytes buf(1 << 20);
+    uint64_t total = 0;
+    for (;;) {
+        const ssize_t n = ::read(fd, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw_errno(errno, what, "cannot read");
+        if (n == 0) break;
+        h.update(ByteView(buf.data(), static_cast<size_t>(n)));
+        total += static_cast<uint64_t>(n);
+    }
+    if (size) *size = total;
+    return hex(h.final());
+}
+
+namespace {
+
+using PKey = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
+
+PKey read_public(const std::string& pem) {
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+    PKey k(bio ? PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr) : nullptr, EVP_PKEY_free);
+    if (k && EVP_PKEY_get_id(k.get()) != EVP_PKEY_ED25519) k.reset();
+    return k;
+}
+
+std::string der_fingerprint(EVP_PKEY* k) {
+    unsigned char* der = nullptr;
+    const int n = i2d_PUBKEY(k, &der);
+    if (n <= 0) return "";
+    const std::string fp = hex(sha256(ByteView(der, static_cast<size_t>(n))));
+    OPENSSL_free(der);
+    return fp;
+}
+
+}  // namespace
+
+Ed25519Key::Ed25519Key(const SecretKey& seed) {
+    key_ = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed.bytes().data(), seed.size());
+    if (!key_) crypto_fail("Ed25519 key");
+}
+
+Ed25519Key::~Ed25519Key() { EVP_PKEY_free(static_cast<EVP_PKEY*>(key_)); }
+
+std::string Ed25519Key::public_pem() const {
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+    if (!bio || PEM_write_bio_PUBKEY(bio.get(), static_cast<EVP_PKEY*>(key_)) != 1) crypto_fail("Ed25519 public key");
+    char* p = nullptr;
+    const long n = BIO_get_mem_data(bio.get(), &p);
+    return std::string(p, static_cast<size_t>(n));
+}
+
+std::string Ed25519Key::fingerprint() const { return der_fingerprint(static_cast<EVP_PKEY*>(key_)); }
+
+Bytes Ed25519Key::sign(std::string_view msg) const {
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+    size_t n = 64;
+    Bytes sig(n);
+    if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, static_cast<EVP_PKEY*>(key_)) != 1 ||
+        EVP_DigestSign(ctx.get(), sig.data(), &n, reinterpret_cast<const unsigned char*>(msg.data()), msg.size()) != 1)
+        crypto_fail("Ed25519 sign");
+    sig.resize(n);
+    return sig;
+}
+
+bool ed25519_verify(const std::string& pem, std::string_view msg, std::string_view sig) {
+    PKey k = read_public(pem);
+    if (!k) return false;
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+    return ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, k.get()) == 1 &&
+           EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                            reinterpret_cast<const unsigned char*>(msg.data()), msg.size()) == 1;
+}
+
+std::string pem_fingerprint(const std::string& pem) {
+    PKey k = read_public(pem);
+    return k ? der_fingerprint(k.get()) : "";
 }
 
 }  // namespace nvrfs

@@ -102,6 +102,30 @@ private:
     void* ctx_;
 };
 
+// SHA-256 (hex) of everything readable from `fd`; its length into `size`.
+// Throws Error naming `what` when a read fails.
+std::string sha256_fd(int fd, const std::string& what, uint64_t* size = nullptr);
+
+// Ed25519 from a 32-byte seed (evidence packages, evidence.hpp).
+class Ed25519Key {
+public:
+    explicit Ed25519Key(const SecretKey& seed);
+    ~Ed25519Key();
+    Ed25519Key(const Ed25519Key&) = delete;
+    Ed25519Key& operator=(const Ed25519Key&) = delete;
+    std::string public_pem() const;
+    // SHA-256 of the DER public key, as `openssl pkey -pubin -outform DER | sha256sum` prints it.
+    std::string fingerprint() const;
+    Bytes sign(std::string_view msg) const;
+
+private:
+    void* key_;  // EVP_PKEY
+};
+
+// Does `sig` verify `msg` under the PEM public key (Ed25519 keys only)?
+bool ed25519_verify(const std::string& public_pem, std::string_view msg, std::string_view sig);
+std::string pem_fingerprint(const std::string& public_pem);  // "" when not an Ed25519 public key
+
 std::array<uint8_t, 32> hmac_sha256(const SecretKey& key, ByteView data);
 std::array<uint8_t, 32> sha256(ByteView data);
 

@@ -9,9 +9,6 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <memory>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 #include <set>
 #include <sstream>
 #include <sys/stat.h>
@@ -21,24 +18,6 @@ namespace nvrfs {
 namespace {
 
 constexpr size_t kMaxPolygons = 64, kMaxPoints = 256;
-
-using PKey = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
-
-PKey read_public(const std::string& pem) {
-    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
-    PKey k(bio ? PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr) : nullptr, EVP_PKEY_free);
-    if (k && EVP_PKEY_get_id(k.get()) != EVP_PKEY_ED25519) k.reset();
-    return k;
-}
-
-std::string der_fingerprint(EVP_PKEY* k) {
-    unsigned char* der = nullptr;
-    const int n = i2d_PUBKEY(k, &der);
-    if (n <= 0) return "";
-    const std::string fp = hex(sha256(ByteView(der, static_cast<size_t>(n))));
-    OPENSSL_free(der);
-    return fp;
-}
 
 std::string read_small(const std::string& path, size_t max) { return read_file_at(AT_FDCWD, path, max); }
 
@@ -175,66 +154,11 @@ Mask::Box Mask::pam_box(int w, int h) const {
     return b;
 }
 
-// ---- signing -------------------------------------------------------------------
-
-ExportKey::ExportKey(const SecretKey& seed) {
-    key_ = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed.bytes().data(), seed.size());
-    if (!key_) throw Error(EIO, "", "cannot make the export signing key");
-}
-
-ExportKey::~ExportKey() { EVP_PKEY_free(static_cast<EVP_PKEY*>(key_)); }
-
-std::string ExportKey::public_pem() const {
-    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
-    if (!bio || PEM_write_bio_PUBKEY(bio.get(), static_cast<EVP_PKEY*>(key_)) != 1) throw Error(EIO, "", "cannot write the public key");
-    char* p = nullptr;
-    const long n = BIO_get_mem_data(bio.get(), &p);
-    return std::string(p, static_cast<size_t>(n));
-}
-
-std::string ExportKey::fingerprint() const { return der_fingerprint(static_cast<EVP_PKEY*>(key_)); }
-
-Bytes ExportKey::sign(std::string_view msg) const {
-    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-    size_t n = 64;
-    Bytes sig(n);
-    if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, static_cast<EVP_PKEY*>(key_)) != 1 ||
-        EVP_DigestSign(ctx.get(), sig.data(), &n, reinterpret_cast<const unsigned char*>(msg.data()), msg.size()) != 1)
-        throw Error(EIO, "", "cannot sign the export");
-    sig.resize(n);
-    return sig;
-}
-
-bool ed25519_verify(const std::string& pem, std::string_view msg, std::string_view sig) {
-    PKey k = read_public(pem);
-    if (!k) return false;
-    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-    return ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, k.get()) == 1 &&
-           EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
-                            reinterpret_cast<const unsigned char*>(msg.data()), msg.size()) == 1;
-}
-
-std::string pem_fingerprint(const std::string& pem) {
-    PKey k = read_public(pem);
-    return k ? der_fingerprint(k.get()) : "";
-}
-
 std::string sha256_file(const std::string& path, uint64_t* size) {
+    // A package is hostile input: a link in it is not followed.
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (!fd) throw_errno(errno, path, "cannot read");
-    Sha256 h;
-    Bytes buf(1 << 20);
-    uint64_t total = 0;
-    for (;;) {
-        const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw_errno(errno, path, "cannot read");
-        if (n == 0) break;
-        h.update(ByteView(buf.data(), static_cast<size_t>(n)));
-        total += static_cast<uint64_t>(n);
-    }
-    if (size) *size = total;
-    return hex(h.final());
+    return sha256_fd(fd.get(), path, size);
 }
 
 // ---- verification -------------------------------------------------------------

@@ -47,31 +47,15 @@ struct Mask {
     Box pam_box(int w, int h) const;
 };
 
-// Ed25519 from a 32-byte seed; `KeySet::export_sign` is the set's.
-class ExportKey {
-public:
-    explicit ExportKey(const SecretKey& seed);
-    ~ExportKey();
-    ExportKey(const ExportKey&) = delete;
-    ExportKey& operator=(const ExportKey&) = delete;
-    std::string public_pem() const;
-    // SHA-256 of the DER public key, as `openssl pkey -pubin -outform DER | sha256sum` prints it.
-    std::string fingerprint() const;
-    Bytes sign(std::string_view msg) const;
-
-private:
-    void* key_;  // EVP_PKEY
-};
-
-// Does `sig` verify `msg` under the PEM public key (Ed25519 only)?
-bool ed25519_verify(const std::string& public_pem, std::string_view msg, std::string_view sig);
-std::string pem_fingerprint(const std::string& public_pem);  // "" when not a valid key
+// The set's export key: Ed25519 (crypto.hpp) from `KeySet::export_sign`.
+using ExportKey = Ed25519Key;
 
 // Check a package directory: signatures, every file's size and hash, no
 // file unaccounted for. Returns the problems found (empty: it verifies).
 // `pinned_fingerprint`: when not empty, the key must be this one.
 std::vector<std::string> verify_package(const std::string& dir, const std::string& pinned_fingerprint = "");
 
+// SHA-256 (hex) of a file, which must not be a link; its size into `size`.
 std::string sha256_file(const std::string& path, uint64_t* size = nullptr);
 
 }  // namespace nvrfs
