@@ -18,6 +18,16 @@ std::array<uint8_t, sizeof(ChunkAd) + 1 + 8> zero_ad(const FileHeader& h, uint64
     return ad;
 }
 
+// The zero form's tag: a GMAC (GCM over no plaintext) of its AD.
+std::array<uint8_t, kGcmTag> zero_tag(const SecretKey& fkey, const uint8_t* nonce, const FileHeader& h, uint64_t idx, bool last,
+                                      size_t n) {
+    std::array<uint8_t, kGcmTag> tag{};
+    const auto ad = zero_ad(h, idx, last, n);
+    uint8_t none[1];
+    gcm_seal(fkey, nonce, ad, {}, none, tag.data());
+    return tag;
+}
+
 }  // namespace
 
 SecretKey file_key(const SecretKey& content_key, const FileHeader& h) {
@@ -37,9 +47,7 @@ void seal_chunk(const SecretKey& fkey, const FileHeader& h, uint64_t idx, bool l
 ZeroChunkEnds seal_zero_chunk(const SecretKey& fkey, const FileHeader& h, uint64_t idx, bool last, size_t n) {
     ZeroChunkEnds z{};
     random_bytes(z.nonce);
-    const auto ad = zero_ad(h, idx, last, n);
-    uint8_t none[1];
-    gcm_seal(fkey, z.nonce.data(), ad, {}, none, z.tag.data());
+    z.tag = zero_tag(fkey, z.nonce.data(), h, idx, last, n);
     return z;
 }
 
@@ -52,11 +60,7 @@ bool open_chunk(const SecretKey& fkey, const FileHeader& h, uint64_t idx, bool l
     // The zero form: its body must really be zeros (anything else there is
     // tampering even if the tag is good), and its tag must verify.
     if (std::any_of(body, body + n, [](uint8_t b) { return b != 0; })) return false;
-    std::array<uint8_t, kGcmTag> tag{};
-    const auto zad = zero_ad(h, idx, last, n);
-    uint8_t none[1];
-    gcm_seal(fkey, stored.data(), zad, {}, none, tag.data());
-    if (!equal_ct(tag, ByteView(body + n, kGcmTag))) return false;
+    if (!equal_ct(zero_tag(fkey, stored.data(), h, idx, last, n), ByteView(body + n, kGcmTag))) return false;
     std::memset(out, 0, n);
     return true;
 }
