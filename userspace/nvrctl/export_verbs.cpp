@@ -14,6 +14,7 @@
 #include <ctime>
 #include <dirent.h>
 #include <fcntl.h>
+#include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
 #include <set>
@@ -106,7 +107,10 @@ struct Scratch {
         if (!::mkdtemp(t)) throw_errno(errno, "/tmp", "cannot create a scratch directory");
         dir = t;
     }
-    ~Scratch() { std::system(("rm -rf '" + dir + "'").c_str()); }
+    ~Scratch() {
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+    }
 };
 
 void write_text(const std::string& path, const std::string& text, mode_t mode = 0644) {
@@ -362,7 +366,8 @@ int cmd_export(const Args& args) {
             files.push_back(f);
         }
     } catch (...) {
-        std::system(("rm -rf '" + dir + "'").c_str());
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);  // no shell: --to may hold any character
         throw;
     }
 
@@ -425,7 +430,8 @@ int cmd_export(const Args& args) {
             w.abandon();
             throw;
         }
-        std::system(("rm -rf '" + dir + "'").c_str());
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);  // no shell: --to may hold any character
     }
     if (c.json) {
         fmt::print("{}\n", json{{"package", archive.empty() ? dir : archive}, {"key", key.fingerprint()}, {"files", files}}.dump(2));
