@@ -1,6 +1,7 @@
 #include "daemon.hpp"
 
 #include "error.hpp"
+#include "plain_path.hpp"
 #include "evidence.hpp"
 #include "ledger.hpp"
 
@@ -9,6 +10,15 @@
 #include <fmt/format.h>
 
 namespace nvrfs {
+namespace {
+
+// Who asked over the control socket (peer credentials, control.cpp).
+Caller peer_of(const nlohmann::json& req) {
+    const auto& peer = req.at("_peer");
+    return Caller::of(peer.value("uid", 0u), peer.value("gid", 0u), peer.value("pid", 0));
+}
+
+}  // namespace
 
 std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& config_file, const std::string& mountpoint) {
     auto d = std::make_unique<Daemon>();
@@ -24,6 +34,7 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& co
     d->log = std::make_unique<AuditLog>(*d->set, &notes);
     d->alerts = std::make_unique<Alerts>(*d->log, cfg.text("alert_hook"), uuid_str(d->set->set_uuid()));
     d->vol = std::make_unique<Volume>(*d->set, *d->log, *d->alerts);
+    d->export_key_ = ExportKey(d->set->keys().export_sign).fingerprint();  // shown by every status
 
     Daemon* self = d.get();
     d->set->set_fail_handler([self](size_t i, int err, const std::string& ctx) {
@@ -123,11 +134,13 @@ void Daemon::update_anchor() {
     }
 }
 
-Daemon::~Daemon() {
+void Daemon::stop_anchor_thread() {
     stopping = true;
     anchor_cv_.notify_all();
     if (anchor_thread_.joinable()) anchor_thread_.join();
 }
+
+Daemon::~Daemon() { stop_anchor_thread(); }
 
 void Daemon::start_background() {
     anchor_thread_ = std::thread([this] {
@@ -159,9 +172,7 @@ void Daemon::shutdown() {
     rebuilder.reset();
     vol->set_on_full({});  // FUSE has stopped: no writer can be asking
     monitor.reset();
-    stopping = true;
-    anchor_cv_.notify_all();
-    if (anchor_thread_.joinable()) anchor_thread_.join();
+    stop_anchor_thread();
     log->append(audit_record("unmount", Caller::daemon(), mountpoint, 0));
     log->sync();
     set->bump_events(false);
@@ -221,7 +232,7 @@ void Daemon::start_scrub(bool repair) {
                     continue;
                 }
                 for (const auto& n : names) {
-                    const std::string p = d == "/" ? "/" + n : d + "/" + n;
+                    const std::string p = child_path(d, n);
                     try {
                         const struct stat st = vol->getattr(p, nullptr);
                         if (S_ISDIR(st.st_mode)) dirs.push_back(p);
@@ -265,14 +276,7 @@ void Daemon::start_scrub(bool repair) {
             // unrecorded, so the next clean scrub holds every file to it.
             for (const auto& f : rebase) {
                 if (stopping || vol->is_open(f)) continue;
-                if (const auto facts = vol->facts(f)) {
-                    auto r = audit_record("baseline", Caller::daemon(), f, 0);
-                    r["id"] = facts->id;
-                    r["size"] = facts->size;
-                    r["tail"] = facts->tail;
-                    r["reason"] = "after an unclean shutdown";
-                    log->append(std::move(r));
-                }
+                record_baseline(f, Caller::daemon(), "after an unclean shutdown");
             }
         } catch (const std::exception& e) {
             alerts->raise("ScrubFailed", e.what());
@@ -352,6 +356,18 @@ void Daemon::check_namespace(const std::vector<std::string>& suspects, const std
     scrub.stats += found;
 }
 
+// A "baseline" audit record: the file's contents as they are now become its
+// ledger entry. False when the file is gone.
+bool Daemon::record_baseline(const std::string& path, const Caller& who, const std::string& reason) {
+    const auto facts = vol->facts(path);
+    if (!facts) return false;
+    auto r = audit_record("baseline", who, path, 0);
+    facts->record_in(r);
+    if (!reason.empty()) r["reason"] = reason;
+    log->append(std::move(r));
+    return true;
+}
+
 // Sets made before the ledger have files whose records carry no id: their
 // contents are recorded now, as they are (trust on first use: whatever was
 // done to them before this is not seen). Files the log already binds are
@@ -365,7 +381,7 @@ nlohmann::json Daemon::ledger_baseline(const Caller& who) {
         const std::string d = dirs.back();
         dirs.pop_back();
         for (const auto& n : vol->readdir(d)) {
-            const std::string p = d == "/" ? "/" + n : d + "/" + n;
+            const std::string p = child_path(d, n);
             try {
                 if (S_ISDIR(vol->getattr(p, nullptr).st_mode)) {
                     dirs.push_back(p);
@@ -376,14 +392,7 @@ nlohmann::json Daemon::ledger_baseline(const Caller& who) {
                     ++already;
                     continue;
                 }
-                const auto f = vol->facts(p);
-                if (!f) continue;
-                auto r = audit_record("baseline", who, p, 0);
-                r["id"] = f->id;
-                r["size"] = f->size;
-                r["tail"] = f->tail;
-                log->append(std::move(r));
-                ++recorded;
+                recorded += record_baseline(p, who, "");
             } catch (const Error&) {
                 // gone meanwhile, or unreadable: scrub reports those
             }
@@ -438,7 +447,7 @@ nlohmann::json Daemon::status() {
     for (const auto& a : alerts->recent())
         if (!a.acked) j["alerts"].push_back({{"id", a.id}, {"time", a.time}, {"alert", a.kind}, {"detail", a.detail}});
     j["audit_records"] = log->last_seq();
-    j["export_key"] = ExportKey(set->keys().export_sign).fingerprint();
+    j["export_key"] = export_key_;
     {
         // What this host holds of the set: it may trail by one check_interval.
         std::lock_guard lk(anchor_mu_);
@@ -507,9 +516,7 @@ nlohmann::json Daemon::handle(const nlohmann::json& req) {
     }
     if (cmd == "audit") {
         // nvrctl's own actions (backups, device decisions) go into the same log.
-        const auto& peer = req.at("_peer");
-        const Caller who = Caller::of(peer.value("uid", 0u), peer.value("gid", 0u), peer.value("pid", 0));
-        auto rec = audit_record(req.value("event", "nvrctl"), who, path, req.value("errno", 0));
+        auto rec = audit_record(req.value("event", "nvrctl"), peer_of(req), path, req.value("errno", 0));
         for (const char* k : {"to", "bytes", "files", "detail", "device", "uuid", "camera", "since", "until", "masked",
                               "mask_sha256", "reason", "sha256", "mask"})
             if (req.contains(k)) rec[k] = req[k];
@@ -524,10 +531,7 @@ nlohmann::json Daemon::handle(const nlohmann::json& req) {
         start_scrub(req.value("repair", false));
         return nlohmann::json::object();
     }
-    if (cmd == "ledger-baseline") {
-        const auto& peer = req.at("_peer");
-        return ledger_baseline(Caller::of(peer.value("uid", 0u), peer.value("gid", 0u), peer.value("pid", 0)));
-    }
+    if (cmd == "ledger-baseline") return ledger_baseline(peer_of(req));
     if (cmd == "reload") {
         if (config_file.empty()) throw Error(EINVAL, "", "nvrfsd was started without a config file");
         Config fresh;

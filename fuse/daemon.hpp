@@ -71,6 +71,9 @@ private:
     bool anchor_failed_ = false;  // guarded by anchor_mu_
     time_t anchored_at_ = 0;      // when the file was last written; guarded by anchor_mu_
     void update_anchor();
+    void stop_anchor_thread();
+    std::string export_key_;  // the export key's fingerprint (fixed for the set)
+    bool record_baseline(const std::string& path, const Caller& who, const std::string& reason);
     void check_anchor(std::vector<std::string>& notes, std::string& accepted);
     void check_namespace(const std::vector<std::string>& suspects, const std::unordered_set<std::string>& visited);
     nlohmann::json handle(const nlohmann::json& req);

@@ -1,5 +1,7 @@
 #include "ledger.hpp"
 
+#include "plain_path.hpp"
+
 namespace nvrfs {
 
 void Ledger::apply(const nlohmann::json& r) {
@@ -40,9 +42,8 @@ void Ledger::move(const std::string& from, const std::string& to, bool exchange)
     auto take = [&](const std::string& a) {
         std::map<std::string, LedgerEntry> out;
         for (auto it = files_.begin(); it != files_.end();) {
-            const std::string& p = it->first;
-            if (p == a || (p.size() > a.size() && p.compare(0, a.size(), a) == 0 && p[a.size()] == '/')) {
-                out.emplace(p.substr(a.size()), std::move(it->second));
+            if (auto rest = rebased(it->first, a, "")) {  // the part below `a`
+                out.emplace(std::move(*rest), std::move(it->second));
                 it = files_.erase(it);
             } else {
                 ++it;

@@ -3,6 +3,7 @@
 #include "alerts.hpp"
 #include "audit_log.hpp"
 #include "error.hpp"
+#include "plain_path.hpp"
 #include "member_path.hpp"
 #include "mirror_set.hpp"
 #include "names.hpp"
@@ -186,7 +187,7 @@ void Rebuilder::run(const Job& job) {
         };
         std::vector<Entry> entries;
         for (const auto& n : vol_.readdir(dir)) {
-            const std::string p = dir == "/" ? "/" + n : dir + "/" + n;
+            const std::string p = child_path(dir, n);
             try {
                 const struct stat st = vol_.getattr(p, nullptr);
                 // Everything else (files, symlinks, fifos, sockets) is one stored file.

@@ -3,6 +3,7 @@
 #include "chunk_crypto.hpp"
 #include "error.hpp"
 #include "member_path.hpp"
+#include "plain_path.hpp"
 #include "tree.hpp"
 
 #include <algorithm>
@@ -64,8 +65,6 @@ struct stat special_stat(struct stat st, const FileHeader& h, uint64_t size) {
     }
     return st;
 }
-
-std::string plain_join(const std::string& dir, const std::string& name) { return dir == "/" ? "/" + name : dir + "/" + name; }
 
 // Per-thread scratch buffers, one per use so nested uses never share. Reusing
 // them spares every 1 MiB request an mmap, page faults and zero-filling.
@@ -312,16 +311,26 @@ std::string Volume::stored(const std::string& path) {
         const std::string comp = path.substr(pos, next - pos);
         if (!comp.empty()) {
             rel = join_rel(rel, member_name(names_.encrypt(diriv(plain, rel), comp)));
-            plain = plain == "/" ? "/" + comp : plain + "/" + comp;
+            plain = child_path(plain, comp);
         }
         pos = next + 1;
     }
     return rel;
 }
 
-std::optional<Volume::SideFile> Volume::side_of(const std::string& path, const std::string& rel) {
+namespace {
+
+// Is the last component of a member path the long-name form?
+bool long_entry(const std::string& rel) {
     const size_t slash = rel.rfind('/');
-    if (!is_long_name(slash == std::string::npos ? rel : std::string_view(rel).substr(slash + 1))) return std::nullopt;
+    return is_long_name(slash == std::string::npos ? std::string_view(rel) : std::string_view(rel).substr(slash + 1));
+}
+
+}  // namespace
+
+std::optional<Volume::SideFile> Volume::side_of(const std::string& path, const std::string& rel) {
+    if (!long_entry(rel)) return std::nullopt;
+    const size_t slash = rel.rfind('/');
     const size_t ps = path.rfind('/');
     const std::string parent = ps == 0 ? "/" : path.substr(0, ps);
     const std::string prel = slash == std::string::npos ? "." : rel.substr(0, slash);
@@ -339,9 +348,7 @@ int Volume::put_side(int root, const std::optional<SideFile>& side) {
 }
 
 void Volume::drop_side(int root, const std::string& rel) {
-    const size_t slash = rel.rfind('/');
-    if (is_long_name(slash == std::string::npos ? rel : std::string_view(rel).substr(slash + 1)))
-        member_path::unlink(root, rel + std::string(kLongSuffix));
+    if (long_entry(rel)) member_path::unlink(root, rel + std::string(kLongSuffix));
 }
 
 std::optional<std::string> Volume::entry_name(int root, const std::string& dir_rel, const DirIv& iv, const std::string& n) {
@@ -534,8 +541,8 @@ void Volume::rmdir(const std::string& path, const Caller& who) {
         // alive: they are moved out of it until they close.
         std::vector<std::string> kept;
         for (const auto& n : readdir(path)) {
-            if (!hidden_name(n) || !is_open(plain_join(path, n))) throw_errno(ENOTEMPTY, path, "rmdir");
-            kept.push_back(plain_join(path, n));
+            if (!hidden_name(n) || !is_open(child_path(path, n))) throw_errno(ENOTEMPTY, path, "rmdir");
+            kept.push_back(child_path(path, n));
         }
         for (const auto& p : kept) orphan(p);
         const std::string rel = stored(path);
@@ -603,14 +610,16 @@ void Volume::rename(const std::string& from, const std::string& to, unsigned fla
                 return 0;
             });
         }
-        const auto side_a = side_of(from, a), side_b = side_of(to, b);
+        // A side file belongs to a name, not to what stands there: an
+        // exchange keeps both names and both side files; a rename needs the
+        // new name's and frees the old one's.
+        const bool exchange = flags & RENAME_EXCHANGE;
+        const auto side_b = exchange ? std::nullopt : side_of(to, b);
         check(set_.fan_out("rename", from, [&](size_t, Member& m) {
             const int root = m.dirfd.get();
             if (int r = put_side(root, side_b); r < 0) return r;
             const int r = member_path::rename(root, a, b, flags);
-            // An exchange keeps both names; a rename leaves the old one free.
-            if (r == 0 && a != b && !(flags & RENAME_EXCHANGE)) drop_side(root, a);
-            if (r == 0 && (flags & RENAME_EXCHANGE)) put_side(root, side_a);
+            if (r == 0 && a != b && !exchange) drop_side(root, a);
             return r;
         }), "rename", from);
         if (dir || target_dir) forget_dirivs();
@@ -964,9 +973,7 @@ std::unique_ptr<Handle> Volume::open_any(const std::string& path, int flags, con
             audit("truncate", who, path, 0, [&](nlohmann::json& r) {
                 r["bytes"] = 0;
                 r["from"] = old;
-                r["size"] = now.size;
-                r["id"] = now.id;
-                r["tail"] = now.tail;
+                now.record_in(r);
             });
         } catch (const Error& e) {
             audit("truncate", who, path, e.code());
@@ -991,16 +998,11 @@ bool Volume::is_open(const std::string& path) {
 // Open files follow a rename of themselves or of a directory above them, so
 // recycling and the open-but-unlinked rules see their current names.
 void Volume::track_rename(const std::string& from, const std::string& to, bool exchange) {
-    auto moved = [](const std::string& p, const std::string& a, const std::string& b) -> std::optional<std::string> {
-        if (p == a) return b;
-        if (p.size() > a.size() && p.compare(0, a.size(), a) == 0 && p[a.size()] == '/') return b + p.substr(a.size());
-        return std::nullopt;
-    };
     std::lock_guard lk(opened_mu_);
     for (auto& [h, p] : opened_) {
-        if (auto n = moved(p, from, to)) p = *n;
+        if (auto n = rebased(p, from, to)) p = *n;
         else if (exchange)
-            if (auto m = moved(p, to, from)) p = *m;
+            if (auto m = rebased(p, to, from)) p = *m;
     }
 }
 
@@ -1076,20 +1078,21 @@ void Volume::release(std::unique_ptr<Handle> h) {
         });
         audit("unlink", Caller::daemon(), now, 0, [&](nlohmann::json& r) { r["reason"] = "last handle of a file unlinked while open closed"; });
     }
+    // A write session is audited at its close, with what the ledger needs;
+    // a read-write open that wrote nothing reads nothing more.
+    const bool session = h->writable && (h->bytes_written > 0 || h->first_error);
     Facts closed;
     if (h->writable) {
         std::unique_lock lk(h->file->mu);
         release_reserve(*h->file);
-        closed = facts_locked(*h->file);
+        if (session) closed = facts_locked(*h->file);
     }
-    if (h->writable && (h->bytes_written > 0 || h->first_error)) {
+    if (session) {
         // Under the name it has now (a segment renamed while still open).
         const std::string& where = now.empty() ? h->path : now;
         audit("write", h->who, where, h->first_error, [&](nlohmann::json& r) {
             r["bytes"] = h->bytes_written;
-            r["size"] = closed.size;
-            r["id"] = closed.id;
-            r["tail"] = closed.tail;
+            closed.record_in(r);
             if (where != h->path) r["opened_as"] = h->path;
         });
     }
@@ -1613,9 +1616,7 @@ void Volume::fallocate(Handle& h, int mode, uint64_t off, uint64_t len, const Ca
             r["bytes"] = now.size;
             r["from"] = old;
             r["by"] = "fallocate";
-            r["size"] = now.size;
-            r["id"] = now.id;
-            r["tail"] = now.tail;
+            now.record_in(r);
         });
     }
 }
@@ -1637,9 +1638,7 @@ void Volume::truncate(const std::string& path, uint64_t size, Handle* h, const C
         audit("truncate", who, path, 0, [&](nlohmann::json& r) {
             r["bytes"] = size;
             r["from"] = old;
-            r["size"] = now.size;
-            r["id"] = now.id;
-            r["tail"] = now.tail;
+            now.record_in(r);
         });
     } catch (const Error& e) {
         audit("truncate", who, path, e.code());

@@ -82,6 +82,12 @@ public:
         std::string id;
         uint64_t size = 0;
         std::string tail;
+        // Into an audit record: what the ledger reads back ("id", "size", "tail").
+        void record_in(nlohmann::json& r) const {
+            r["id"] = id;
+            r["size"] = size;
+            r["tail"] = tail;
+        }
     };
     std::optional<Facts> facts(const std::string& path);
     // Is a file of this path open now (recycling leaves it alone)?
