@@ -8,9 +8,10 @@ void Ledger::apply(const nlohmann::json& r) {
     if (!r.is_object()) return;
     last_seq_ = r.value("seq", last_seq_);
     const std::string ev = r.value("event", ""), path = r.value("path", "");
-    // A failed operation changes nothing, but a write session that met an
-    // error (a full disk) still closed with the size and tail it records.
-    if (r.value("result", "") != "ok" && ev != "write") return;
+    // A failed operation changes nothing, but a record that states the
+    // file's contents (a write session that met a full disk still closed
+    // with a size and tail) is a fact whatever the result.
+    if (r.value("result", "") != "ok" && !r.contains("tail")) return;
     if (path.empty() || path[0] != '/') return;
     const uint64_t seq = r.value("seq", uint64_t(0));
     auto str = [&](const char* k) { return r.contains(k) && r[k].is_string() ? r[k].get<std::string>() : std::string(); };
