@@ -4,6 +4,7 @@
 #include "plain_path.hpp"
 #include "evidence.hpp"
 #include "ledger.hpp"
+#include "metrics.hpp"
 
 #include <chrono>
 #include <unordered_set>
@@ -54,6 +55,14 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& co
     d->anchor = std::make_unique<HostAnchor>(cfg.text("state_dir"), set.set_uuid(), set.keys().anchor);
     std::string accepted;
     d->check_anchor(notes, accepted);  // throws when the members went backwards
+    // Replayed once here (from the host's checkpoint when it matches the
+    // log), then kept current with every record appended.
+    d->ledger = std::make_unique<LiveLedger>();
+    const LogPosition from = d->ledger_checkpoint(notes);
+    d->checkpoint_seq_ = from.seq;
+    const auto replayed = d->log->follow([l = d->ledger.get()](const nlohmann::json& r, uint64_t end) { l->apply(r, end); }, from);
+    if (!replayed.ok) notes.push_back(fmt::format("{}: the audit log does not verify ({}); files are held to its first {} record(s)",
+                                                  alert::TamperDetected, replayed.message, replayed.records));
     bool unclean = false;
     for (size_t i = 0; i < set.size(); ++i) unclean |= set.member(i).sb.dirty;
     set.bump_events(true);
@@ -77,6 +86,9 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& co
         d->alerts->raise(n.substr(0, colon), n.substr(colon + 2));
     }
     d->unclean_ = unclean;
+    d->vol->set_place_check([self](const std::string& path, const Volume::Facts& now, bool settled) {
+        return self->misplaced(path, self->ledger->find(path), now, settled);
+    });
     if (unclean)
         d->alerts->raise(alert::UncleanShutdown,
                          "the set was not cleanly unmounted (crash, power cut or killed daemon): write sessions open at that "
@@ -134,6 +146,49 @@ void Daemon::update_anchor() {
     }
 }
 
+// The host's checkpoint of the ledger, when it is the ledger as of a record
+// the log still holds at the same place: the ledger starts from it.
+LogPosition Daemon::ledger_checkpoint(std::vector<std::string>& notes) {
+    std::string why;
+    if (auto cp = anchor->load_checkpoint(&why)) {
+        auto l = Ledger::from_json(cp->value("ledger", nlohmann::json()));
+        const LogPosition at{cp->value("end", uint64_t(0)), cp->value("seq", uint64_t(0)), cp->value("audit_mac", std::string())};
+        const auto rec = log->record_ending_at(at.end);
+        if (l && at.seq && rec && rec->first == at.seq && rec->second == at.mac) {
+            ledger->reset(std::move(*l), at);
+            return at;
+        }
+        why = fmt::format("the host's ledger checkpoint (as of audit record #{}) does not match the audit log", at.seq);
+    }
+    if (!why.empty()) notes.push_back(fmt::format("LedgerCheckpointIgnored: {}; the whole audit log is replayed", why));
+    return {};
+}
+
+void Daemon::save_ledger() {
+    auto [files, at] = ledger->checkpoint();
+    if (!at.seq) return;
+    try {
+        anchor->store_checkpoint({{"ledger", std::move(files)}, {"seq", at.seq}, {"audit_mac", at.mac}, {"end", at.end}});
+        checkpoint_seq_ = at.seq;
+    } catch (const Error& e) {
+        alerts->raise("HostAnchorFailed", std::string("cannot write the ledger checkpoint: ") + e.what());
+        checkpoint_seq_ = at.seq;  // tried: again after as many records
+    }
+}
+
+// For node_exporter's textfile collector (metrics.hpp), every check_interval.
+void Daemon::write_metrics() {
+    const std::string path = cfg.text("metrics_textfile");
+    if (path.empty()) return;
+    try {
+        write_textfile(path, prometheus_metrics(status()));
+        metrics_failed_ = false;
+    } catch (const Error& e) {
+        if (!metrics_failed_) alerts->raise("MetricsFailed", e.what());  // once until it works again
+        metrics_failed_ = true;
+    }
+}
+
 void Daemon::stop_anchor_thread() {
     stopping = true;
     anchor_cv_.notify_all();
@@ -151,6 +206,8 @@ void Daemon::start_background() {
             if (stopping) break;
             lk.unlock();
             update_anchor();
+            write_metrics();
+            if (ledger->seq() >= checkpoint_seq_ + kCheckpointRecords) save_ledger();
             lk.lock();
         }
     });
@@ -163,6 +220,7 @@ void Daemon::start_background() {
     if (unclean_) start_scrub(true);
     if (set->healthy_count() < 2) promote_spare();
     control->start();
+    write_metrics();
 }
 
 void Daemon::shutdown() {
@@ -173,10 +231,13 @@ void Daemon::shutdown() {
     vol->set_on_full({});  // FUSE has stopped: no writer can be asking
     monitor.reset();
     stop_anchor_thread();
+    // A textfile left behind would show a stopped set as it last was.
+    if (const std::string m = cfg.text("metrics_textfile"); !m.empty()) ::unlink(m.c_str());
     log->append(audit_record("unmount", Caller::daemon(), mountpoint, 0));
     log->sync();
     set->bump_events(false);
     update_anchor();
+    save_ledger();
 }
 
 void Daemon::promote_spare() {
@@ -206,8 +267,7 @@ void Daemon::start_scrub(bool repair) {
         Volume::ScrubStats total;
         try {
             // What the audit log says the namespace holds (ledger.hpp).
-            Ledger ledger;
-            log->replay([&](nlohmann::json&& r) { ledger.apply(r); });
+            const Ledger ledger = this->ledger->snapshot();
             std::vector<std::string> suspects, rebase;
             std::unordered_set<std::string> visited;
             std::vector<std::string> dirs = {"/"}, files;
@@ -298,44 +358,45 @@ void Daemon::start_scrub(bool repair) {
 // The files the walk found against the audit log read again now (it has
 // grown while the scrub ran: what was written, renamed or recycled meanwhile
 // is not a finding). Whatever still differs is tamper evidence.
+std::optional<std::string> Daemon::misplaced(const std::string& path, const std::optional<LedgerEntry>& e,
+                                             const Volume::Facts& now, bool settled) const {
+    // After a crash a create's record may be what was lost.
+    if (!e)
+        return unclean_ ? std::nullopt
+                        : std::optional<std::string>(fmt::format("{}: the audit log never recorded a file here: moved in on the "
+                                                                 "disks from another place (a swapped directory?)", path));
+    const auto v = compare(*e, now.id, settled ? now.size : e->size, settled ? now.tail : e->tail, unclean_);
+    if (v == LedgerVerdict::Swapped)
+        return fmt::format("{}: holds another file's contents (file id {}, the audit log recorded {} there at #{}): "
+                           "recordings or directories were swapped or replaced on the disks",
+                           path, now.id, e->id, e->seq);
+    if (v == LedgerVerdict::Rewound)
+        return fmt::format("{}: is not the file the audit log recorded at its last close (#{}: {} bytes; now {} "
+                           "bytes): an older copy was put back on the disks",
+                           path, e->seq, e->size, now.size);
+    return std::nullopt;
+}
+
+// The files the walk found against the audit log read again now (it has
+// grown while the scrub ran: what was written, renamed or recycled meanwhile
+// is not a finding). Whatever still differs is tamper evidence.
 void Daemon::check_namespace(const std::vector<std::string>& suspects, const std::unordered_set<std::string>& visited) {
-    Ledger now;
-    log->replay([&](nlohmann::json&& r) { now.apply(r); });
+    const Ledger now = ledger->snapshot();
     Volume::ScrubStats found;
-    for (const auto& f : suspects) {
-        const auto it = now.files().find(f);
-        if (it == now.files().end() || vol->is_open(f)) continue;
+    auto judge = [&](const std::string& f, const std::optional<LedgerEntry>& e) {
+        if (vol->is_open(f)) return;
         const auto facts = vol->facts(f);
-        if (!facts) continue;
-        const auto v = compare(it->second, facts->id, facts->size, facts->tail, unclean_);
-        if (v != LedgerVerdict::Swapped && v != LedgerVerdict::Rewound) continue;
-        found.mismatched++;
-        alerts->raise(alert::TamperDetected,
-                      v == LedgerVerdict::Swapped
-                          ? fmt::format("{}: holds another file's contents (file id {}, the audit log recorded {} there at #{}): "
-                                        "recordings or directories were swapped or replaced on the disks",
-                                        f, facts->id, it->second.id, it->second.seq)
-                          : fmt::format("{}: is not the file the audit log recorded at its last close (#{}: {} bytes; now {} "
-                                        "bytes): an older copy was put back on the disks",
-                                        f, it->second.seq, it->second.size, facts->size),
-                      f);
-    }
-    // Files the log never saw created there (a directory swapped in from
-    // elsewhere). After a crash a create's record may be what was lost.
-    if (!unclean_)
-        for (const auto& f : visited) {
-            if (now.files().count(f) || vol->is_open(f)) continue;
-            try {
-                vol->getattr(f, nullptr);
-            } catch (const Error&) {
-                continue;  // gone meanwhile
-            }
+        if (!facts) return;  // gone meanwhile
+        if (const auto why = misplaced(f, e, *facts, true)) {
             found.mismatched++;
-            alerts->raise(alert::TamperDetected,
-                          fmt::format("{}: the audit log never recorded a file here: moved in on the disks from another "
-                                      "place (a swapped directory?)", f),
-                          f);
+            alerts->raise(alert::TamperDetected, *why, f);
         }
+    };
+    for (const auto& f : suspects)
+        if (const auto it = now.files().find(f); it != now.files().end()) judge(f, it->second);
+    // Files the log never saw created there (a directory swapped in from elsewhere).
+    for (const auto& f : visited)
+        if (!now.files().count(f)) judge(f, std::nullopt);
     for (const auto& [p, e] : now.files()) {
         if (visited.count(p)) continue;
         try {
@@ -373,8 +434,7 @@ bool Daemon::record_baseline(const std::string& path, const Caller& who, const s
 // done to them before this is not seen). Files the log already binds are
 // left alone.
 nlohmann::json Daemon::ledger_baseline(const Caller& who) {
-    Ledger ledger;
-    log->replay([&](nlohmann::json&& r) { ledger.apply(r); });
+    const Ledger ledger = this->ledger->snapshot();
     uint64_t recorded = 0, already = 0;
     std::vector<std::string> dirs = {"/"};
     while (!dirs.empty()) {
@@ -447,6 +507,9 @@ nlohmann::json Daemon::status() {
     for (const auto& a : alerts->recent())
         if (!a.acked) j["alerts"].push_back({{"id", a.id}, {"time", a.time}, {"alert", a.kind}, {"detail", a.detail}});
     j["audit_records"] = log->last_seq();
+    const auto rc = vol->read_counters();
+    j["io"] = {{"bytes_written", vol->bytes_written()}, {"bytes_read", rc.bytes}, {"chunks_authenticated", rc.chunks_authenticated},
+               {"chunk_copies_failed", rc.chunk_copies_failed}};
     j["export_key"] = export_key_;
     {
         // What this host holds of the set: it may trail by one check_interval.

@@ -11,6 +11,7 @@
 #include "config.hpp"
 #include "control.hpp"
 #include "host_anchor.hpp"
+#include "ledger.hpp"
 #include "mirror_set.hpp"
 #include "rebuild.hpp"
 #include "space_monitor.hpp"
@@ -47,6 +48,8 @@ struct Daemon {
     std::unique_ptr<Rebuilder> rebuilder;
     std::unique_ptr<ControlServer> control;
     std::unique_ptr<HostAnchor> anchor;
+    // What the audit log says stands where, kept current (ledger.hpp).
+    std::unique_ptr<LiveLedger> ledger;
     std::mutex scrub_mu;
     ScrubState scrub;
     std::thread scrub_thread;
@@ -71,10 +74,22 @@ private:
     bool anchor_failed_ = false;  // guarded by anchor_mu_
     time_t anchored_at_ = 0;      // when the file was last written; guarded by anchor_mu_
     void update_anchor();
+    void write_metrics();
+    // The ledger's checkpoint on the host (host_anchor.hpp): read at mount,
+    // written at unmount and after every kCheckpointRecords records, so a
+    // mount after a crash replays at most that many more.
+    static constexpr uint64_t kCheckpointRecords = 100000;
+    uint64_t checkpoint_seq_ = 0;  // the anchor thread's, after prepare()
+    LogPosition ledger_checkpoint(std::vector<std::string>& notes);
+    void save_ledger();
+    bool metrics_failed_ = false;  // written by the anchor thread only
     void stop_anchor_thread();
     std::string export_key_;  // the export key's fingerprint (fixed for the set)
     bool record_baseline(const std::string& path, const Caller& who, const std::string& reason);
     void check_anchor(std::vector<std::string>& notes, std::string& accepted);
+    // Why the file found at `path` is not what the ledger holds there.
+    std::optional<std::string> misplaced(const std::string& path, const std::optional<LedgerEntry>& e,
+                                         const Volume::Facts& now, bool settled) const;
     void check_namespace(const std::vector<std::string>& suspects, const std::unordered_set<std::string>& visited);
     nlohmann::json handle(const nlohmann::json& req);
     nlohmann::json status();

@@ -23,6 +23,8 @@ cleanup() {
   set +e
   [ -n "${MNT:-}" ] && mountpoint -q "$MNT" 2>/dev/null && { fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT"; }
   [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null
+  # Its shutdown still writes to the members and the state dir.
+  for _ in $(seq 50); do [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
   for m in "${TMPFS_MOUNTS[@]:-}"; do [ -n "$m" ] && umount -l "$m" 2>/dev/null; done
   for l in "${LOOPS[@]:-}"; do [ -n "$l" ] && losetup -d "$l" 2>/dev/null; done
   [ -n "${T:-}" ] && rm -rf "$T"

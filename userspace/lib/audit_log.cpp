@@ -209,10 +209,12 @@ nlohmann::json AuditLog::append(nlohmann::json rec) {
         rec["mac"] = mac;
         const Bytes frame = seal_frame(set_.keys(), set_.set_uuid(), rec.dump());
         size_t ok = 0;
+        uint64_t end = 0;  // where the record ends (on the first healthy member that took it)
         for (size_t i : set_.writable_members()) {
             if (!fds_[i]) continue;
             const int r = append_frame(i, frame);
             ok += r == 0;
+            if (r == 0 && !end && set_.healthy(i)) end = ends_[i].size;
             results.emplace_back(i, r);
         }
         // The chain moves on only when the record is down somewhere; else
@@ -221,6 +223,7 @@ nlohmann::json AuditLog::append(nlohmann::json rec) {
             ++seq_;
             prev_mac_ = mac;
             lost_ = false;
+            if (follower_) follower_(rec, end);
         } else {
             torn = !lost_;
             lost_ = true;
@@ -308,6 +311,19 @@ VerifyResult AuditLog::replay(const std::function<void(nlohmann::json&&)>& each)
     return read_audit_log(fd.get(), set_.keys(), set_.set_uuid(), each);
 }
 
+VerifyResult AuditLog::follow(Follower each, const LogPosition& from) {
+    std::lock_guard lk(mu_);
+    VerifyResult r{false, 0, 0, "no complete member holds an audit log"};
+    for (size_t i : set_.healthy_members())
+        if (fds_[i]) {
+            r = read_audit_log(fds_[i].get(), set_.keys(), set_.set_uuid(), from,
+                               [&](nlohmann::json&& j, uint64_t end) { each(j, end); });
+            break;
+        }
+    follower_ = std::move(each);
+    return r;
+}
+
 uint64_t AuditLog::last_seq() const {
     std::lock_guard lk(mu_);
     return seq_;
@@ -319,6 +335,12 @@ VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, st
 }
 
 VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, const std::function<void(nlohmann::json&&)>& each) {
+    if (!each) return read_audit_log(fd, keys, set_uuid, LogPosition{}, {});
+    return read_audit_log(fd, keys, set_uuid, LogPosition{}, [&](nlohmann::json&& j, uint64_t) { each(std::move(j)); });
+}
+
+VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, const LogPosition& from,
+                            const std::function<void(nlohmann::json&&, uint64_t end)>& each) {
     VerifyResult r;
     struct stat st {};
     if (::fstat(fd, &st) < 0) {
@@ -327,8 +349,8 @@ VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, co
         return r;
     }
     const uint64_t size = static_cast<uint64_t>(st.st_size);
-    uint64_t off = 0, expect_seq = 1;
-    std::string prev, plain;
+    uint64_t off = from.end, expect_seq = from.seq + 1;
+    std::string prev = from.mac, plain;
     for (;;) {
         const uint64_t at = off;
         auto bad = [&](const std::string& why) {
@@ -355,7 +377,7 @@ VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, co
         prev = mac;
         ++expect_seq;
         ++r.records;
-        if (each) each(std::move(j));
+        if (each) each(std::move(j), off);
     }
     return r;
 }

@@ -28,6 +28,13 @@ inline constexpr const char* kAuditLogPath = ".nvrfs/audit.log";
 // Builds the common fields of a record.
 nlohmann::json audit_record(const std::string& event, const Caller& who, const std::string& path, int err);
 
+// A place in the log: just past record `seq` (with MAC `mac`), which ends at
+// byte `end`; the default is the log's start.
+struct LogPosition {
+    uint64_t end = 0, seq = 0;
+    std::string mac;
+};
+
 struct VerifyResult {
     bool ok = true;
     uint64_t records = 0;
@@ -63,6 +70,13 @@ public:
     // Every record of the log as it is now (one complete member's copy), in
     // order, without holding up appends.
     VerifyResult replay(const std::function<void(nlohmann::json&&)>& each) const;
+    // replay() from `from` (whose record must be the one there: the caller
+    // checks with record_ending_at), with appends held up meanwhile; from
+    // then on every record appended is handed to `each` too, in chain order,
+    // with the offset it ends at (under the log's lock: `each` must not
+    // append). One follower; set before the set is served.
+    using Follower = std::function<void(const nlohmann::json&, uint64_t end)>;
+    VerifyResult follow(Follower each, const LogPosition& from = {});
     // (seq, mac) of the record whose frame ends at byte `end`, or nullopt.
     std::optional<std::pair<uint64_t, std::string>> record_ending_at(uint64_t end) const;
     // Called (once, until a record is written again) when a record found no
@@ -81,6 +95,7 @@ private:
     std::vector<End> ends_;      // by member index
     bool lost_ = false;          // a record found no member with room (said once)
     std::function<void(const std::string&)> on_lost_;
+    Follower follower_;  // guarded by mu_
     uint64_t seq_ = 0;
     std::string prev_mac_;
 };
@@ -89,6 +104,10 @@ private:
 // Reads a log file, verifying every record; each good record goes to `out`.
 VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, std::vector<nlohmann::json>* out);
 // The same, handing each good record to `each` as it is read (no copy of the log in memory).
+// The same from a position (its record already verified), passing each
+// record's end offset too.
+VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, const LogPosition& from,
+                            const std::function<void(nlohmann::json&&, uint64_t end)>& each);
 VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, const std::function<void(nlohmann::json&&)>& each);
 
 }  // namespace nvrfs

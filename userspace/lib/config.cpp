@@ -51,6 +51,7 @@ const std::vector<OptionSpec>& option_table() {
          "extensions of the recordings that may be recycled (comma-separated)"},
         {"alert_hook", OptKind::Text, "", "program run (via /bin/sh -c) for every alert, with NVRFS_ALERT etc. set"},
         {"check_interval", OptKind::Seconds, "5", "seconds between member health and free-space checks"},
+        {"metrics_textfile", OptKind::Text, "", "file nvrfsd rewrites every check_interval with `nvrctl metrics` (Prometheus textfile collector)"},
         {"degraded", OptKind::Bool, "no", "start even when a configured member is missing"},
         {"rebuild_max_rate", OptKind::Size, "0", "limit rebuilds to this many bytes per second (K/M/G suffixes; 0 = no limit)"},
         {"device_allowlist", OptKind::Path, "/etc/nvrfs/devices.allow", "backup devices allowed (nvrctl device allow|deny)"},

@@ -32,6 +32,7 @@ HostAnchor::HostAnchor(std::string state_dir, const Uuid& set, const SecretKey& 
     : dir_(std::move(state_dir)), key_(key) {
     name_ = uuid_str(set) + ".anchor";
     accept_name_ = uuid_str(set) + ".accept-rollback";
+    ledger_name_ = uuid_str(set) + ".ledger";
     path_ = dir_ + "/" + name_;
 }
 
@@ -73,6 +74,35 @@ void HostAnchor::store(AnchorState s) const {
     j["mac"] = mac_hex(key_, j);
     const std::string text = j.dump() + "\n";
     write_file_atomic_at(state_dir(dir_, true).get(), name_, text.data(), text.size(), 0600);
+}
+
+void HostAnchor::store_checkpoint(nlohmann::json body) const {
+    body["format"] = 1;
+    body["mac"] = mac_hex(key_, body);
+    const std::string text = body.dump() + "\n";
+    write_file_atomic_at(state_dir(dir_, true).get(), ledger_name_, text.data(), text.size(), 0600);
+}
+
+std::optional<nlohmann::json> HostAnchor::load_checkpoint(std::string* why) const {
+    std::string text;
+    try {
+        text = read_file_at(state_dir(dir_, false).get(), ledger_name_, size_t(4) << 30);
+    } catch (const Error& e) {
+        if (e.code() != ENOENT && why) *why = e.what();
+        return std::nullopt;
+    }
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (!j.is_object() || !j.contains("mac") || !j["mac"].is_string()) {
+        if (why) *why = dir_ + "/" + ledger_name_ + " is not valid";
+        return std::nullopt;
+    }
+    const std::string mac = j["mac"].get<std::string>();
+    j.erase("mac");
+    if (!equal_ct(as_bytes(mac), as_bytes(mac_hex(key_, j)))) {
+        if (why) *why = dir_ + "/" + ledger_name_ + " fails its MAC";
+        return std::nullopt;
+    }
+    return j;
 }
 
 void HostAnchor::request_acceptance(const std::string& who) const {

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
@@ -52,6 +53,13 @@ public:
     void store(AnchorState s) const;
     const std::string& path() const { return path_; }
 
+    // The namespace ledger as of an audit record (ledger.hpp), so that a
+    // mount replays only the records after it: `<uuid>.ledger`, under the
+    // same MAC. load_checkpoint: nullopt when there is none, or when it is
+    // damaged (then `why` says so and the whole log is replayed).
+    void store_checkpoint(nlohmann::json body) const;
+    std::optional<nlohmann::json> load_checkpoint(std::string* why) const;
+
     // An administrator's acceptance of the members as they are, taken at the
     // next mount: who asked, and when.
     void request_acceptance(const std::string& who) const;
@@ -59,7 +67,7 @@ public:
     void clear_acceptance() const;
 
 private:
-    std::string dir_, name_, accept_name_, path_;
+    std::string dir_, name_, accept_name_, ledger_name_, path_;
     SecretKey key_;
 };
 

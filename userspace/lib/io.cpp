@@ -96,7 +96,11 @@ std::string read_file_at(int dirfd, const std::string& rel, size_t max_len) {
     const int r = open_regular(dirfd, rel, O_RDONLY, 0);
     if (r < 0) throw_errno(-r, rel, "cannot open");
     UniqueFd fd(r);
-    std::string out(max_len + 1, '\0');
+    // Sized by the file (one byte more tells a file that grew past the limit),
+    // not by the limit: a limit of gigabytes must not cost gigabytes.
+    struct stat st {};
+    if (::fstat(fd.get(), &st) < 0) throw_errno(errno, rel, "cannot stat");
+    std::string out(std::min<size_t>(max_len, static_cast<size_t>(st.st_size)) + 1, '\0');
     ssize_t n = pread_full(fd.get(), out.data(), out.size(), 0);
     if (n < 0) throw_errno(static_cast<int>(-n), rel, "cannot read");
     if (static_cast<size_t>(n) > max_len) throw Error(EFBIG, rel, "file is larger than expected: " + rel);

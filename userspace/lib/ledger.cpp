@@ -58,6 +58,27 @@ void Ledger::move(const std::string& from, const std::string& to, bool exchange)
     for (auto& [rest, e] : b) files_[from + rest] = std::move(e);
 }
 
+nlohmann::json Ledger::to_json() const {
+    nlohmann::json files = nlohmann::json::object();
+    for (const auto& [p, e] : files_) files[p] = {e.id, e.closed, e.size, e.tail, e.seq};
+    return {{"last_seq", last_seq_}, {"files", std::move(files)}};
+}
+
+std::optional<Ledger> Ledger::from_json(const nlohmann::json& j) {
+    try {
+        Ledger l;
+        l.last_seq_ = j.at("last_seq").get<uint64_t>();
+        for (const auto& [p, v] : j.at("files").items()) {
+            if (p.empty() || p[0] != '/' || !v.is_array() || v.size() != 5) return std::nullopt;
+            l.files_[p] = LedgerEntry{v[0].get<std::string>(), v[1].get<bool>(), v[2].get<uint64_t>(), v[3].get<std::string>(),
+                                      v[4].get<uint64_t>()};
+        }
+        return l;
+    } catch (const nlohmann::json::exception&) {
+        return std::nullopt;
+    }
+}
+
 LedgerVerdict compare(const LedgerEntry& e, const std::string& id, uint64_t size, const std::string& tail, bool grew_ok) {
     if (e.id.empty()) return LedgerVerdict::Unchecked;
     if (e.id != id) return LedgerVerdict::Swapped;

@@ -13,9 +13,13 @@
 // binding its contents; such files are checked for existence only until
 // `nvrctl upgrade` records a "baseline" of them (id, size, tail as found).
 #pragma once
+#include "audit_log.hpp"
+
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 namespace nvrfs {
@@ -34,6 +38,10 @@ public:
     void apply(const nlohmann::json& rec);
     const std::map<std::string, LedgerEntry>& files() const { return files_; }
     uint64_t last_seq() const { return last_seq_; }
+    // For the host's checkpoint of the ledger: {"last_seq", "files": {path:
+    // [id, closed, size, tail, seq]}}. from_json: nullopt when malformed.
+    nlohmann::json to_json() const;
+    static std::optional<Ledger> from_json(const nlohmann::json& j);
 
 private:
     void move(const std::string& from, const std::string& to, bool exchange);
@@ -46,5 +54,49 @@ enum class LedgerVerdict { Match, Swapped, Rewound, Unchecked };
 // `grew_ok`: the set was not cleanly unmounted, so a file longer than its
 // last recorded close may hold appends whose record was lost in the crash.
 LedgerVerdict compare(const LedgerEntry& e, const std::string& id, uint64_t size, const std::string& tail, bool grew_ok);
+
+// The ledger of a mounted set, kept current as records are appended
+// (AuditLog::follow) so that open() can hold a file to its place.
+class LiveLedger {
+public:
+    // `end`: the byte offset the record ends at in the log.
+    void apply(const nlohmann::json& rec, uint64_t end) {
+        std::lock_guard lk(mu_);
+        ledger_.apply(rec);
+        if (rec.contains("seq") && rec["seq"].is_number_unsigned() && rec.contains("mac") && rec["mac"].is_string())
+            mark_ = {end, rec["seq"].get<uint64_t>(), rec["mac"].get<std::string>()};
+    }
+    // Start from a checkpoint: the ledger as of the record at `at`.
+    void reset(Ledger l, const LogPosition& at) {
+        std::lock_guard lk(mu_);
+        ledger_ = std::move(l);
+        mark_ = at;
+    }
+    std::optional<LedgerEntry> find(const std::string& path) const {
+        std::lock_guard lk(mu_);
+        const auto it = ledger_.files().find(path);
+        if (it == ledger_.files().end()) return std::nullopt;
+        return it->second;
+    }
+    // A copy, for a walk that must not hold up appends (scrub).
+    Ledger snapshot() const {
+        std::lock_guard lk(mu_);
+        return ledger_;
+    }
+    // The ledger and the record it is as of (for a checkpoint).
+    std::pair<nlohmann::json, LogPosition> checkpoint() const {
+        std::lock_guard lk(mu_);
+        return {ledger_.to_json(), mark_};
+    }
+    uint64_t seq() const {
+        std::lock_guard lk(mu_);
+        return mark_.seq;
+    }
+
+private:
+    mutable std::mutex mu_;
+    Ledger ledger_;
+    LogPosition mark_;
+};
 
 }  // namespace nvrfs

@@ -589,6 +589,7 @@ void Volume::unlink(const std::string& path, const Caller& who, const std::funct
 }
 
 void Volume::rename(const std::string& from, const std::string& to, unsigned flags, const Caller& who) {
+    std::shared_lock place(place_mu_);
     try {
         const std::string a = stored(from), b = stored(to);
         bool dir = false, target_dir = false;
@@ -926,6 +927,7 @@ std::unique_ptr<Handle> Volume::create(const std::string& path, mode_t mode, int
     try {
         const std::string rel = stored(path);
         if (!make_room(kHeaderSize + kChunkOverhead, set_.writable_members())) throw_errno(ENOSPC, path, "create");
+        std::shared_lock place(place_mu_);
         auto h = std::make_unique<Handle>();
         h->file = open_stored(path, rel, O_CREAT | (flags & O_EXCL), mode & 07777, &who);
         h->path = path;
@@ -945,16 +947,81 @@ std::unique_ptr<Handle> Volume::create(const std::string& path, mode_t mode, int
 }
 
 std::unique_ptr<Handle> Volume::open(const std::string& path, int flags, const Caller& who) {
-    auto h = open_any(path, flags, who);
-    if (h->file->hdr.kind != Kind::File) {
-        // getattr showed a regular file, so the member's mode was changed:
-        // the authenticated header says otherwise.
-        alerts_.raise(alert::TamperDetected, fmt::format("{}: stored as a {} but its member file's mode was altered to "
-                                                         "show a regular file", path, kind_name(h->file->hdr.kind)), path);
-        release(std::move(h));
-        throw Error(EIO, path, path + ": stored kind does not match its mode");
+    for (int attempt = 0;; ++attempt) {
+        auto h = open_any(path, flags, who);
+        if (h->file->hdr.kind != Kind::File) {
+            // getattr showed a regular file, so the member's mode was changed:
+            // the authenticated header says otherwise.
+            alerts_.raise(alert::TamperDetected, fmt::format("{}: stored as a {} but its member file's mode was altered to "
+                                                             "show a regular file", path, kind_name(h->file->hdr.kind)), path);
+            release(std::move(h));
+            throw Error(EIO, path, path + ": stored kind does not match its mode");
+        }
+        try {
+            check_place(*h);
+            return h;
+        } catch (const Moved&) {
+            // Unlinked or replaced between our open and our check: open what
+            // stands there now (ENOENT when nothing does).
+            release(std::move(h));
+            if (attempt == 2) throw_errno(ENOENT, path, "open");
+        } catch (...) {
+            release(std::move(h));
+            throw;
+        }
     }
-    return h;
+}
+
+void Volume::check_place(Handle& h) {
+    if (!place_check_) return;
+    auto why = place_verdict(h);
+    if (!why) return;
+    {
+        // A create, rename, truncate or write session may have changed the
+        // path or the file and not yet written its record: wait for those
+        // in flight, then look again.
+        std::unique_lock ex(place_mu_);
+        why = place_verdict(h);
+        if (why && !still_there(h)) throw Moved{};
+    }
+    if (!why) return;
+    const std::string id = hex(h.file->hdr.id);
+    bool first;
+    {
+        std::lock_guard lk(place_alerted_mu_);
+        first = place_alerted_.insert(h.path + '\0' + id).second;
+    }
+    if (first) alerts_.raise(alert::TamperDetected, *why + "; the file is not opened", h.path);
+    throw Error(EIO, h.path, fmt::format("{}: not the file the audit log recorded at this path", h.path));
+}
+
+std::optional<std::string> Volume::place_verdict(const Handle& h) {
+    const bool settled = !written_elsewhere(h);
+    std::shared_lock lk(h.file->mu);
+    return place_check_(h.path, facts_locked(*h.file), settled);
+}
+
+bool Volume::written_elsewhere(const Handle& h) {
+    std::lock_guard lk(opened_mu_);
+    return std::any_of(opened_.begin(), opened_.end(),
+                       [&](const auto& e) { return e.first != &h && e.first->file == h.file && e.first->writable; });
+}
+
+// Is the file `h` holds still the one at its path on the members?
+bool Volume::still_there(const Handle& h) {
+    for (size_t i : holders(*h.file, false)) {
+        struct stat held {}, now {};
+        if (::fstat(h.file->fds[i].get(), &held) < 0) continue;
+        std::string rel;
+        try {
+            rel = located(h.path);
+        } catch (const Error&) {
+            return false;
+        }
+        if (member_path::stat(set_.member(i).dirfd.get(), rel, now) < 0) return false;
+        return held.st_ino == now.st_ino && held.st_dev == now.st_dev;
+    }
+    return true;
 }
 
 std::unique_ptr<Handle> Volume::open_any(const std::string& path, int flags, const Caller& who) {
@@ -965,6 +1032,7 @@ std::unique_ptr<Handle> Volume::open_any(const std::string& path, int flags, con
     h->writable = (flags & O_ACCMODE) != O_RDONLY;
     h->who = who;
     if (h->writable && (flags & O_TRUNC)) {
+        std::shared_lock place(place_mu_);
         const uint64_t old = h->file->size;
         try {
             std::unique_lock lk(h->file->mu);
@@ -1054,6 +1122,8 @@ void Volume::orphan(const std::string& path) {
 }
 
 void Volume::release(std::unique_ptr<Handle> h) {
+    std::shared_lock place(place_mu_, std::defer_lock);
+    if (h->writable) place.lock();  // until the session's record is written
     std::string gone;  // an orphan whose last handle this was
     std::string now;
     {
@@ -1152,6 +1222,7 @@ void Volume::load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint
             }
             bad.push_back(j);
         }
+        chunks_bad_ += bad.size();
         if (!fixed) {
             alerts_.raise(alert::TamperDetected,
                           fmt::format("{}: chunk {} is not authentic on any member; read refused", path, i), path);
@@ -1159,6 +1230,7 @@ void Volume::load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint
         }
         repaired.push_back(i);
     }
+    chunks_ok_ += c1 - c0 + 1;
     if (!repaired.empty())
         alerts_.raise(alert::TamperDetected,
                       fmt::format("{}: {} chunk(s) failed authentication on {} (first: chunk {}); repaired from the mirror",
@@ -1181,6 +1253,7 @@ size_t Volume::read(Handle& h, uint8_t* buf, size_t size, uint64_t off) {
     const uint64_t end = std::min<uint64_t>(fsize, off + size);
     const uint64_t c0 = off / kChunkSize, c1 = (end - 1) / kChunkSize;
     // Whole chunks up to the request's end fit the caller's buffer exactly.
+    read_bytes_ += end - off;
     if (off % kChunkSize == 0 && (end % kChunkSize == 0 || end == fsize)) {
         load_chunks(f, h.path, c0, c1, buf);  // decrypt straight into the caller's buffer
         return static_cast<size_t>(end - off);
@@ -1591,6 +1664,7 @@ void Volume::fallocate(Handle& h, int mode, uint64_t off, uint64_t len, const Ca
     const uint64_t end = off + len;
     if (end < off || end > kMaxFileSize) throw_errno(EFBIG, h.path, "fallocate");
     OpenFile& f = *h.file;
+    std::shared_lock place(place_mu_);
     std::unique_lock lk(f.mu);
     const uint64_t old = f.size;
     try {
@@ -1606,8 +1680,16 @@ void Volume::fallocate(Handle& h, int mode, uint64_t off, uint64_t len, const Ca
         }
         check(set_.combine("fallocate", h.path, results), "fallocate", h.path);
     } catch (const Error& e) {
-        if (f.size != old)
-            audit("truncate", who, h.path, e.code(), [&](nlohmann::json& r) { r["bytes"] = f.size.load(); r["from"] = old; r["by"] = "fallocate"; });
+        // Grown part way: the record says how far, as the ledger needs.
+        if (f.size != old) {
+            const Facts now = facts_locked(f);
+            audit("truncate", who, h.path, e.code(), [&](nlohmann::json& r) {
+                r["bytes"] = now.size;
+                r["from"] = old;
+                r["by"] = "fallocate";
+                now.record_in(r);
+            });
+        }
         throw;
     }
     if (f.size != old) {
@@ -1622,9 +1704,11 @@ void Volume::fallocate(Handle& h, int mode, uint64_t off, uint64_t len, const Ca
 }
 
 void Volume::truncate(const std::string& path, uint64_t size, Handle* h, const Caller& who) {
+    std::shared_lock place(place_mu_);
+    std::shared_ptr<Handle> own;
     uint64_t old = 0;
+    std::optional<Facts> part;  // a truncate that failed part way: where it stopped
     try {
-        std::shared_ptr<Handle> own;
         if (!h) {
             own = pin(path);
             if (!own) throw_errno(ENOENT, path, "truncate");
@@ -1632,7 +1716,12 @@ void Volume::truncate(const std::string& path, uint64_t size, Handle* h, const C
         }
         std::unique_lock lk(h->file->mu);
         old = h->file->size;
-        truncate_locked(*h->file, path, size);
+        try {
+            truncate_locked(*h->file, path, size);
+        } catch (const Error&) {
+            if (h->file->size != old) part = facts_locked(*h->file);
+            throw;
+        }
         const Facts now = facts_locked(*h->file);
         lk.unlock();
         audit("truncate", who, path, 0, [&](nlohmann::json& r) {
@@ -1641,7 +1730,11 @@ void Volume::truncate(const std::string& path, uint64_t size, Handle* h, const C
             now.record_in(r);
         });
     } catch (const Error& e) {
-        audit("truncate", who, path, e.code());
+        audit("truncate", who, path, e.code(), [&](nlohmann::json& r) {
+            if (!part) return;
+            r["from"] = old;
+            part->record_in(r);
+        });
         throw;
     }
 }

@@ -15,6 +15,7 @@
 #include "mirror_set.hpp"
 #include "names.hpp"
 #include "open_file.hpp"
+#include "writer_first_lock.hpp"
 
 #include <array>
 #include <atomic>
@@ -26,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace nvrfs {
@@ -76,6 +78,14 @@ public:
     void set_on_full(std::function<bool(uint64_t)> f) { on_full_ = std::move(f); }
     // Plaintext bytes written since start (the recycler measures the rate).
     uint64_t bytes_written() const { return written_.load(); }
+    // What reads did since start (metrics): plaintext bytes returned, chunks
+    // that authenticated, and stored copies of chunks that did not.
+    struct ReadCounters {
+        uint64_t bytes = 0, chunks_authenticated = 0, chunk_copies_failed = 0;
+    };
+    ReadCounters read_counters() const {
+        return {read_bytes_.load(), chunks_ok_.load(), chunks_bad_.load()};
+    }
     // A file's contents as the namespace ledger checks them (ledger.hpp):
     // its id, plaintext size and the hex tag that ends its last chunk.
     struct Facts {
@@ -90,6 +100,14 @@ public:
         }
     };
     std::optional<Facts> facts(const std::string& path);
+    // Every open() of a regular file asks whether the file found at `path`
+    // is the one the audit log says stands there (the namespace ledger,
+    // ledger.hpp); the answer is why not, or nullopt. `settled` is false
+    // while another handle writes the file: its size and last tag are
+    // moving and only its id can be held to. A file that is not in its
+    // place is not opened: EIO and a TamperDetected alert. Set before use.
+    using PlaceCheck = std::function<std::optional<std::string>(const std::string& path, const Facts& now, bool settled)>;
+    void set_place_check(PlaceCheck f) { place_check_ = std::move(f); }
     // Is a file of this path open now (recycling leaves it alone)?
     bool is_open(const std::string& path);
     std::string stored_path(const std::string& path) { return stored(path); }
@@ -186,6 +204,13 @@ private:
     void alerts_once_full();
     void on_copies(Handle& h, const char* what, const std::function<int(int)>& op);
     Facts facts_locked(const OpenFile& f) const;
+    // For open(): throws EIO (alerted once per file) when the file is not in
+    // its place, ENOENT-like `Moved` when the path changed under the open.
+    struct Moved {};
+    void check_place(Handle& h);
+    std::optional<std::string> place_verdict(const Handle& h);
+    bool written_elsewhere(const Handle& h);
+    bool still_there(const Handle& h);
     void track_open(const Handle& h);
     void track_rename(const std::string& from, const std::string& to, bool exchange);
     // The stored path of `path`, or where an open, unlinked file was moved
@@ -215,11 +240,23 @@ private:
     std::function<bool(uint64_t)> on_full_;
     std::atomic<bool> full_alerted_{false};
     std::atomic<uint64_t> written_{0};
+    std::atomic<uint64_t> read_bytes_{0}, chunks_ok_{0}, chunks_bad_{0};
     std::mutex opened_mu_;
     std::unordered_map<const Handle*, std::string> opened_;  // open handle -> its file's current path
     std::unordered_map<std::string, std::string> orphans_;   // hidden path -> member path under kOrphanDir
     std::mutex root_mu_;
     RootAttr root_attr_;  // guarded by root_mu_
+    PlaceCheck place_check_;
+    // Held shared from a change of what stands at a path (create, rename) or
+    // of a file's recorded contents (truncate, a write session's close)
+    // until its audit record is written; held exclusive by an open whose
+    // place check failed, so that it looks again with every such record in.
+    // Never taken while a file's mu is held, never twice by one thread.
+    // (unlink is not in it: an open that lost a race with one sees the
+    // file gone, still_there().)
+    WriterFirstLock place_mu_;
+    std::mutex place_alerted_mu_;
+    std::unordered_set<std::string> place_alerted_;  // path + file id, alerted once
 };
 
 }  // namespace nvrfs

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Issue 12: open() holds every file to the place the audit log recorded for
+# it (EIO when a file is swapped or rewound on the disks, t30). A recorder's
+# own work changes what stands at a path all the time — a playlist replaced
+# by rename every second, segments appended to and closed, a file truncated,
+# recycling deleting and recreating a name — while players open the same
+# paths. None of that may ever be refused: readers racing writers for 15 s
+# see no EIO and no TamperDetected alert.
+. "$(dirname "$0")/lib.sh"
+setup
+start_daemon
+mkdir "$MNT/cam"
+echo start > "$MNT/cam/live.m3u8"; echo start > "$MNT/cam/grow.ts"; head -c 200000 /dev/urandom > "$MNT/cam/cut.ts"
+echo start > "$MNT/cam/recycled.ts"
+STOP=$T/stop
+writer() {
+    local i=0
+    while [ ! -e "$STOP" ]; do
+        i=$((i + 1))
+        case $1 in
+            rename) head -c $((RANDOM * 4)) /dev/urandom > "$MNT/cam/live.m3u8.tmp"; mv "$MNT/cam/live.m3u8.tmp" "$MNT/cam/live.m3u8" ;;
+            append) head -c $((RANDOM % 70000 + 1)) /dev/urandom >> "$MNT/cam/grow.ts" ;;
+            truncate) truncate -s $((RANDOM * 6)) "$MNT/cam/cut.ts" ;;
+            recycle) rm -f "$MNT/cam/recycled.ts"; head -c $((RANDOM + 1)) /dev/urandom > "$MNT/cam/recycled.ts" ;;
+        esac
+    done
+}
+reader() {
+    local n=0
+    while [ ! -e "$STOP" ]; do
+        for f in live.m3u8 grow.ts cut.ts recycled.ts; do
+            n=$((n + 1))
+            cat "$MNT/cam/$f" > /dev/null 2>> "$T/read.err.$1"
+        done
+    done
+    echo "$n" > "$T/reads.$1"
+}
+pids=()
+for w in rename append truncate recycle; do writer $w 2> "$T/write.err.$w" & pids+=($!); done
+for r in 1 2 3; do reader $r & pids+=($!); done
+sleep 15; touch "$STOP"
+for p in "${pids[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done
+reads=$(cat "$T"/reads.* | paste -sd+ | bc)
+log "$reads opens by readers while the writers changed the same paths"
+check "readers opened files thousands of times ($reads)" test "$reads" -gt 1000
+check "no open refused with EIO, to a reader or a writer" bash -c "! grep -h 'Input/output error' '$T'/read.err.* '$T'/write.err.* | head -3 | grep ."
+check "... no writer met any error" bash -c "! cat '$T'/write.err.* | head -3 | grep ."
+check "... nor any other error than a file recycled between readdir and open" bash -c "! grep -hv 'No such file' '$T'/read.err.* | head -3 | grep ."
+check "no TamperDetected alert" bash -c "! '$NVRCTL' log show --config '$CONF' --event alert | grep TamperDetected"
+stop_daemon
+start_daemon
+check "after a remount every file opens and reads" bash -c "cat '$MNT'/cam/* > /dev/null"
+check "and the scrub is clean" quiet "$NVRCTL" scrub --config "$CONF"
+finish
