@@ -7,6 +7,7 @@
 #include "metrics.hpp"
 
 #include <chrono>
+#include <malloc.h>
 #include <unordered_set>
 #include <fmt/format.h>
 
@@ -61,6 +62,7 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& co
     const LogPosition from = d->ledger_checkpoint(notes);
     d->checkpoint_seq_ = from.seq;
     const auto replayed = d->log->follow([l = d->ledger.get()](const nlohmann::json& r, uint64_t end) { l->apply(r, end); }, from);
+    ::malloc_trim(0);  // the parsed checkpoint and records are gone: give their pages back
     if (!replayed.ok) notes.push_back(fmt::format("{}: the audit log does not verify ({}); files are held to its first {} record(s)",
                                                   alert::TamperDetected, replayed.message, replayed.records));
     bool unclean = false;
