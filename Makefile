@@ -27,7 +27,7 @@ UNIT_OBJ   := $(patsubst %.cpp,$(B)/%.o,$(wildcard tests/unit/*.cpp))
 
 DEPS := g++ make pkg-config libfuse3-dev fuse3 libssl-dev libfmt-dev nlohmann-json3-dev doctest-dev \
         libblkid-dev libcryptsetup-dev libclamav-dev libudev-dev dosfstools cryptsetup-bin udev \
-        ffmpeg e2fsprogs util-linux procps python3 bc fuse3 fio gocryptfs man-db groff-base lintian systemd
+        ffmpeg e2fsprogs util-linux procps python3 bc fuse3 fio gocryptfs man-db groff-base lintian systemd prometheus
 
 .PHONY: all deps test demo bench clean asan fuzz
 all: $(B)/nvrfsd $(B)/nvrctl $(B)/unit-tests $(B)/fuzz-parsers $(B)/release/nvrfsd $(B)/release/nvrctl

@@ -19,4 +19,23 @@ ctl=$(MANWIDTH=200 man -l "$ROOT/man/nvrctl.8" 2>/dev/null)
 for verb in $("$NVRCTL" --help | awk '$1 == "nvrctl" {print $2}' | sort -u); do
   check "nvrctl(8) documents the verb $verb" grep -q "^ *nvrctl $verb" <<<"$ctl"
 done
+# Per-verb help (issue 18): every verb and sub-verb answers --help with its
+# own synopsis, options, an example and exit statuses, and every option it
+# shows is documented in nvrctl(8).
+helpcheck() {  # WORDS... -> ok when the help is the verb's own and complete
+  local out; out=$("$NVRCTL" "$@" --help 2>&1) || { echo "exit $?"; return 1; }
+  grep -qE "^usage: nvrctl $*( |$)" <<<"$out" || { echo "$out" | head -2; return 1; }
+  grep -q "^example:" <<<"$out" && grep -q "^exit status: " <<<"$out" && grep -q "^options:" <<<"$out" || return 1
+  for opt in $(grep -o -- '--[a-z][a-z-]*' <<<"$out" | sort -u); do
+    grep -q -- "$opt" <<<"$ctl" || { echo "$opt is not in nvrctl(8)"; return 1; }
+  done
+}
+for verb in $("$NVRCTL" --help | awk '$1 == "nvrctl" {print $2}' | sort -u); do
+  check "nvrctl $verb --help is its own, with options, example and exit status" helpcheck "$verb"
+  for sub in $("$NVRCTL" "$verb" --help | grep -o 'Sub-verbs: [a-z, -]*' | sed 's/Sub-verbs: //; s/,//g'); do
+    check "nvrctl $verb $sub --help too" helpcheck "$verb" "$sub"
+    check "... and nvrctl(8) names $verb $sub" grep -q -- "$sub" <<<"$ctl"
+  done
+done
+check_not "an unknown verb's --help is a usage error" quiet "$NVRCTL" frobnicate --help
 finish

@@ -134,6 +134,7 @@ const std::vector<Verb>& verbs() {
     static const std::vector<Verb> v = {
         {"init", cmd_init, "init --member DIR --member DIR [--spare DIR] [--host-key F] [--config F|--no-config] [--min-free X]"},
         {"status", cmd_status, "status [--json]                       set state, members, rebuild, scrub, space, alerts"},
+        {"metrics", cmd_metrics, "metrics                              the set's state for Prometheus (text exposition format)"},
         {"member", cmd_member, "member fail|remove|add DIR | member replace OLD NEW"},
         {"spare", cmd_spare, "spare add|remove DIR                 hot spares, promoted when a member fails"},
         {"upgrade", cmd_upgrade, "upgrade                              record files of a set made before the namespace ledger"},
@@ -177,9 +178,10 @@ int main(int argc, char** argv) {
         return 0;
     }
     Args args(argv + 2, argv + argc);
-    if (std::find(args.begin(), args.end(), "--help") != args.end()) {
-        usage(stdout);
-        return 0;
+    if (std::find(args.begin(), args.end(), "--help") != args.end() || std::find(args.begin(), args.end(), "-h") != args.end()) {
+        if (print_help(verb, args)) return 0;
+        usage(stderr);
+        return 2;
     }
     for (auto& v : verbs()) {
         if (verb != v.name) continue;

@@ -7,6 +7,7 @@
 #include "error.hpp"
 #include "io.hpp"
 #include "keys.hpp"
+#include "metrics.hpp"
 #include "mirror_set.hpp"
 
 #include <chrono>
@@ -227,6 +228,17 @@ int cmd_status(const Args& args) {
         }
     }
     return status_offline(cfg, c.json);
+}
+
+// The running set in the Prometheus text format (metrics.hpp); nvrfsd writes
+// the same to `metrics_textfile` every check_interval.
+int cmd_metrics(const Args& args) {
+    Common c = parse(args);
+    if (!c.rest.empty()) throw UsageError("metrics takes no arguments");
+    Config cfg = load_config(c);
+    auto s = require_daemon(cfg, {{"cmd", "status"}});
+    fmt::print("{}", prometheus_metrics(s));
+    return 0;
 }
 
 // ---- member, spare ---------------------------------------------------------
