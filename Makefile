@@ -18,7 +18,7 @@ B := build
 VENDOR_KEY ?= $(B)/dev-vendor.key
 CXXFLAGS += -I$(B)
 
-LIB_SRC  := $(wildcard userspace/lib/*.cpp)
+LIB_SRC  := $(wildcard userspace/lib/*/*.cpp)
 LIB_OBJ  := $(LIB_SRC:%.cpp=$(B)/%.o)
 LIB      := $(B)/libnvrfs.a
 NVRFSD_OBJ := $(patsubst %.cpp,$(B)/%.o,$(wildcard fuse/*.cpp))
@@ -42,7 +42,7 @@ $(B)/vendor_pub.h: $(VENDOR_KEY)
 	  echo 'static const char kVendorPublicKeyPem[] ='; \
 	  openssl pkey -in $< -pubout | sed 's/.*/"&\\n"/'; echo ';'; } > $@.tmp && mv $@.tmp $@
 
-$(B)/userspace/lib/integrity.o: $(B)/vendor_pub.h
+$(B)/userspace/lib/product/integrity.o: $(B)/vendor_pub.h
 
 $(B)/%.o: %.cpp
 	@mkdir -p $(dir $@)

@@ -1,10 +1,10 @@
 #include "daemon.hpp"
 
-#include "error.hpp"
-#include "plain_path.hpp"
-#include "evidence.hpp"
-#include "ledger.hpp"
-#include "metrics.hpp"
+#include "base/error.hpp"
+#include "base/plain_path.hpp"
+#include "transfer/evidence.hpp"
+#include "audit/ledger.hpp"
+#include "admin/metrics.hpp"
 
 #include <chrono>
 #include <malloc.h>

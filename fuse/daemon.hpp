@@ -6,16 +6,16 @@
 // control socket) start only after nvrfsd has forked into the background.
 // Destruction order is the reverse of creation.
 #pragma once
-#include "alerts.hpp"
-#include "audit_log.hpp"
-#include "config.hpp"
-#include "control.hpp"
-#include "host_anchor.hpp"
-#include "ledger.hpp"
-#include "mirror_set.hpp"
-#include "rebuild.hpp"
-#include "space_monitor.hpp"
-#include "volume.hpp"
+#include "audit/alerts.hpp"
+#include "audit/audit_log.hpp"
+#include "admin/config.hpp"
+#include "admin/control.hpp"
+#include "audit/host_anchor.hpp"
+#include "audit/ledger.hpp"
+#include "store/mirror_set.hpp"
+#include "admin/rebuild.hpp"
+#include "admin/space_monitor.hpp"
+#include "store/volume.hpp"
 
 #include <atomic>
 #include <condition_variable>

@@ -6,8 +6,8 @@
 // options, config, host key, members, mountpoint. Each failure is one line on
 // stderr and exit status 1 (2 for usage errors); nothing is written to members.
 #include "daemon.hpp"
-#include "error.hpp"
-#include "integrity.hpp"
+#include "base/error.hpp"
+#include "product/integrity.hpp"
 #include "ops.hpp"
 
 #include <algorithm>

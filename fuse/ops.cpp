@@ -1,7 +1,7 @@
 #include "ops.hpp"
 
 #include "daemon.hpp"
-#include "error.hpp"
+#include "base/error.hpp"
 
 #include <algorithm>
 #include <cerrno>

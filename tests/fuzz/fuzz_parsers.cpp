@@ -13,15 +13,15 @@
 // CORPUS_DIR/crash-<target>-<n> and the program exits 1. Targets that need
 // keys use fixed test keys, and archives are re-sealed after mutation so the
 // parser behind the authentication is reached too.
-#include "audit_log.hpp"
-#include "backup_archive.hpp"
-#include "chunk_layout.hpp"
-#include "config.hpp"
-#include "crypto.hpp"
-#include "error.hpp"
-#include "keys.hpp"
-#include "names.hpp"
-#include "superblock.hpp"
+#include "audit/audit_log.hpp"
+#include "transfer/backup_archive.hpp"
+#include "store/chunk_layout.hpp"
+#include "admin/config.hpp"
+#include "base/crypto.hpp"
+#include "base/error.hpp"
+#include "store/keys.hpp"
+#include "store/names.hpp"
+#include "store/superblock.hpp"
 #include "../support/archive_forge.hpp"
 
 #include <chrono>

@@ -3,8 +3,8 @@
 // them: what an attacker who knows the passphrase could hand to a restore.
 // Used by the unit tests and tests/fuzz; never by nvrfs itself.
 #pragma once
-#include "backup_archive.hpp"
-#include "crypto.hpp"
+#include "transfer/backup_archive.hpp"
+#include "base/crypto.hpp"
 
 #include <array>
 #include <cstring>

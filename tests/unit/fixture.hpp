@@ -1,13 +1,13 @@
 // The volume test fixture: a two-member set on temporary directories, with
 // its audit log, alerts and volume, and helpers to write, read and damage it.
 #pragma once
-#include "alerts.hpp"
-#include "audit_log.hpp"
-#include "error.hpp"
+#include "audit/alerts.hpp"
+#include "audit/audit_log.hpp"
+#include "base/error.hpp"
 #include "helpers.hpp"
-#include "mirror_set.hpp"
-#include "rebuild.hpp"
-#include "volume.hpp"
+#include "store/mirror_set.hpp"
+#include "admin/rebuild.hpp"
+#include "store/volume.hpp"
 
 #include <dirent.h>
 #include <doctest/doctest.h>

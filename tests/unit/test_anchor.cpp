@@ -1,7 +1,7 @@
 // The host anchor (issue 12): the host's own, authenticated record of a set.
-#include "error.hpp"
+#include "base/error.hpp"
 #include "helpers.hpp"
-#include "host_anchor.hpp"
+#include "audit/host_anchor.hpp"
 
 #include <doctest/doctest.h>
 #include <fstream>

@@ -1,6 +1,6 @@
-#include "backup_archive.hpp"
-#include "crypto.hpp"
-#include "error.hpp"
+#include "transfer/backup_archive.hpp"
+#include "base/crypto.hpp"
+#include "base/error.hpp"
 
 #include "helpers.hpp"
 #include "../support/archive_forge.hpp"

@@ -1,5 +1,5 @@
-#include "chunk_crypto.hpp"
-#include "crypto.hpp"
+#include "store/chunk_crypto.hpp"
+#include "base/crypto.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 // Privacy masks and export signatures (issue 15).
-#include "error.hpp"
-#include "evidence.hpp"
+#include "base/error.hpp"
+#include "transfer/evidence.hpp"
 
 #include <doctest/doctest.h>
 

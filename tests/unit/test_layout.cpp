@@ -1,4 +1,4 @@
-#include "chunk_layout.hpp"
+#include "store/chunk_layout.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 // The namespace ledger (issue 12): the audit log replayed into path -> file.
 #include "fixture.hpp"
-#include "ledger.hpp"
+#include "audit/ledger.hpp"
 
 #include <doctest/doctest.h>
 

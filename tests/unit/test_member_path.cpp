@@ -1,9 +1,9 @@
 // member_path: nothing on a member is followed out of it or through a link.
-#include "crypto.hpp"
-#include "error.hpp"
+#include "base/crypto.hpp"
+#include "base/error.hpp"
 #include "helpers.hpp"
-#include "member_path.hpp"
-#include "superblock.hpp"
+#include "base/member_path.hpp"
+#include "store/superblock.hpp"
 
 #include <cstring>
 #include <doctest/doctest.h>

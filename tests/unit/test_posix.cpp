@@ -1,9 +1,9 @@
 // Issue 13 at the Volume level: holes, symlinks/fifos/sockets, long names,
 // open-but-unlinked bookkeeping — and each one's stored form under attack.
-#include "chunk_crypto.hpp"
-#include "error.hpp"
+#include "store/chunk_crypto.hpp"
+#include "base/error.hpp"
 #include "fixture.hpp"
-#include "volume.hpp"
+#include "store/volume.hpp"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>

@@ -1,8 +1,8 @@
 // Volume tests without FUSE: the full data path on temporary member directories.
-#include "error.hpp"
-#include "chunk_crypto.hpp"
-#include "tree.hpp"
-#include "volume.hpp"
+#include "base/error.hpp"
+#include "store/chunk_crypto.hpp"
+#include "store/tree.hpp"
+#include "store/volume.hpp"
 
 #include <dirent.h>
 #include "fixture.hpp"

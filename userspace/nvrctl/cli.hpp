@@ -1,10 +1,10 @@
 // cli.hpp — what every nvrctl verb shares: option parsing, the set's config,
 // the control socket, and output helpers.
 #pragma once
-#include "audit_log.hpp"
-#include "config.hpp"
-#include "device.hpp"
-#include "mirror_set.hpp"
+#include "audit/audit_log.hpp"
+#include "admin/config.hpp"
+#include "transfer/device.hpp"
+#include "store/mirror_set.hpp"
 
 #include <ctime>
 #include <map>

@@ -1,10 +1,10 @@
 // Backup devices and backups: device info|list|allow|deny|scan|hook|watch,
 // backup create|verify|restore. Every decision about a device and every
 // backup is recorded in the set's audit log (through nvrfsd) and syslog.
-#include "backup_archive.hpp"
+#include "transfer/backup_archive.hpp"
 #include "cli.hpp"
-#include "device.hpp"
-#include "error.hpp"
+#include "transfer/device.hpp"
+#include "base/error.hpp"
 
 #include <algorithm>
 #include <cstdlib>

@@ -2,12 +2,12 @@
 // Masks are filled solid in every exported frame; an export is a signed
 // package a receiver checks with openssl and sha256sum alone (evidence.hpp,
 // docs/export.md). Every mask change and every export is an audit record.
-#include "backup_archive.hpp"
+#include "transfer/backup_archive.hpp"
 #include "cli.hpp"
-#include "error.hpp"
-#include "evidence.hpp"
-#include "io.hpp"
-#include "keys.hpp"
+#include "base/error.hpp"
+#include "transfer/evidence.hpp"
+#include "base/io.hpp"
+#include "store/keys.hpp"
 
 #include <algorithm>
 #include <cmath>

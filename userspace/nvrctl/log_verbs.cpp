@@ -1,15 +1,15 @@
 // The verbs that read the record of what happened: log, alerts.
-#include "audit_log.hpp"
-#include "host_anchor.hpp"
+#include "audit/audit_log.hpp"
+#include "audit/host_anchor.hpp"
 #include "cli.hpp"
-#include "error.hpp"
-#include "io.hpp"
-#include "keys.hpp"
-#include "mirror_set.hpp"
+#include "base/error.hpp"
+#include "base/io.hpp"
+#include "store/keys.hpp"
+#include "store/mirror_set.hpp"
 
 #include <cstring>
 #include <fcntl.h>
-#include "member_path.hpp"
+#include "base/member_path.hpp"
 #include <fmt/format.h>
 
 namespace nvrfs::cli {

@@ -5,9 +5,9 @@
 // socket; inspection verbs also work on unmounted members directly.
 // Exit status: 0 ok, 1 a problem was found or the action failed, 2 usage error.
 #include "cli.hpp"
-#include "control.hpp"
-#include "error.hpp"
-#include "integrity.hpp"
+#include "admin/control.hpp"
+#include "base/error.hpp"
+#include "product/integrity.hpp"
 
 #include <algorithm>
 #include <fmt/format.h>

@@ -1,14 +1,14 @@
 // The verbs that create, inspect and change a set: init, status, member,
 // spare, scrub, config.
-#include "audit_log.hpp"
+#include "audit/audit_log.hpp"
 #include "cli.hpp"
-#include "host_anchor.hpp"
-#include "control.hpp"
-#include "error.hpp"
-#include "io.hpp"
-#include "keys.hpp"
-#include "metrics.hpp"
-#include "mirror_set.hpp"
+#include "audit/host_anchor.hpp"
+#include "admin/control.hpp"
+#include "base/error.hpp"
+#include "base/io.hpp"
+#include "store/keys.hpp"
+#include "admin/metrics.hpp"
+#include "store/mirror_set.hpp"
 
 #include <chrono>
 #include <cmath>

@@ -1,3 +1,3 @@
 // Linked into the installed (release) programs: they verify their installation first.
-#include "integrity.hpp"
+#include "product/integrity.hpp"
 bool nvrfs::integrity_enforced() { return true; }

@@ -1,0 +1,52 @@
+#include "base/caller.hpp"
+
+#include "base/io.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <pwd.h>
+#include <time.h>
+#include <unistd.h>
+
+namespace nvrfs {
+
+Caller Caller::of(uid_t uid, gid_t gid, pid_t pid) {
+    Caller c;
+    c.uid = uid;
+    c.gid = gid;
+    c.pid = pid;
+    char buf[4096];
+    passwd pw {}, *res = nullptr;
+    if (::getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res) c.user = res->pw_name;
+    else c.user = std::to_string(uid);
+    c.comm = "?";
+    if (pid > 0) {
+        UniqueFd fd(::open(fmt::format("/proc/{}/comm", pid).c_str(), O_RDONLY | O_CLOEXEC));
+        char name[64];
+        ssize_t n = fd ? pread_full(fd.get(), name, sizeof name - 1, 0) : -1;
+        if (n > 0) {
+            while (n > 0 && (name[n - 1] == '\n' || name[n - 1] == '\0')) --n;
+            c.comm.assign(name, static_cast<size_t>(n));
+        }
+    }
+    return c;
+}
+
+Caller Caller::daemon() {
+    Caller c = of(::getuid(), ::getgid(), ::getpid());
+    c.comm = "nvrfsd";
+    return c;
+}
+
+std::string rfc3339_now() {
+    timespec ts {};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    tm t {};
+    ::localtime_r(&ts.tv_sec, &t);
+    const long off = t.tm_gmtoff / 60;
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}{}{:02}:{:02}", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday,
+                       t.tm_hour, t.tm_min, t.tm_sec, ts.tv_nsec / 1000000, off < 0 ? '-' : '+', std::abs(off) / 60,
+                       std::abs(off) % 60);
+}
+
+}  // namespace nvrfs

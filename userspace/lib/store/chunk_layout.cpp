@@ -1,0 +1,85 @@
+#include "store/chunk_layout.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace nvrfs {
+namespace {
+constexpr uint8_t kMagic[4] = {'N', 'V', 'R', 'F'};
+
+void put_be64(uint8_t* p, uint64_t v) {
+    for (int i = 7; i >= 0; --i, v >>= 8) p[i] = static_cast<uint8_t>(v);
+}
+uint64_t get_be64(const uint8_t* p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v = v << 8 | p[i];
+    return v;
+}
+}  // namespace
+
+std::array<uint8_t, kHeaderSize> FileHeader::encode() const {
+    std::array<uint8_t, kHeaderSize> b{};
+    std::memcpy(b.data(), kMagic, 4);
+    b[4] = kFormatVersion >> 8;
+    b[5] = kFormatVersion & 0xff;
+    // b[6..7]: flags = kind << 12 | perms; zero for a regular file
+    const uint16_t flags = static_cast<uint16_t>(static_cast<uint16_t>(kind) << 12 | (perms & 07777));
+    b[6] = static_cast<uint8_t>(flags >> 8);
+    b[7] = static_cast<uint8_t>(flags & 0xff);
+    std::memcpy(b.data() + 8, id.data(), id.size());
+    put_be64(b.data() + 24, generation);
+    return b;
+}
+
+std::optional<FileHeader> FileHeader::decode(std::span<const uint8_t> b) {
+    if (b.size() < kHeaderSize || std::memcmp(b.data(), kMagic, 4) != 0) return std::nullopt;
+    if ((b[4] << 8 | b[5]) != kFormatVersion) return std::nullopt;
+    const uint16_t flags = static_cast<uint16_t>(b[6] << 8 | b[7]);
+    const uint16_t kind = flags >> 12, perms = flags & 07777;
+    if (kind > static_cast<uint16_t>(Kind::Socket) || (perms && kind != static_cast<uint16_t>(Kind::Fifo) &&
+                                                        kind != static_cast<uint16_t>(Kind::Socket)))
+        return std::nullopt;
+    FileHeader h;
+    h.kind = static_cast<Kind>(kind);
+    h.perms = perms;
+    std::memcpy(h.id.data(), b.data() + 8, h.id.size());
+    h.generation = get_be64(b.data() + 24);
+    return h;
+}
+
+uint64_t chunk_plain_len(uint64_t plain, uint64_t idx) {
+    const uint64_t start = idx * kChunkSize;
+    if (start >= plain) return 0;
+    return std::min(kChunkSize, plain - start);
+}
+
+uint64_t stored_size(uint64_t plain) {
+    return kHeaderSize + chunk_count(plain) * kChunkOverhead + plain;
+}
+
+std::optional<uint64_t> plain_size(uint64_t stored) {
+    if (stored < kHeaderSize + kChunkOverhead) return std::nullopt;
+    const uint64_t body = stored - kHeaderSize;
+    if (body == kChunkOverhead) return 0;
+    const uint64_t full = body / kStoredChunk, rem = body % kStoredChunk;
+    if (rem == 0) return full * kChunkSize;
+    if (rem <= kChunkOverhead) return std::nullopt;
+    return full * kChunkSize + rem - kChunkOverhead;
+}
+
+uint64_t plain_size_lenient(uint64_t stored) {
+    if (auto s = plain_size(stored)) return *s;
+    if (stored < kHeaderSize) return 0;
+    return (stored - kHeaderSize) / kStoredChunk * kChunkSize;
+}
+
+ChunkAd chunk_ad(const FileHeader& h, uint64_t idx, bool last) {
+    ChunkAd ad{};
+    std::memcpy(ad.data(), h.id.data(), 16);
+    put_be64(ad.data() + 16, idx);
+    ad[24] = last ? 1 : 0;
+    put_be64(ad.data() + 25, h.generation);
+    return ad;
+}
+
+}  // namespace nvrfs

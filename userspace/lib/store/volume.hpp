@@ -1,0 +1,262 @@
+// volume.hpp — the plaintext filesystem that nvrfsd shows, built on a mirror set.
+//
+// Promises:
+//  * paths and contents are stored encrypted (names.hpp, chunk_crypto.hpp);
+//  * a write returns only when its chunks are on every healthy member;
+//  * a read returns only authentic bytes: a bad chunk on one member is read
+//    from another, the bad copy is repaired and a TamperDetected alert raised;
+//    with no good copy the read fails with EIO (and an alert), never forged data;
+//  * every create, write session, rename, truncate, unlink, mkdir and rmdir is
+//    audited once, with its result.
+// Errors are thrown as Error; the FUSE edge turns them into -errno.
+#pragma once
+#include "audit/alerts.hpp"
+#include "audit/audit_log.hpp"
+#include "store/mirror_set.hpp"
+#include "store/names.hpp"
+#include "store/open_file.hpp"
+#include "base/writer_first_lock.hpp"
+
+#include <array>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace nvrfs {
+
+class Volume {
+public:
+    Volume(MirrorSet& set, AuditLog& log, Alerts& alerts);
+
+    struct stat getattr(const std::string& path, Handle* h);
+    std::vector<std::string> readdir(const std::string& path);
+    void mkdir(const std::string& path, mode_t mode, const Caller& who);
+    void rmdir(const std::string& path, const Caller& who);
+    // `extra` adds fields to the audit record (recycling says why and how old).
+    void unlink(const std::string& path, const Caller& who, const std::function<void(nlohmann::json&)>& extra = {});
+    void rename(const std::string& from, const std::string& to, unsigned flags, const Caller& who);
+    // With a handle (fchmod, fchown, futimens), the open file's copies change.
+    void chmod(const std::string& path, mode_t mode, Handle* h = nullptr);
+    void chown(const std::string& path, uid_t uid, gid_t gid, Handle* h = nullptr);
+    void utimens(const std::string& path, const struct timespec ts[2], Handle* h = nullptr);
+    void truncate(const std::string& path, uint64_t size, Handle* h, const Caller& who);
+
+    // Symlinks (target stored encrypted like file data), fifos and sockets
+    // are member regular files whose header says what they are. Device
+    // nodes and hard links are refused (EPERM).
+    void symlink(const std::string& target, const std::string& path, const Caller& who);
+    std::string readlink(const std::string& path);
+    void mknod(const std::string& path, mode_t mode, const Caller& who);
+
+    std::unique_ptr<Handle> create(const std::string& path, mode_t mode, int flags, const Caller& who);
+    std::unique_ptr<Handle> open(const std::string& path, int flags, const Caller& who);
+    size_t read(Handle& h, uint8_t* buf, size_t size, uint64_t off);
+    size_t write(Handle& h, const uint8_t* buf, size_t size, uint64_t off);
+    void fsync(Handle& h, bool datasync);
+    // fallocate(2) modes 0 and FALLOC_FL_KEEP_SIZE; others EOPNOTSUPP.
+    void fallocate(Handle& h, int mode, uint64_t off, uint64_t len, const Caller& who);
+    void release(std::unique_ptr<Handle> h);
+    struct statvfs statfs();
+
+    MirrorSet& mirror() { return set_; }
+
+    // Space (issue 11). Each member keeps kMetaReserve free for the audit log
+    // and metadata: data writes and creates answer ENOSPC before they would
+    // take it. When a write needs room, `on_full(bytes)` is asked first (the
+    // recycler); it returns whether it freed anything.
+    static constexpr uint64_t kMetaReserve = 8 << 20;
+    // The largest file: its stored form must fit ext4's 16 TiB file limit.
+    static constexpr uint64_t kMaxFileSize = (16ull << 40) / kStoredChunk * kChunkSize - kChunkSize;
+    void set_on_full(std::function<bool(uint64_t)> f) { on_full_ = std::move(f); }
+    // Plaintext bytes written since start (the recycler measures the rate).
+    uint64_t bytes_written() const { return written_.load(); }
+    // What reads did since start (metrics): plaintext bytes returned, chunks
+    // that authenticated, and stored copies of chunks that did not.
+    struct ReadCounters {
+        uint64_t bytes = 0, chunks_authenticated = 0, chunk_copies_failed = 0;
+    };
+    ReadCounters read_counters() const {
+        return {read_bytes_.load(), chunks_ok_.load(), chunks_bad_.load()};
+    }
+    // A file's contents as the namespace ledger checks them (ledger.hpp):
+    // its id, plaintext size and the hex tag that ends its last chunk.
+    struct Facts {
+        std::string id;
+        uint64_t size = 0;
+        std::string tail;
+        // Into an audit record: what the ledger reads back ("id", "size", "tail").
+        void record_in(nlohmann::json& r) const {
+            r["id"] = id;
+            r["size"] = size;
+            r["tail"] = tail;
+        }
+    };
+    std::optional<Facts> facts(const std::string& path);
+    // Every open() of a regular file asks whether the file found at `path`
+    // is the one the audit log says stands there (the namespace ledger,
+    // ledger.hpp); the answer is why not, or nullopt. `settled` is false
+    // while another handle writes the file: its size and last tag are
+    // moving and only its id can be held to. A file that is not in its
+    // place is not opened: EIO and a TamperDetected alert. Set before use.
+    using PlaceCheck = std::function<std::optional<std::string>(const std::string& path, const Facts& now, bool settled)>;
+    void set_place_check(PlaceCheck f) { place_check_ = std::move(f); }
+    // Is a file of this path open now (recycling leaves it alone)?
+    bool is_open(const std::string& path);
+    std::string stored_path(const std::string& path) { return stored(path); }
+
+    // Rebuild support: copy one directory (its IV and attributes) or one file's
+    // stored bytes to member `target`; the file is copied under its exclusive
+    // lock and later writes through already open handles reach the target too.
+    void copy_dir_to(const std::string& path, size_t target);
+    uint64_t copy_file_to(const std::string& path, size_t target);
+
+    struct ScrubStats {
+        uint64_t files = 0, chunks = 0, bad = 0, repaired = 0, unrepairable = 0, bytes = 0;
+        uint64_t resynced = 0;  // authentic on every member but not byte-identical (crash mid-reseal)
+        uint64_t skipped = 0;   // entries that could not be checked at all (listed, not readable)
+        std::string first_skipped;
+        // The namespace against the audit log (ledger.hpp): recordings the
+        // log says exist and no member holds, and files whose contents are
+        // not what the log recorded at that path (swapped, rewound).
+        uint64_t missing = 0, mismatched = 0;
+        ScrubStats& operator+=(const ScrubStats& o) {
+            files += o.files, chunks += o.chunks, bad += o.bad, repaired += o.repaired;
+            unrepairable += o.unrepairable, bytes += o.bytes, resynced += o.resynced, skipped += o.skipped;
+            missing += o.missing, mismatched += o.mismatched;
+            if (first_skipped.empty()) first_skipped = o.first_skipped;
+            return *this;
+        }
+    };
+    // Verify every chunk of `path` on every complete member; with `repair`,
+    // rewrite bad copies from a good one. Adds to `stats`.
+    void scrub_file(const std::string& path, bool repair, ScrubStats& stats);
+    // Entries of directory `path` on any member that are no nvrfs name count
+    // as bad; with `repair` they are moved to kQuarantineDir on that member.
+    void scrub_dir(const std::string& path, bool repair, ScrubStats& stats);
+    // A name with no stored byte on any member (a create that never completed).
+    bool incomplete(const std::string& path);
+
+private:
+    std::string stored(const std::string& path);
+    // Long names (names.hpp): the side file a member entry `rel` of `path`
+    // needs, written before the entry and removed after it.
+    struct SideFile {
+        std::string rel;        // member path of the side file
+        std::string encrypted;  // its contents: the whole encrypted name
+    };
+    std::optional<SideFile> side_of(const std::string& path, const std::string& rel);
+    static int put_side(int root, const std::optional<SideFile>& side);
+    static void drop_side(int root, const std::string& rel);
+    // The plaintext name of member entry `n` in stored directory `dir_rel`
+    // of one member, or nullopt when it is no authentic nvrfs name there.
+    std::optional<std::string> entry_name(int root, const std::string& dir_rel, const DirIv& iv, const std::string& n);
+    // Members that hold an open copy of `f`: the complete ones (to read), or
+    // every writable one (to write).
+    std::vector<size_t> holders(const OpenFile& f, bool writable) const;
+    DirIv diriv(const std::string& plain_dir, const std::string& stored_dir);
+    void forget_dirivs();
+    std::shared_ptr<OpenFile> open_stored(const std::string& path, const std::string& rel, int extra_flags, mode_t mode,
+                                          const Caller* creator, Kind kind = Kind::File);
+    // open() of any kind (internal: scrub, rebuild, readlink).
+    std::unique_ptr<Handle> open_any(const std::string& path, int flags, const Caller& who);
+    // Returns the new file's id (hex).
+    std::string make_special(const std::string& path, Kind kind, mode_t perms, const std::string& content, const Caller& who);
+    void chmod_special(const std::string& path, mode_t mode);
+    FileHeader choose_header(OpenFile& f, const std::string& path);
+    void reconcile_lengths(OpenFile& f, const std::string& path);
+    void check_empty(OpenFile& f, const std::string& path);
+    // The first of `from` whose copy of chunk idx (of a file `size` long)
+    // authenticates; its stored bytes in `sealed`, plaintext in `plain`.
+    std::optional<size_t> find_authentic(OpenFile& f, uint64_t idx, uint64_t size, const std::vector<size_t>& from,
+                                         uint8_t* sealed, uint8_t* plain);
+    void load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out);
+    void chunk_plain(OpenFile& f, const std::string& path, uint64_t idx, uint8_t* out);
+    void write_locked(OpenFile& f, const std::string& path, const uint8_t* data, uint64_t off, uint64_t len);
+    void extend_locked(OpenFile& f, const std::string& path, uint64_t new_size);
+    // Grow a file that ends on a chunk boundary with zero-form chunks (holes).
+    void store_zero_chunks(OpenFile& f, const std::string& path, uint64_t new_size);
+    void truncate_locked(OpenFile& f, const std::string& path, uint64_t size);
+    // Open for internal use (rebuild, scrub); released when the last copy goes.
+    // nullptr when the file no longer exists.
+    std::shared_ptr<Handle> pin(const std::string& path);
+    // Seal chunks c0..c1 of a file `new_size` long from plain(i) and write them
+    // to every writable member; `grows`: reserve the space first.
+    void seal_and_store(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint64_t new_size,
+                        const std::vector<const uint8_t*>& plain, bool grows);
+    void start_writeout(OpenFile& f, const std::vector<size_t>& members, uint64_t upto);
+    void reserve(OpenFile& f, const std::vector<size_t>& members, uint64_t begin, uint64_t end,
+                 std::array<std::atomic<int>, kMaxMembers>& err);
+    void release_reserve(OpenFile& f);
+    void allocate_holes(OpenFile& f, const std::vector<size_t>& members, uint64_t begin, uint64_t end);
+    // Is there room for `bytes` more on every member in `members` (beyond the
+    // reserve)? With `recycle`, the recycler is asked first and a "set is
+    // full" alert raised (once until room returns) when it is not enough;
+    // without, nothing is deleted and nothing alerted (a big `truncate -s`).
+    bool make_room(uint64_t bytes, const std::vector<size_t>& members, bool recycle = true);
+    void alerts_once_full();
+    void on_copies(Handle& h, const char* what, const std::function<int(int)>& op);
+    Facts facts_locked(const OpenFile& f) const;
+    // For open(): throws EIO (alerted once per file) when the file is not in
+    // its place, ENOENT-like `Moved` when the path changed under the open.
+    struct Moved {};
+    void check_place(Handle& h);
+    std::optional<std::string> place_verdict(const Handle& h);
+    bool written_elsewhere(const Handle& h);
+    bool still_there(const Handle& h);
+    void track_open(const Handle& h);
+    void track_rename(const std::string& from, const std::string& to, bool exchange);
+    // The stored path of `path`, or where an open, unlinked file was moved
+    // when its directory was removed (orphan()).
+    std::string located(const std::string& path);
+    void orphan(const std::string& path);
+    void audit(const std::string& event, const Caller& who, const std::string& path, int err,
+               const std::function<void(nlohmann::json&)>& extra = {});
+    // Throws Error(-r) when a fan-out returned an error.
+    void check(int r, const std::string& what, const std::string& path);
+
+    struct RootAttr {
+        mode_t mode = 0755;
+        uid_t uid = 0;
+        gid_t gid = 0;
+    };
+    void set_root_attr(std::optional<mode_t> mode, std::optional<uid_t> uid, std::optional<gid_t> gid);
+    static int write_root_attr(int member_root, const RootAttr& a);
+
+    MirrorSet& set_;
+    AuditLog& log_;
+    Alerts& alerts_;
+    NameCodec names_;
+    OpenFileTable open_;
+    std::mutex iv_mu_;
+    std::unordered_map<std::string, DirIv> ivs_;
+    std::function<bool(uint64_t)> on_full_;
+    std::atomic<bool> full_alerted_{false};
+    std::atomic<uint64_t> written_{0};
+    std::atomic<uint64_t> read_bytes_{0}, chunks_ok_{0}, chunks_bad_{0};
+    std::mutex opened_mu_;
+    std::unordered_map<const Handle*, std::string> opened_;  // open handle -> its file's current path
+    std::unordered_map<std::string, std::string> orphans_;   // hidden path -> member path under kOrphanDir
+    std::mutex root_mu_;
+    RootAttr root_attr_;  // guarded by root_mu_
+    PlaceCheck place_check_;
+    // Held shared from a change of what stands at a path (create, rename) or
+    // of a file's recorded contents (truncate, a write session's close)
+    // until its audit record is written; held exclusive by an open whose
+    // place check failed, so that it looks again with every such record in.
+    // Never taken while a file's mu is held, never twice by one thread.
+    // (unlink is not in it: an open that lost a race with one sees the
+    // file gone, still_there().)
+    WriterFirstLock place_mu_;
+    std::mutex place_alerted_mu_;
+    std::unordered_set<std::string> place_alerted_;  // path + file id, alerted once
+};
+
+}  // namespace nvrfs

@@ -1,0 +1,433 @@
+// volume_namespace.cpp — the namespace: attributes, listing, mkdir/rmdir, unlink, rename, symlinks, fifos and sockets.
+#include "store/volume.hpp"
+#include "store/volume_parts.hpp"
+
+#include "base/plain_path.hpp"
+#include "store/tree.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <climits>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <linux/falloc.h>
+
+namespace nvrfs {
+using namespace volume_parts;
+
+// ---- metadata ------------------------------------------------------------
+
+struct stat Volume::getattr(const std::string& path, Handle* h) {
+    struct stat st {};
+    bool found = false;
+    int err = ENOENT;
+    uint64_t stored_max = 0, stored_min = UINT64_MAX;
+    if (h) {
+        for (size_t i : holders(*h->file, false)) {
+            struct stat s {};
+            if (::fstat(h->file->fds[i].get(), &s) < 0) continue;
+            if (!found) st = s;
+            found = true;
+        }
+        if (!found) throw_errno(EIO, path, "cannot stat");
+        if (h->file->hdr.kind != Kind::File) return special_stat(st, h->file->hdr, h->file->size.load());
+        st.st_size = static_cast<off_t>(h->file->size.load());
+        return st;
+    }
+    const std::string rel = located(path);
+    for (size_t i : set_.healthy_members()) {
+        struct stat s {};
+        if (int r = member_path::stat(set_.member(i).dirfd.get(), rel, s); r < 0) {
+            err = -r;
+            continue;
+        }
+        if (!S_ISREG(s.st_mode) && !S_ISDIR(s.st_mode)) {
+            // nvrfs stores nothing else: a planted link or device is never shown.
+            err = EIO;
+            continue;
+        }
+        if (!found) st = s;
+        found = true;
+        if (!S_ISREG(s.st_mode)) break;  // directories: the first member answers
+        stored_max = std::max<uint64_t>(stored_max, static_cast<uint64_t>(s.st_size));
+        stored_min = std::min<uint64_t>(stored_min, static_cast<uint64_t>(s.st_size));
+    }
+    if (!found) throw_errno(err, path, "cannot stat");
+    if (S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0 && stored_max > 0) {
+        // Mode 0 on the member: maybe a symlink, fifo or socket (or a file
+        // chmod 000); the header says which.
+        for (size_t i : set_.healthy_members()) {
+            const auto hdr = read_header(set_.member(i).dirfd.get(), rel);
+            if (!hdr) continue;
+            if (hdr->kind != Kind::File) return special_stat(st, *hdr, plain_size_lenient(stored_max));
+            break;
+        }
+    }
+    if (rel == ".") {
+        std::lock_guard lk(root_mu_);
+        st.st_mode = S_IFDIR | root_attr_.mode;
+        st.st_uid = root_attr_.uid;
+        st.st_gid = root_attr_.gid;
+    }
+    if (!S_ISREG(st.st_mode)) return st;
+    // A name with no stored byte on any member: a create that never completed
+    // (a full disk under older versions, a crash). Shown as an empty file so
+    // it can be listed and removed; opening it fails; scrub --repair removes it.
+    if (stored_max == 0) {
+        st.st_size = 0;
+        return st;
+    }
+    // Copies that differ, or a file that claims to be empty (its one sealed
+    // chunk is checked like any other: a copy cut to its header is no empty
+    // recording): opening reconciles and authenticates them.
+    if (stored_min != stored_max || !plain_size(stored_max) || *plain_size(stored_max) == 0) {
+        // The copies differ (tampering, or a crash between members): opening
+        // reconciles them, and the size reported is the authentic one.
+        if (const auto h = pin(path)) st.st_size = static_cast<off_t>(h->file->size.load());
+        return st;
+    }
+    st.st_size = static_cast<off_t>(plain_size_lenient(stored_max));
+    return st;
+}
+
+std::vector<std::string> Volume::readdir(const std::string& path) {
+    const std::string rel = stored(path);
+    const DirIv iv = diriv(path, rel);
+    // Every member is listed: a name altered or removed on one member must not
+    // hide a recording from listings, scrub, rebuild or backups.
+    struct Seen {
+        std::string name;
+        std::vector<size_t> on;  // members holding it
+    };
+    std::vector<Seen> seen;
+    std::unordered_map<std::string, size_t> index;  // stored name -> seen[]
+    std::vector<size_t> listed;
+    for (size_t i : set_.healthy_members()) {
+        const Listing l = list_stored(set_.member(i).dirfd.get(), rel);
+        if (!l.ok) continue;
+        listed.push_back(i);
+        size_t foreign = 0;
+        for (const auto& n : l.stored) {
+            if (auto it = index.find(n); it != index.end()) {
+                seen[it->second].on.push_back(i);
+            } else if (auto name = entry_name(set_.member(i).dirfd.get(), rel, iv, n)) {
+                index.emplace(n, seen.size());
+                seen.push_back({std::move(*name), {i}});
+            } else {
+                ++foreign;
+            }
+        }
+        if (foreign)
+            alerts_.raise(alert::TamperDetected,
+                          fmt::format("{}: {} entries on {} are not valid nvrfs names (planted or altered)", path, foreign,
+                                      set_.member(i).path), path);
+    }
+    if (listed.empty()) throw_errno(EIO, path, "no member can list directory");
+    std::vector<std::string> out;
+    std::vector<std::string> lacking;
+    std::vector<bool> gone(seen.size());
+    for (auto& [stored_name, k] : index) {
+        Seen& e = seen[k];
+        if (e.on.size() < listed.size()) {
+            // A create or unlink running now reaches the members one after the
+            // other; only a difference that is still there is reported.
+            size_t now = 0;
+            struct stat st {};
+            for (size_t i : listed) now += member_path::stat(set_.member(i).dirfd.get(), join_rel(rel, stored_name), st) == 0;
+            gone[k] = now == 0;
+            if (now > 0 && now < listed.size()) lacking.push_back(e.name);
+        }
+    }
+    for (size_t k = 0; k < seen.size(); ++k)
+        if (!gone[k]) out.push_back(std::move(seen[k].name));
+    if (!lacking.empty())
+        alerts_.raise(alert::MemberInconsistent,
+                      fmt::format("{}: {} entries are missing on some members (first: {}); the other members' copies "
+                                  "are served and scrub --repair restores them",
+                                  path, lacking.size(), lacking.front()),
+                      path);
+    return out;
+}
+
+void Volume::mkdir(const std::string& path, mode_t mode, const Caller& who) {
+    try {
+        const std::string rel = stored(path);
+        DirIv iv{};
+        random_bytes(iv);
+        const std::string ivrel = join_rel(rel, kDirIvName);
+        const auto side = side_of(path, rel);
+        check(set_.fan_out("mkdir", path, [&](size_t, Member& m) {
+            const int root = m.dirfd.get();
+            if (int r = put_side(root, side); r < 0) return r;
+            if (int r = member_path::mkdir(root, rel, (mode | 0700) & 07777); r < 0) {
+                if (r != -EEXIST) drop_side(root, rel);
+                return r;
+            }
+            // All or nothing: a directory without its IV (its path too long
+            // for the IV file, a full disk) is taken back, never left to be
+            // read as tampered.
+            auto undo = [&](int r) {
+                member_path::unlink(root, ivrel);
+                member_path::rmdir(root, rel);
+                drop_side(root, rel);
+                return r;
+            };
+            const int fd = member_path::open_file(root, ivrel, O_WRONLY | O_CREAT | O_EXCL, 0400);
+            if (fd < 0) return undo(fd);
+            UniqueFd own(fd);
+            if (int r = write_full(fd, iv.data(), iv.size()); r < 0) return undo(r);
+            if (int r = member_path::chown(root, rel, who.uid, who.gid); r < 0) return undo(r);
+            if (int r = member_path::chmod(root, rel, mode & 07777); r < 0) return undo(r);
+            return 0;
+        }), "mkdir", path);
+        audit("mkdir", who, path, 0);
+    } catch (const Error& e) {
+        audit("mkdir", who, path, e.code());
+        throw;
+    }
+}
+
+void Volume::rmdir(const std::string& path, const Caller& who) {
+    try {
+        // Files unlinked while open (hidden names) do not keep a directory
+        // alive: they are moved out of it until they close.
+        std::vector<std::string> kept;
+        for (const auto& n : readdir(path)) {
+            if (!hidden_name(n) || !is_open(child_path(path, n))) throw_errno(ENOTEMPTY, path, "rmdir");
+            kept.push_back(child_path(path, n));
+        }
+        for (const auto& p : kept) orphan(p);
+        const std::string rel = stored(path);
+        const std::string ivrel = join_rel(rel, kDirIvName);
+        check(set_.fan_out("rmdir", path, [&](size_t, Member& m) {
+            member_path::unlink(m.dirfd.get(), ivrel);
+            const int r = member_path::rmdir(m.dirfd.get(), rel);
+            if (r == 0) drop_side(m.dirfd.get(), rel);
+            return r;
+        }), "rmdir", path);
+        forget_dirivs();
+        audit("rmdir", who, path, 0);
+    } catch (const Error& e) {
+        audit("rmdir", who, path, e.code());
+        throw;
+    }
+}
+
+void Volume::unlink(const std::string& path, const Caller& who, const std::function<void(nlohmann::json&)>& extra) {
+    uint64_t size = 0;
+    try {
+        const std::string rel = located(path);
+        try {
+            size = static_cast<uint64_t>(getattr(path, nullptr).st_size);
+        } catch (const Error&) {
+        }
+        check(set_.fan_out("unlink", path, [&](size_t, Member& m) {
+            const int r = member_path::unlink(m.dirfd.get(), rel);
+            if (r == 0) drop_side(m.dirfd.get(), rel);
+            return r;
+        }), "unlink", path);
+        {
+            std::lock_guard lk(opened_mu_);
+            orphans_.erase(path);
+        }
+        audit("unlink", who, path, 0, [&](nlohmann::json& r) {
+            r["bytes"] = size;
+            if (extra) extra(r);
+        });
+    } catch (const Error& e) {
+        audit("unlink", who, path, e.code());
+        throw;
+    }
+}
+
+void Volume::rename(const std::string& from, const std::string& to, unsigned flags, const Caller& who) {
+    std::shared_lock place(place_mu_);
+    try {
+        const std::string a = stored(from), b = stored(to);
+        bool dir = false, target_dir = false;
+        struct stat st {};
+        for (size_t i : set_.healthy_members()) {
+            if (member_path::stat(set_.member(i).dirfd.get(), a, st) == 0) {
+                dir = S_ISDIR(st.st_mode);
+                if (member_path::stat(set_.member(i).dirfd.get(), b, st) == 0)
+                    target_dir = S_ISDIR(st.st_mode);
+                break;
+            }
+        }
+        // An empty target directory still holds its IV file on the members.
+        if (target_dir && !(flags & RENAME_NOREPLACE) && !(flags & RENAME_EXCHANGE)) {
+            if (!readdir(to).empty()) throw_errno(ENOTEMPTY, to, "rename");
+            const std::string ivrel = join_rel(b, kDirIvName);
+            set_.fan_out("rename", to, [&](size_t, Member& m) {
+                member_path::unlink(m.dirfd.get(), ivrel);
+                return 0;
+            });
+        }
+        // A side file belongs to a name, not to what stands there: an
+        // exchange keeps both names and both side files; a rename needs the
+        // new name's and frees the old one's.
+        const bool exchange = flags & RENAME_EXCHANGE;
+        const auto side_b = exchange ? std::nullopt : side_of(to, b);
+        check(set_.fan_out("rename", from, [&](size_t, Member& m) {
+            const int root = m.dirfd.get();
+            if (int r = put_side(root, side_b); r < 0) return r;
+            const int r = member_path::rename(root, a, b, flags);
+            if (r == 0 && a != b && !exchange) drop_side(root, a);
+            return r;
+        }), "rename", from);
+        if (dir || target_dir) forget_dirivs();
+        track_rename(from, to, flags & RENAME_EXCHANGE);
+        if (!dir && !flags && hidden_name(to) && is_open(to)) {
+            // The user unlinked an open file: its bytes stay until the last
+            // handle closes, under a hidden name (removed then, audited again).
+            audit("unlink", who, from, 0, [&](nlohmann::json& r) { r["kept_open_as"] = to; });
+        } else {
+            audit("rename", who, from, 0, [&](nlohmann::json& r) {
+                r["to"] = to;
+                if (flags & RENAME_EXCHANGE) r["exchange"] = true;
+            });
+        }
+    } catch (const Error& e) {
+        audit("rename", who, from, e.code(), [&](nlohmann::json& r) { r["to"] = to; });
+        throw;
+    }
+}
+
+// An attribute change through an open file (fchmod, futimens, ...) goes to
+// that file's copies, whatever its name is now or whether it still has one.
+void Volume::on_copies(Handle& h, const char* what, const std::function<int(int)>& op) {
+    std::shared_lock lk(h.file->mu);
+    std::vector<std::pair<size_t, int>> results;
+    for (size_t i : holders(*h.file, true)) results.emplace_back(i, op(h.file->fds[i].get()) < 0 ? neg_errno() : 0);
+    check(set_.combine(what, h.path, results), what, h.path);
+}
+
+void Volume::chmod(const std::string& path, mode_t mode, Handle* h) {
+    if (h) return on_copies(*h, "chmod", [&](int fd) { return ::fchmod(fd, mode & 07777); });
+    const std::string rel = stored(path);
+    if (const mode_t t = getattr(path, nullptr).st_mode; S_ISFIFO(t) || S_ISSOCK(t)) return chmod_special(path, mode);
+    if (rel == ".") return set_root_attr(mode, std::nullopt, std::nullopt);
+    check(set_.fan_out("chmod", path, [&](size_t, Member& m) {
+        return member_path::chmod(m.dirfd.get(), rel, mode & 07777);
+    }), "chmod", path);
+}
+
+// A fifo's or socket's mode is in its header and bound into its key: both are
+// written again, under a new generation.
+void Volume::chmod_special(const std::string& path, mode_t mode) {
+    const auto h = pin(path);
+    if (!h) throw_errno(ENOENT, path, "chmod");
+    OpenFile& f = *h->file;
+    std::unique_lock lk(f.mu);
+    f.hdr.perms = static_cast<uint16_t>(mode & 07777);
+    f.hdr.generation++;
+    f.key = file_key(set_.keys().content, f.hdr);
+    const Bytes img = empty_file_image(f.hdr, f.key);
+    std::vector<std::pair<size_t, int>> results;
+    for (size_t i : holders(f, true)) results.emplace_back(i, pwrite_full(f.fds[i].get(), img.data(), img.size(), 0));
+    check(set_.combine("chmod", path, results), "chmod", path);
+}
+
+void Volume::chown(const std::string& path, uid_t uid, gid_t gid, Handle* h) {
+    if (h) return on_copies(*h, "chown", [&](int fd) { return ::fchown(fd, uid, gid); });
+    const std::string rel = stored(path);
+    if (rel == ".") return set_root_attr(std::nullopt, uid, gid);
+    check(set_.fan_out("chown", path, [&](size_t, Member& m) {
+        return member_path::chown(m.dirfd.get(), rel, uid, gid);
+    }), "chown", path);
+}
+
+void Volume::utimens(const std::string& path, const struct timespec ts[2], Handle* h) {
+    if (h) return on_copies(*h, "utimens", [&](int fd) { return ::futimens(fd, ts); });
+    const std::string rel = stored(path);
+    check(set_.fan_out("utimens", path, [&](size_t, Member& m) {
+        return member_path::utimens(m.dirfd.get(), rel, ts);
+    }), "utimens", path);
+}
+
+struct statvfs Volume::statfs() {
+    struct statvfs out {};
+    bool first = true;
+    for (size_t i : set_.healthy_members()) {
+        struct statvfs s {};
+        if (::fstatvfs(set_.member(i).dirfd.get(), &s) < 0) continue;
+        // A mirror holds as much as its smallest member.
+        const double scale = static_cast<double>(s.f_frsize) / 4096.0;
+        s.f_blocks = static_cast<fsblkcnt_t>(s.f_blocks * scale);
+        s.f_bfree = static_cast<fsblkcnt_t>(s.f_bfree * scale);
+        s.f_bavail = static_cast<fsblkcnt_t>(s.f_bavail * scale);
+        s.f_bsize = s.f_frsize = 4096;
+        if (first || s.f_bavail < out.f_bavail) out = s;
+        first = false;
+    }
+    out.f_namemax = kMaxNameLen;
+    return out;
+}
+
+
+std::string Volume::make_special(const std::string& path, Kind kind, mode_t perms, const std::string& content, const Caller& who) {
+    const std::string rel = stored(path);
+    if (!make_room(stored_size(content.size()), set_.writable_members())) throw_errno(ENOSPC, path, "create");
+    auto f = open_stored(path, rel, O_CREAT | O_EXCL, perms & 07777, &who, kind);
+    try {
+        if (!content.empty()) {
+            std::unique_lock lk(f->mu);
+            write_locked(*f, path, reinterpret_cast<const uint8_t*>(content.data()), 0, content.size());
+        }
+    } catch (...) {
+        open_.release(f);
+        for (size_t i : set_.writable_members()) {
+            member_path::unlink(set_.member(i).dirfd.get(), rel);
+            drop_side(set_.member(i).dirfd.get(), rel);
+        }
+        throw;
+    }
+    const std::string id = hex(f->hdr.id);
+    open_.release(f);
+    return id;
+}
+
+void Volume::symlink(const std::string& target, const std::string& path, const Caller& who) {
+    try {
+        if (target.empty() || target.size() >= PATH_MAX) throw_errno(target.empty() ? ENOENT : ENAMETOOLONG, path, "symlink");
+        const std::string id = make_special(path, Kind::Symlink, 0, target, who);
+        audit("symlink", who, path, 0, [&](nlohmann::json& r) {
+            r["target"] = target;
+            r["id"] = id;
+        });
+    } catch (const Error& e) {
+        audit("symlink", who, path, e.code(), [&](nlohmann::json& r) { r["target"] = target; });
+        throw;
+    }
+}
+
+std::string Volume::readlink(const std::string& path) {
+    const auto h = pin(path);
+    if (!h) throw_errno(ENOENT, path, "readlink");
+    if (h->file->hdr.kind != Kind::Symlink) throw_errno(EINVAL, path, "readlink");
+    std::string out(h->file->size.load(), '\0');
+    if (!out.empty()) out.resize(read(*h, reinterpret_cast<uint8_t*>(out.data()), out.size(), 0));
+    return out;
+}
+
+void Volume::mknod(const std::string& path, mode_t mode, const Caller& who) {
+    if (S_ISREG(mode)) return release(create(path, mode & 07777, O_EXCL, who));
+    // Device nodes would reach the member's devices through the mount.
+    if (!S_ISFIFO(mode) && !S_ISSOCK(mode)) {
+        audit("mknod", who, path, EPERM);
+        throw_errno(EPERM, path, "mknod");
+    }
+    try {
+        const std::string id = make_special(path, S_ISFIFO(mode) ? Kind::Fifo : Kind::Socket, mode & 07777, {}, who);
+        audit("mknod", who, path, 0, [&](nlohmann::json& r) {
+            r["kind"] = S_ISFIFO(mode) ? "fifo" : "socket";
+            r["id"] = id;
+        });
+    } catch (const Error& e) {
+        audit("mknod", who, path, e.code());
+        throw;
+    }
+}
+
+}  // namespace nvrfs

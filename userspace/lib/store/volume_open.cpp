@@ -1,0 +1,486 @@
+// volume_open.cpp — open files: choosing a header, reconciling lengths, create/open/release, the place check, facts.
+#include "store/volume.hpp"
+#include "store/volume_parts.hpp"
+
+#include "base/plain_path.hpp"
+#include "store/tree.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <climits>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <linux/falloc.h>
+
+namespace nvrfs {
+using namespace volume_parts;
+
+// ---- open files ----------------------------------------------------------
+
+FileHeader Volume::choose_header(OpenFile& f, const std::string& path) {
+    struct Cand {
+        size_t member;
+        std::optional<FileHeader> hdr;
+    };
+    std::vector<Cand> cands;
+    bool all_empty = true;  // no member holds a single byte: a create that never completed
+    for (size_t i : holders(f, false)) {
+        uint8_t b[kHeaderSize];
+        std::optional<FileHeader> h;
+        const ssize_t n = pread_full(f.fds[i].get(), b, sizeof b, 0);
+        if (n == static_cast<ssize_t>(kHeaderSize)) h = FileHeader::decode(b);
+        all_empty = all_empty && n == 0;
+        cands.push_back({i, h});
+    }
+    if (cands.empty()) throw_errno(EIO, path, "no member holds");
+    if (all_empty)
+        throw Error(EIO, path, fmt::format("{}: an incomplete file (its create never completed); scrub --repair removes it", path));
+    bool agree = cands[0].hdr.has_value();
+    for (auto& c : cands) agree = agree && c.hdr == cands[0].hdr;
+    if (agree) return *cands[0].hdr;
+
+    // Members disagree: the true header is the one whose chunk 0 authenticates.
+    for (auto& c : cands) {
+        if (!c.hdr) continue;
+        SecretKey k = file_key(set_.keys().content, *c.hdr);
+        Bytes st(kStoredChunk), pt(kChunkSize);
+        ssize_t n = pread_full(f.fds[c.member].get(), st.data(), st.size(), kHeaderSize);
+        if (n < static_cast<ssize_t>(kChunkOverhead)) continue;
+        const ByteView chunk(st.data(), static_cast<size_t>(n));
+        if (!open_chunk(k, *c.hdr, 0, true, chunk, pt.data()) && !open_chunk(k, *c.hdr, 0, false, chunk, pt.data())) continue;
+        const auto good = c.hdr->encode();
+        for (auto& o : cands)
+            if (o.hdr != c.hdr) pwrite_full(f.fds[o.member].get(), good.data(), good.size(), 0);
+        alerts_.raise(alert::TamperRepaired, fmt::format("{}: file header differed between members; repaired from {}", path,
+                                                         set_.member(c.member).path), path);
+        return *c.hdr;
+    }
+    alerts_.raise(alert::TamperDetected, fmt::format("{}: no member holds an authentic file header", path), path);
+    throw Error(EIO, path, "corrupt file header: " + path);
+}
+
+std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std::string& rel, int extra_flags, mode_t mode,
+                                              const Caller* creator, Kind kind) {
+    auto f = std::make_shared<OpenFile>();
+    f->fds.resize(kMaxMembers);
+    std::vector<std::pair<size_t, int>> results;
+    bool fresh = false;
+    const auto side = (extra_flags & O_CREAT) ? side_of(path, rel) : std::nullopt;
+    for (size_t i : set_.writable_members()) {
+        const int root = set_.member(i).dirfd.get();
+        int fd = put_side(root, side);
+        if (fd == 0) fd = member_path::open_file(root, rel, O_RDWR | extra_flags, mode);
+        if (fd == -EROFS && !(extra_flags & O_CREAT)) fd = member_path::open_file(root, rel, O_RDONLY);
+        results.emplace_back(i, fd < 0 ? fd : 0);
+        if (fd >= 0) {
+            f->fds[i].reset(fd);
+            struct stat st {};
+            ::fstat(fd, &st);
+            if (st.st_size == 0 && creator) fresh = true;
+            // Fewer blocks than bytes: the copy holds zero-form chunks (holes).
+            if (static_cast<uint64_t>(st.st_blocks) * 512 < static_cast<uint64_t>(st.st_size)) f->sparse = true;
+        }
+    }
+    check(set_.combine("open", path, results), "open", path);
+    if (fresh) {
+        // A new file: one header and one sealed empty chunk, the same bytes on every member.
+        random_bytes(f->hdr.id);
+        f->hdr.kind = kind;
+        if (kind == Kind::Fifo || kind == Kind::Socket) f->hdr.perms = static_cast<uint16_t>(mode & 07777);
+        // A member file of mode 0 says "read the header": the kind is there.
+        if (kind != Kind::File) mode = 0;
+        f->key = file_key(set_.keys().content, f->hdr);
+        const Bytes init = empty_file_image(f->hdr, f->key);
+        std::vector<std::pair<size_t, int>> wr;
+        for (size_t i : holders(*f, true)) {
+            int r = ::fallocate(f->fds[i].get(), 0, 0, static_cast<off_t>(init.size())) < 0 && errno != EOPNOTSUPP ? neg_errno() : 0;
+            if (r == 0) r = pwrite_full(f->fds[i].get(), init.data(), init.size(), 0);
+            if (r == 0 && ::fchown(f->fds[i].get(), creator->uid, creator->gid) < 0) r = neg_errno();
+            // The kernel already applied the caller's umask; nvrfsd's own must not.
+            if (r == 0 && ::fchmod(f->fds[i].get(), mode & 07777) < 0) r = neg_errno();
+            wr.emplace_back(i, r);
+        }
+        // A create is all or nothing: a name that cannot hold its header and
+        // sealed empty chunk on every member (combine says ENOSPC when the
+        // set is full) is taken back everywhere.
+        if (const int r = set_.combine("create", path, wr); r < 0) {
+            for (size_t i : holders(*f, true)) {
+                member_path::unlink(set_.member(i).dirfd.get(), rel);
+                drop_side(set_.member(i).dirfd.get(), rel);
+            }
+            check(r, "create", path);
+        }
+        f->size = 0;
+        f->tail.valid = true;
+        f->tail.index = 0;
+    } else {
+        f->hdr = choose_header(*f, path);
+        f->key = file_key(set_.keys().content, f->hdr);
+        uint64_t best = 0;
+        bool any_valid = false;
+        for (size_t i = 0; i < f->fds.size(); ++i) {
+            if (!f->fds[i]) continue;
+            struct stat st {};
+            if (::fstat(f->fds[i].get(), &st) < 0) continue;
+            auto ps = plain_size(static_cast<uint64_t>(st.st_size));
+            if (ps && (!any_valid || *ps > best)) best = *ps, any_valid = true;
+            if (!any_valid) best = std::max(best, plain_size_lenient(static_cast<uint64_t>(st.st_size)));
+        }
+        f->size = best;
+    }
+    auto shared = open_.acquire(f->hdr.id, f);
+    if (shared == f && !fresh) {
+        // First opener: nobody can write until the copies agree in length.
+        std::unique_lock lk(f->mu);
+        try {
+            reconcile_lengths(*f, path);
+            check_empty(*f, path);
+        } catch (...) {
+            lk.unlock();
+            open_.release(f);
+            throw;
+        }
+    }
+    return shared;
+}
+
+std::optional<size_t> Volume::find_authentic(OpenFile& f, uint64_t idx, uint64_t size, const std::vector<size_t>& from,
+                                             uint8_t* sealed, uint8_t* plain) {
+    const size_t sl = chunk_plain_len(size, idx) + kChunkOverhead;
+    for (size_t j : from) {
+        if (pread_full(f.fds[j].get(), sealed, sl, static_cast<off_t>(stored_offset(idx))) == static_cast<ssize_t>(sl) &&
+            open_stored_chunk(f, idx, last_chunk(size), ByteView(sealed, sl), plain))
+            return j;
+    }
+    return std::nullopt;
+}
+
+void Volume::reconcile_lengths(OpenFile& f, const std::string& path) {
+    std::vector<std::pair<size_t, uint64_t>> lens;
+    bool differ = false;
+    for (size_t i : holders(f, false)) {
+        struct stat st {};
+        if (::fstat(f.fds[i].get(), &st) < 0) continue;
+        lens.emplace_back(i, static_cast<uint64_t>(st.st_size));
+        differ |= lens.front().second != lens.back().second;
+    }
+    if (!differ) return;
+    // The copies differ in length: someone cut or padded one, or a crash hit
+    // between the members. The file's length is the longest valid one whose
+    // last chunk authenticates as the last. Every chunk of the repaired copies
+    // is taken from a member where it authenticates, never copied blind: one
+    // member's cut tail must not let another member's bad chunk spread.
+    std::sort(lens.begin(), lens.end(), [](auto& a, auto& b) { return a.second > b.second; });
+    std::vector<size_t> members;
+    for (auto [i, len] : lens) members.push_back(i);
+    Bytes sealed(kStoredChunk), plain(kChunkSize);
+    for (auto [g, len] : lens) {
+        auto ps = plain_size(len);
+        if (!ps) continue;
+        const uint64_t li = last_chunk(*ps);
+        const size_t sl = chunk_plain_len(*ps, li) + kChunkOverhead;
+        if (pread_full(f.fds[g].get(), sealed.data(), sl, static_cast<off_t>(stored_offset(li))) != static_cast<ssize_t>(sl) ||
+            !open_chunk(f.key, f.hdr, li, true, ByteView(sealed.data(), sl), plain.data()))
+            continue;
+        f.size = *ps;
+        uint64_t unrecoverable = 0;
+        std::vector<std::pair<size_t, int>> results;  // members whose copy is not this length
+        for (auto [j, jl] : lens)
+            if (jl != len) results.emplace_back(j, 0);
+        for (uint64_t c = 0; c <= li; ++c) {
+            const auto src = find_authentic(f, c, *ps, members, sealed.data(), plain.data());
+            if (!src) {
+                ++unrecoverable;
+                continue;
+            }
+            const size_t csl = chunk_plain_len(*ps, c) + kChunkOverhead;
+            for (auto& [j, r] : results)
+                if (r == 0 && j != *src) r = pwrite_full(f.fds[j].get(), sealed.data(), csl, static_cast<off_t>(stored_offset(c)));
+        }
+        std::vector<std::string> fixed;
+        for (auto& [j, r] : results) {
+            if (r == 0 && ::ftruncate(f.fds[j].get(), static_cast<off_t>(len)) < 0) r = -errno;
+            if (r < 0) set_.fail(j, -r, "repair " + path);
+            else fixed.push_back(set_.member(j).path);
+        }
+        // A crash between members and a cut copy look alike; either way the
+        // authentic chunks win, so this is an inconsistency, not lost data.
+        alerts_.raise(alert::MemberInconsistent,
+                      fmt::format("{}: stored copies differ in length; rebuilt {} from the authentic chunks (length from {})",
+                                  path, fmt::join(fixed, ", "), set_.member(g).path),
+                      path);
+        if (unrecoverable)
+            alerts_.raise(alert::TamperDetected,
+                          fmt::format("{}: {} chunk(s) authentic on no member; reads of them fail", path, unrecoverable), path);
+        return;
+    }
+    alerts_.raise(alert::TamperDetected, fmt::format("{}: stored copies differ in length and none ends in an authentic last chunk", path), path);
+}
+
+// A file of no bytes still ends in a sealed empty chunk: a copy cut to its
+// header, or to any length that decrypts as empty, must not pass as an empty
+// recording. Checked when the file is first opened.
+void Volume::check_empty(OpenFile& f, const std::string& path) {
+    if (f.size != 0) return;
+    Bytes out(kChunkSize);
+    load_chunks(f, path, 0, 0, out.data());
+}
+
+std::unique_ptr<Handle> Volume::create(const std::string& path, mode_t mode, int flags, const Caller& who) {
+    try {
+        const std::string rel = stored(path);
+        if (!make_room(kHeaderSize + kChunkOverhead, set_.writable_members())) throw_errno(ENOSPC, path, "create");
+        std::shared_lock place(place_mu_);
+        auto h = std::make_unique<Handle>();
+        h->file = open_stored(path, rel, O_CREAT | (flags & O_EXCL), mode & 07777, &who);
+        h->path = path;
+        h->writable = true;
+        h->who = who;
+        if (flags & O_TRUNC && h->file->size > 0) {
+            std::unique_lock lk(h->file->mu);
+            truncate_locked(*h->file, path, 0);
+        }
+        audit("create", who, path, 0, [&](nlohmann::json& r) { r["id"] = hex(h->file->hdr.id); });
+        track_open(*h);
+        return h;
+    } catch (const Error& e) {
+        audit("create", who, path, e.code());
+        throw;
+    }
+}
+
+std::unique_ptr<Handle> Volume::open(const std::string& path, int flags, const Caller& who) {
+    for (int attempt = 0;; ++attempt) {
+        auto h = open_any(path, flags, who);
+        if (h->file->hdr.kind != Kind::File) {
+            // getattr showed a regular file, so the member's mode was changed:
+            // the authenticated header says otherwise.
+            alerts_.raise(alert::TamperDetected, fmt::format("{}: stored as a {} but its member file's mode was altered to "
+                                                             "show a regular file", path, kind_name(h->file->hdr.kind)), path);
+            release(std::move(h));
+            throw Error(EIO, path, path + ": stored kind does not match its mode");
+        }
+        try {
+            check_place(*h);
+            return h;
+        } catch (const Moved&) {
+            // Unlinked or replaced between our open and our check: open what
+            // stands there now (ENOENT when nothing does).
+            release(std::move(h));
+            if (attempt == 2) throw_errno(ENOENT, path, "open");
+        } catch (...) {
+            release(std::move(h));
+            throw;
+        }
+    }
+}
+
+void Volume::check_place(Handle& h) {
+    if (!place_check_) return;
+    auto why = place_verdict(h);
+    if (!why) return;
+    {
+        // A create, rename, truncate or write session may have changed the
+        // path or the file and not yet written its record: wait for those
+        // in flight, then look again.
+        std::unique_lock ex(place_mu_);
+        why = place_verdict(h);
+        if (why && !still_there(h)) throw Moved{};
+    }
+    if (!why) return;
+    const std::string id = hex(h.file->hdr.id);
+    bool first;
+    {
+        std::lock_guard lk(place_alerted_mu_);
+        first = place_alerted_.insert(h.path + '\0' + id).second;
+    }
+    if (first) alerts_.raise(alert::TamperDetected, *why + "; the file is not opened", h.path);
+    throw Error(EIO, h.path, fmt::format("{}: not the file the audit log recorded at this path", h.path));
+}
+
+std::optional<std::string> Volume::place_verdict(const Handle& h) {
+    const bool settled = !written_elsewhere(h);
+    std::shared_lock lk(h.file->mu);
+    return place_check_(h.path, facts_locked(*h.file), settled);
+}
+
+bool Volume::written_elsewhere(const Handle& h) {
+    std::lock_guard lk(opened_mu_);
+    return std::any_of(opened_.begin(), opened_.end(),
+                       [&](const auto& e) { return e.first != &h && e.first->file == h.file && e.first->writable; });
+}
+
+// Is the file `h` holds still the one at its path on the members?
+bool Volume::still_there(const Handle& h) {
+    for (size_t i : holders(*h.file, false)) {
+        struct stat held {}, now {};
+        if (::fstat(h.file->fds[i].get(), &held) < 0) continue;
+        std::string rel;
+        try {
+            rel = located(h.path);
+        } catch (const Error&) {
+            return false;
+        }
+        if (member_path::stat(set_.member(i).dirfd.get(), rel, now) < 0) return false;
+        return held.st_ino == now.st_ino && held.st_dev == now.st_dev;
+    }
+    return true;
+}
+
+std::unique_ptr<Handle> Volume::open_any(const std::string& path, int flags, const Caller& who) {
+    const std::string rel = stored(path);
+    auto h = std::make_unique<Handle>();
+    h->file = open_stored(path, rel, 0, 0, nullptr);
+    h->path = path;
+    h->writable = (flags & O_ACCMODE) != O_RDONLY;
+    h->who = who;
+    if (h->writable && (flags & O_TRUNC)) {
+        std::shared_lock place(place_mu_);
+        const uint64_t old = h->file->size;
+        try {
+            std::unique_lock lk(h->file->mu);
+            truncate_locked(*h->file, path, 0);
+            const Facts now = facts_locked(*h->file);
+            audit("truncate", who, path, 0, [&](nlohmann::json& r) {
+                r["bytes"] = 0;
+                r["from"] = old;
+                now.record_in(r);
+            });
+        } catch (const Error& e) {
+            audit("truncate", who, path, e.code());
+            open_.release(h->file);
+            throw;
+        }
+    }
+    track_open(*h);
+    return h;
+}
+
+void Volume::track_open(const Handle& h) {
+    std::lock_guard lk(opened_mu_);
+    opened_[&h] = h.path;
+}
+
+bool Volume::is_open(const std::string& path) {
+    std::lock_guard lk(opened_mu_);
+    return std::any_of(opened_.begin(), opened_.end(), [&](const auto& e) { return e.second == path; });
+}
+
+// Open files follow a rename of themselves or of a directory above them, so
+// recycling and the open-but-unlinked rules see their current names.
+void Volume::track_rename(const std::string& from, const std::string& to, bool exchange) {
+    std::lock_guard lk(opened_mu_);
+    for (auto& [h, p] : opened_) {
+        if (auto n = rebased(p, from, to)) p = *n;
+        else if (exchange)
+            if (auto m = rebased(p, to, from)) p = *m;
+    }
+}
+
+// What the audit log records of a file's contents at each close (the
+// namespace ledger, ledger.hpp): its id and the tag that ends its last chunk.
+Volume::Facts Volume::facts_locked(const OpenFile& f) const {
+    Facts out;
+    out.id = hex(f.hdr.id);
+    out.size = f.size.load();
+    const uint64_t end = stored_size(out.size);
+    for (size_t i : holders(f, false)) {
+        uint8_t tag[kGcmTag];
+        if (pread_full(f.fds[i].get(), tag, sizeof tag, static_cast<off_t>(end - kGcmTag)) == static_cast<ssize_t>(sizeof tag)) {
+            out.tail = hex(ByteView(tag, sizeof tag));
+            break;
+        }
+    }
+    return out;
+}
+
+std::optional<Volume::Facts> Volume::facts(const std::string& path) {
+    const auto h = pin(path);
+    if (!h) return std::nullopt;
+    std::shared_lock lk(h->file->mu);
+    return facts_locked(*h->file);
+}
+
+std::string Volume::located(const std::string& path) {
+    {
+        std::lock_guard lk(opened_mu_);
+        if (auto it = orphans_.find(path); it != orphans_.end()) return it->second;
+    }
+    return stored(path);
+}
+
+void Volume::orphan(const std::string& path) {
+    const std::string rel = stored(path);
+    std::array<uint8_t, 8> rnd{};
+    random_bytes(rnd);
+    const std::string to = std::string(kOrphanDir) + "/" + hex(rnd);
+    check(set_.fan_out("rmdir", path, [&](size_t, Member& m) {
+        member_path::mkdir(m.dirfd.get(), kOrphanDir, 0700);
+        const int r = member_path::rename(m.dirfd.get(), rel, to, RENAME_NOREPLACE);
+        if (r == 0) drop_side(m.dirfd.get(), rel);
+        return r;
+    }), "rmdir", path);
+    std::lock_guard lk(opened_mu_);
+    orphans_[path] = to;
+}
+
+void Volume::release(std::unique_ptr<Handle> h) {
+    std::shared_lock place(place_mu_, std::defer_lock);
+    if (h->writable) place.lock();  // until the session's record is written
+    std::string gone;  // an orphan whose last handle this was
+    std::string now;
+    {
+        std::lock_guard lk(opened_mu_);
+        if (auto it = opened_.find(h.get()); it != opened_.end()) {
+            now = std::move(it->second);
+            opened_.erase(it);
+        }
+        if (auto o = orphans_.find(now); o != orphans_.end() &&
+            std::none_of(opened_.begin(), opened_.end(), [&](const auto& e) { return e.second == now; })) {
+            gone = o->second;
+            orphans_.erase(o);
+        }
+    }
+    if (!gone.empty()) {
+        // libfuse cannot name a file whose directory is gone, so the daemon
+        // removes it itself when it closes.
+        set_.fan_out("unlink", now, [&](size_t, Member& m) {
+            const int r = member_path::unlink(m.dirfd.get(), gone);
+            member_path::rmdir(m.dirfd.get(), kOrphanDir);  // when it was the last one
+            return r;
+        });
+        audit("unlink", Caller::daemon(), now, 0, [&](nlohmann::json& r) { r["reason"] = "last handle of a file unlinked while open closed"; });
+    }
+    // A write session is audited at its close, with what the ledger needs;
+    // a read-write open that wrote nothing reads nothing more.
+    const bool session = h->writable && (h->bytes_written > 0 || h->first_error);
+    Facts closed;
+    if (h->writable) {
+        std::unique_lock lk(h->file->mu);
+        release_reserve(*h->file);
+        if (session) closed = facts_locked(*h->file);
+    }
+    if (session) {
+        // Under the name it has now (a segment renamed while still open).
+        const std::string& where = now.empty() ? h->path : now;
+        audit("write", h->who, where, h->first_error, [&](nlohmann::json& r) {
+            r["bytes"] = h->bytes_written;
+            closed.record_in(r);
+            if (where != h->path) r["opened_as"] = h->path;
+        });
+    }
+    open_.release(h->file);
+}
+
+void Volume::fsync(Handle& h, bool datasync) {
+    std::shared_lock lk(h.file->mu);
+    std::vector<std::pair<size_t, int>> results;
+    for (size_t i : holders(*h.file, true)) {
+        int r = datasync ? ::fdatasync(h.file->fds[i].get()) : ::fsync(h.file->fds[i].get());
+        results.emplace_back(i, r < 0 ? neg_errno() : 0);
+    }
+    check(set_.combine("fsync", h.path, results), "fsync", h.path);
+}
+
+}  // namespace nvrfs

@@ -1,0 +1,300 @@
+// volume_scrub.cpp — rebuild copies and scrub.
+#include "store/volume.hpp"
+#include "store/volume_parts.hpp"
+
+#include "base/plain_path.hpp"
+#include "store/tree.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <climits>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <linux/falloc.h>
+
+namespace nvrfs {
+using namespace volume_parts;
+
+// ---- rebuild and scrub ---------------------------------------------------
+
+void Volume::copy_dir_to(const std::string& path, size_t target) {
+    const std::string rel = stored(path);
+    const DirIv iv = diriv(path, rel);  // compared across members and authenticated by the names
+    const int t = set_.member(target).dirfd.get();
+    const std::string where = set_.member(target).path + "/" + rel;
+    for (size_t i : set_.healthy_members()) {
+        struct stat st {};
+        if (member_path::stat(set_.member(i).dirfd.get(), rel, st) < 0 || !S_ISDIR(st.st_mode)) continue;
+        if (rel != ".") {
+            struct stat have {};
+            const int r = member_path::stat(t, rel, have);
+            if (r == 0 && !S_ISDIR(have.st_mode)) {
+                // Something else stands where the directory goes: not ours to follow.
+                if (int u = member_path::unlink(t, rel); u < 0) throw_errno(-u, where, "cannot remove");
+            }
+            if (int p = put_side(t, side_of(path, rel)); p < 0) throw_errno(-p, where, "cannot create its long-name file");
+            if (r < 0 || !S_ISDIR(have.st_mode))
+                if (int m = member_path::mkdir(t, rel, 0700); m < 0 && m != -EEXIST) throw_errno(-m, where, "cannot create directory");
+        }
+        if (int r = write_iv(t, join_rel(rel, kDirIvName), iv); r < 0) throw_errno(-r, where + "/" + kDirIvName, "cannot create");
+        if (rel == ".") {
+            std::lock_guard lk(root_mu_);
+            if (int r = write_root_attr(t, root_attr_); r < 0) throw_errno(-r, where + "/" + kRootAttrPath, "cannot create");
+            return;  // the member root itself keeps its own owner and 0700
+        }
+        const int d = member_path::open_dir(t, rel);
+        if (d < 0) throw_errno(-d, where, "cannot open");
+        UniqueFd own(d);
+        copy_meta(d, st);
+        return;
+    }
+}
+
+std::shared_ptr<Handle> Volume::pin(const std::string& path) {
+    try {
+        return std::shared_ptr<Handle>(open_any(path, O_RDONLY, Caller{}).release(),
+                                       [this](Handle* h) { release(std::unique_ptr<Handle>(h)); });
+    } catch (const Error& e) {
+        if (e.code() == ENOENT) return nullptr;  // deleted meanwhile
+        throw;
+    }
+}
+
+uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
+    const auto h = pin(path);
+    if (!h) return 0;
+    const std::string rel = stored(path);
+    OpenFile& f = *h->file;
+    std::unique_lock lk(f.mu);
+    const std::vector<size_t> sources = holders(f, false);
+    if (sources.empty()) throw_errno(EIO, path, "no complete member holds");
+    struct stat st {};
+    if (::fstat(f.fds[sources.front()].get(), &st) < 0) throw_errno(errno, path, "cannot stat");
+    Member& t = set_.member(target);
+    const std::string where = t.path + "/" + rel;
+    // The target's own copy (a member coming back stale) is kept where it is
+    // authentic and the sources' is not: a rebuild never trades a good chunk
+    // for a bad one. Anything else at that name is replaced.
+    int fd = member_path::open_file(t.dirfd.get(), rel, O_RDWR);
+    if (fd < 0 && fd != -ENOENT) {
+        if (int u = member_path::unlink(t.dirfd.get(), rel); u < 0 && u != -ENOENT) throw_errno(-u, where, "cannot remove");
+        fd = -ENOENT;
+    }
+    if (fd == -ENOENT) {
+        fd = put_side(t.dirfd.get(), side_of(path, rel));
+        if (fd == 0) fd = member_path::open_file(t.dirfd.get(), rel, O_RDWR | O_CREAT | O_EXCL, 0600);
+    }
+    if (fd < 0) throw_errno(-fd, where, "cannot create");
+    UniqueFd out(fd);
+    uint8_t th[kHeaderSize];
+    const bool same_file = pread_full(fd, th, sizeof th, 0) == static_cast<ssize_t>(kHeaderSize) && FileHeader::decode(th) == f.hdr;
+    std::vector<size_t> candidates = sources;
+    if (same_file) {
+        f.fds[target] = UniqueFd(::dup(fd));
+        candidates.push_back(target);
+    }
+    const uint64_t size = f.size, n = chunk_count(size);
+    const auto hdr = f.hdr.encode();
+    int err = pwrite_full(fd, hdr.data(), hdr.size(), 0);
+    // Chunks are authenticated in batches on every core, then written.
+    constexpr uint64_t kBatch = 16;
+    Bytes sealed(kBatch * kStoredChunk), plain(kBatch * kChunkSize);
+    std::vector<std::optional<size_t>> src(kBatch);
+    uint64_t lost = 0;
+    for (uint64_t c0 = 0; c0 < n && err == 0; c0 += kBatch) {
+        const uint64_t c1 = std::min(n, c0 + kBatch);
+        set_.parallel_for(static_cast<size_t>(c1 - c0), [&](size_t k) {
+            src[k] = find_authentic(f, c0 + k, size, candidates, sealed.data() + k * kStoredChunk, plain.data() + k * kChunkSize);
+        });
+        for (uint64_t c = c0; c < c1 && err == 0; ++c) {
+            const auto& s = src[c - c0];
+            if (!s) {
+                ++lost;
+                continue;
+            }
+            if (*s == target) continue;  // already authentic there
+            const size_t sl = chunk_plain_len(size, c) + kChunkOverhead;
+            const uint8_t* sc = sealed.data() + (c - c0) * kStoredChunk;
+            if (zero_body(sc, sl))  // a hole stays a hole on the new copy
+                err = write_zero_chunk(fd, c, sl - kChunkOverhead, sc, sc + sl - kGcmTag, same_file);
+            else
+                err = pwrite_full(fd, sc, sl, static_cast<off_t>(stored_offset(c)));
+        }
+    }
+    if (same_file) f.fds[target].reset();
+    if (err == 0 && ::ftruncate(fd, static_cast<off_t>(stored_size(size))) < 0) err = -errno;
+    if (err < 0) {
+        set_.fail(target, -err, "rebuild " + path);
+        throw_errno(-err, where, "cannot copy");
+    }
+    if (lost)
+        alerts_.raise(alert::TamperDetected,
+                      fmt::format("rebuild: {}: {} chunk(s) authentic on no member; not copied (reads of them fail)", path, lost),
+                      path);
+    copy_meta(fd, st);
+    f.fds[target] = std::move(out);
+    return stored_size(size);
+}
+
+void Volume::scrub_dir(const std::string& path, bool repair, ScrubStats& stats) {
+    const std::string rel = stored(path);
+    const DirIv iv = diriv(path, rel);
+    for (size_t i : set_.healthy_members()) {
+        const int root = set_.member(i).dirfd.get();
+        for (const auto& n : list_stored(root, rel).stored) {
+            if (entry_name(root, rel, iv, n)) continue;
+            // Planted or altered: moved aside (kept as evidence, out of the
+            // namespace), never deleted; the file it hid is restored from
+            // another member by scrub_file.
+            stats.bad++;
+            if (!repair) continue;
+            member_path::mkdir(root, kQuarantineDir, 0700);
+            std::array<uint8_t, 8> rnd{};
+            random_bytes(rnd);
+            const std::string to = std::string(kQuarantineDir) + "/" + hex(rnd);
+            if (member_path::rename(root, join_rel(rel, n), to, RENAME_NOREPLACE) == 0) {
+                stats.repaired++;
+                alerts_.raise(alert::TamperRepaired,
+                              fmt::format("scrub: {}: an entry that is no nvrfs name on {} was moved to {}/{}", path,
+                                          set_.member(i).path, set_.member(i).path, to),
+                              path);
+            }
+        }
+    }
+}
+
+bool Volume::incomplete(const std::string& path) {
+    const std::string rel = stored(path);
+    size_t seen = 0;
+    for (size_t i : set_.healthy_members()) {
+        struct stat st {};
+        if (member_path::stat(set_.member(i).dirfd.get(), rel, st) < 0) continue;
+        if (!S_ISREG(st.st_mode) || st.st_size != 0) return false;
+        ++seen;
+    }
+    return seen > 0;
+}
+
+void Volume::scrub_file(const std::string& path, bool repair, ScrubStats& stats) {
+    if (hidden_name(path) && !is_open(path)) {
+        // Unlinked while open, then the daemon stopped before it closed: the
+        // file was already deleted; --repair finishes that (audited).
+        if (repair) unlink(path, Caller::daemon(), [](nlohmann::json& r) { r["reason"] = "unlinked while open before a restart"; });
+        return;
+    }
+    if (incomplete(path)) {
+        stats.files++;
+        stats.bad++;
+        if (repair) {
+            unlink(path, Caller::daemon(), [](nlohmann::json& r) { r["reason"] = "incomplete create removed by scrub"; });
+            stats.repaired++;
+            alerts_.raise(alert::TamperRepaired, fmt::format("scrub: {} was an incomplete file (a create that never "
+                                                             "completed, no byte stored); removed", path), path);
+        } else {
+            stats.unrepairable++;
+        }
+        return;
+    }
+    const auto h = pin(path);
+    if (!h) return;
+    OpenFile& f = *h->file;
+    if (repair) {
+        // A complete member that lacks the file (its name was altered or
+        // removed there) gets a verified copy.
+        for (size_t i : set_.healthy_members()) {
+            if (f.fds[i]) continue;
+            stats.bad++;
+            copy_file_to(path, i);
+            stats.repaired++;
+            alerts_.raise(alert::TamperRepaired, fmt::format("scrub: {} was missing on {}; restored from an authentic copy", path,
+                                                             set_.member(i).path), path);
+        }
+    }
+    std::shared_lock lk(f.mu);
+    const uint64_t size = f.size, n = chunk_count(size), last = last_chunk(size);
+    const std::vector<size_t> members = holders(f, false);
+    stats.files++;
+    // Every member is checked on its own thread: the disks are read and the
+    // chunks authenticated at once (what it finds differs only per member).
+    struct PerMember {
+        ScrubStats stats;
+        std::vector<uint64_t> bad;
+    };
+    std::vector<PerMember> per(members.size());
+    set_.parallel_for(members.size(), [&](size_t k) {
+        const size_t i = members[k];
+        ScrubStats& st = per[k].stats;
+        Bytes buf(16 * kStoredChunk), good(kStoredChunk), plain(kChunkSize);
+        for (uint64_t c0 = 0; c0 < n; c0 += 16) {
+            const uint64_t c1 = std::min(n - 1, c0 + 15);
+            const uint64_t len = stored_offset(c1) + chunk_plain_len(size, c1) + kChunkOverhead - stored_offset(c0);
+            ssize_t got = pread_full(f.fds[i].get(), buf.data(), static_cast<size_t>(len), static_cast<off_t>(stored_offset(c0)));
+            if (got < 0) got = 0;
+            size_t pos = 0;
+            for (uint64_t c = c0; c <= c1; ++c) {
+                const size_t sl = chunk_plain_len(size, c) + kChunkOverhead;
+                st.chunks++;
+                st.bytes += sl;
+                const bool ok = pos + sl <= static_cast<size_t>(got) && open_stored_chunk(f, c, last, ByteView(buf.data() + pos, sl), plain.data());
+                pos += sl;
+                if (ok) continue;
+                st.bad++;
+                per[k].bad.push_back(c);
+                bool fixed = false;
+                for (size_t j : members) {
+                    if (j == i) continue;
+                    if (pread_full(f.fds[j].get(), good.data(), sl, static_cast<off_t>(stored_offset(c))) != static_cast<ssize_t>(sl) ||
+                        !open_stored_chunk(f, c, last, ByteView(good.data(), sl), plain.data()))
+                        continue;
+                    fixed = true;
+                    if (repair && pwrite_full(f.fds[i].get(), good.data(), sl, static_cast<off_t>(stored_offset(c))) == 0) {
+                        st.repaired++;
+                        set_.member(i).repaired++;
+                    }
+                    break;
+                }
+                if (!fixed) st.unrepairable++;
+            }
+        }
+    });
+    std::vector<uint64_t> bad_chunks;
+    for (const auto& p : per) {
+        stats += p.stats;
+        bad_chunks.insert(bad_chunks.end(), p.bad.begin(), p.bad.end());
+    }
+    std::sort(bad_chunks.begin(), bad_chunks.end());
+    // Both copies authentic but not the same bytes: a crash came between
+    // resealing a chunk on one member and on the other. Make the mirror
+    // byte-identical again (either copy is right; the first member's wins).
+    if (repair && members.size() > 1) {
+        Bytes buf(16 * kStoredChunk), other(16 * kStoredChunk), plain(kChunkSize);
+        for (uint64_t c0 = 0; c0 < n; c0 += 16) {
+            const uint64_t c1 = std::min(n - 1, c0 + 15);
+            const size_t len = static_cast<size_t>(stored_offset(c1) + chunk_plain_len(size, c1) + kChunkOverhead - stored_offset(c0));
+            if (pread_full(f.fds[members[0]].get(), buf.data(), len, static_cast<off_t>(stored_offset(c0))) != static_cast<ssize_t>(len)) continue;
+            for (size_t k = 1; k < members.size(); ++k) {
+                const int fd = f.fds[members[k]].get();
+                if (pread_full(fd, other.data(), len, static_cast<off_t>(stored_offset(c0))) == static_cast<ssize_t>(len) &&
+                    std::memcmp(buf.data(), other.data(), len) == 0)
+                    continue;
+                size_t pos = 0;
+                for (uint64_t c = c0; c <= c1; ++c) {
+                    const size_t sl = chunk_plain_len(size, c) + kChunkOverhead;
+                    if (std::memcmp(buf.data() + pos, other.data() + pos, sl) != 0 &&
+                        open_stored_chunk(f, c, last, ByteView(buf.data() + pos, sl), plain.data()) &&
+                        pwrite_full(fd, buf.data() + pos, sl, static_cast<off_t>(stored_offset(c))) == 0)
+                        stats.resynced++;
+                    pos += sl;
+                }
+            }
+        }
+    }
+    if (!bad_chunks.empty())
+        alerts_.raise(alert::TamperDetected,
+                      fmt::format("scrub: {}: {} bad chunk copies (first: chunk {}){}", path, bad_chunks.size(), bad_chunks.front(),
+                                  repair ? "; repaired where a good copy exists" : "; run scrub --repair"),
+                      path);
+}
+
+}  // namespace nvrfs
