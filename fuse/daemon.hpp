@@ -92,10 +92,14 @@ private:
                                          const Volume::Facts& now, bool settled) const;
     void check_namespace(const std::vector<std::string>& suspects, const std::unordered_set<std::string>& visited);
     nlohmann::json handle(const nlohmann::json& req);
+    nlohmann::json handle_membership(const std::string& cmd, const nlohmann::json& req);
     nlohmann::json status();
     nlohmann::json ledger_baseline(const Caller& who);
     void promote_spare();
     void start_scrub(bool repair);
+    void run_scrub(bool repair);
+    std::vector<std::string> scrub_walk(bool repair);
+    void judge_place(const std::string& f, const Ledger& ledger, std::vector<std::string>& suspects, std::vector<std::string>& rebase);
     size_t member_index(const std::string& path);
 };
 

@@ -260,6 +260,39 @@ int backup_create(const Common& c, const Config& cfg) {
 
 }  // namespace
 
+namespace {
+
+// udev's own events (after udevd processed them), each handed to the hook.
+int device_watch(const Config& cfg, Common& c) {
+    std::unique_ptr<udev, decltype(&udev_unref)> u(udev_new(), udev_unref);
+    if (!u) throw Error(EIO, "", "cannot open libudev");
+    std::unique_ptr<udev_monitor, decltype(&udev_monitor_unref)> mon(udev_monitor_new_from_netlink(u.get(), "udev"), udev_monitor_unref);
+    if (!mon || udev_monitor_filter_add_match_subsystem_devtype(mon.get(), "block", nullptr) < 0 ||
+        udev_monitor_enable_receiving(mon.get()) < 0)
+        throw Error(EIO, "", "cannot listen to udev events (is systemd-udevd running?)");
+    long left = c.has("--count") ? std::stol(c.opts["--count"]) : -1;
+    fmt::print(stderr, "watching for {} block devices...\n", c.has("--all") ? "all" : "USB and eSATA");
+    while (left != 0) {
+        pollfd p{udev_monitor_get_fd(mon.get()), POLLIN, 0};
+        if (::poll(&p, 1, -1) < 0) {
+            if (errno == EINTR) continue;
+            throw_errno(errno, "", "poll");
+        }
+        std::unique_ptr<udev_device, decltype(&udev_device_unref)> d(udev_monitor_receive_device(mon.get()), udev_device_unref);
+        if (!d) continue;
+        auto prop = [&](const char* k) { const char* v = udev_device_get_property_value(d.get(), k); return std::string(v ? v : ""); };
+        const std::string bus = prop("ID_BUS"), action = udev_device_get_action(d.get()) ? udev_device_get_action(d.get()) : "";
+        const char* node = udev_device_get_devnode(d.get());
+        if (!node || (action != "add" && action != "remove")) continue;
+        if (!c.has("--all") && bus != "usb" && bus != "ata") continue;
+        hook(cfg, action, node, prop("ID_SERIAL_SHORT").empty() ? prop("ID_SERIAL") : prop("ID_SERIAL_SHORT"), bus);
+        if (left > 0) --left;
+    }
+    return 0;
+}
+
+}  // namespace
+
 int cmd_device(const Args& args) {
     Common c = parse(args, {"--uuid", "--serial", "--note", "--devname", "--action", "--count"}, {"--all"});
     if (c.rest.empty()) throw UsageError("device needs a subcommand: info, list, allow, deny, scan, hook or watch");
@@ -325,33 +358,7 @@ int cmd_device(const Args& args) {
                     c.has("--devname") ? c.opts["--devname"] : env_or("DEVNAME", ""), env_or("ID_SERIAL_SHORT", env_or("ID_SERIAL", "")),
                     env_or("ID_BUS", ""));
     }
-    if (sub == "watch") {
-        std::unique_ptr<udev, decltype(&udev_unref)> u(udev_new(), udev_unref);
-        if (!u) throw Error(EIO, "", "cannot open libudev");
-        std::unique_ptr<udev_monitor, decltype(&udev_monitor_unref)> mon(udev_monitor_new_from_netlink(u.get(), "udev"), udev_monitor_unref);
-        if (!mon || udev_monitor_filter_add_match_subsystem_devtype(mon.get(), "block", nullptr) < 0 ||
-            udev_monitor_enable_receiving(mon.get()) < 0)
-            throw Error(EIO, "", "cannot listen to udev events (is systemd-udevd running?)");
-        long left = c.has("--count") ? std::stol(c.opts["--count"]) : -1;
-        fmt::print(stderr, "watching for {} block devices...\n", c.has("--all") ? "all" : "USB and eSATA");
-        while (left != 0) {
-            pollfd p{udev_monitor_get_fd(mon.get()), POLLIN, 0};
-            if (::poll(&p, 1, -1) < 0) {
-                if (errno == EINTR) continue;
-                throw_errno(errno, "", "poll");
-            }
-            std::unique_ptr<udev_device, decltype(&udev_device_unref)> d(udev_monitor_receive_device(mon.get()), udev_device_unref);
-            if (!d) continue;
-            auto prop = [&](const char* k) { const char* v = udev_device_get_property_value(d.get(), k); return std::string(v ? v : ""); };
-            const std::string bus = prop("ID_BUS"), action = udev_device_get_action(d.get()) ? udev_device_get_action(d.get()) : "";
-            const char* node = udev_device_get_devnode(d.get());
-            if (!node || (action != "add" && action != "remove")) continue;
-            if (!c.has("--all") && bus != "usb" && bus != "ata") continue;
-            hook(cfg, action, node, prop("ID_SERIAL_SHORT").empty() ? prop("ID_SERIAL") : prop("ID_SERIAL_SHORT"), bus);
-            if (left > 0) --left;
-        }
-        return 0;
-    }
+    if (sub == "watch") return device_watch(cfg, c);
     throw UsageError("unknown device subcommand '" + sub + "'");
 }
 

@@ -306,6 +306,100 @@ int cmd_mask(const Args& args) {
     throw UsageError("unknown mask subcommand '" + sub + "'");
 }
 
+namespace {
+
+// The cameras of --camera, each with its mask unless --no-mask.
+std::vector<CameraClip> clips_for(const Config& cfg, const std::string& cameras, bool no_mask) {
+    std::vector<CameraClip> clips;
+    std::stringstream ss(cameras);
+    std::string cam;
+    while (std::getline(ss, cam, ',')) {
+        check_camera(cam);
+        CameraClip clip;
+        clip.camera = cam;
+        clip.file = cam + ".mp4";
+        if (!no_mask) clip.mask = load_mask(cfg, cam);
+        clips.push_back(std::move(clip));
+    }
+    return clips;
+}
+
+// Each camera's clip of [since, until) into `dir`; their manifest entries.
+json cut_clips(std::vector<CameraClip>& clips, const std::string& mount, time_t since, time_t until, const std::string& since_text,
+               const std::string& until_text, const std::string& dir) {
+    Scratch tmp;
+    json files = json::array();
+    for (auto& clip : clips) {
+        double offset = 0;
+        std::vector<double> lengths;
+        const auto recs = overlapping(mount, clip.camera, since, until, offset, lengths);
+        if (recs.empty())
+            throw Error(ENOENT, clip.camera, fmt::format("camera {} has no recordings between {} and {}", printable(clip.camera),
+                                                         since_text, until_text));
+        clip.used = recs;
+        clip.offset = offset;
+        fmt::print(stderr, "export: camera {}: {} recording(s), {}\n", clip.camera, recs.size(),
+                   clip.mask ? "masked (re-encoded, frame-exact cut)" : "unmasked (stream copy, cut at a keyframe)");
+        export_clip(clip, recs, lengths, offset, static_cast<double>(until - since), dir + "/" + clip.file, tmp);
+        uint64_t size = 0;
+        const std::string h = sha256_file(dir + "/" + clip.file, &size);
+        json f = {{"name", clip.file}, {"camera", clip.camera}, {"size", size}, {"sha256", h}, {"cut", clip.cut}};
+        f["duration"] = std::atof(probe(dir + "/" + clip.file, "format=duration").c_str());
+        files.push_back(f);
+    }
+    return files;
+}
+
+// manifest.json, SHA256SUMS (the clips and the manifest), an Ed25519
+// signature of each, and the public key: checkable with openssl alone.
+void sign_package(const std::string& dir, const json& manifest, const json& files, const ExportKey& key) {
+    const std::string mtext = manifest.dump(2) + "\n";
+    write_text(dir + "/manifest.json", mtext);
+    std::string sumtext;
+    for (auto& f : files) sumtext += f["sha256"].get<std::string>() + "  " + f["name"].get<std::string>() + "\n";
+    sumtext += hex(sha256(as_bytes(mtext))) + "  manifest.json\n";
+    write_text(dir + "/SHA256SUMS", sumtext);
+    const Bytes s1 = key.sign(sumtext), s2 = key.sign(mtext);
+    write_text(dir + "/SHA256SUMS.sig", std::string(s1.begin(), s1.end()));
+    write_text(dir + "/manifest.sig", std::string(s2.begin(), s2.end()));
+    write_text(dir + "/export.pub", key.public_pem());
+}
+
+// For transport: the package goes into one encrypted archive (the backup
+// format: PBKDF2 + AES-256-GCM) and the plain copy is removed, so a device
+// lost on the way shows nothing. `nvrctl backup restore` gives the receiver
+// the package back, signatures and all. Returns the archive's path.
+std::string encrypt_package(const std::string& dir, const std::string& name, const json& files, const std::string& pass, const json& meta) {
+    const std::string archive = dir + ".nvrbak";
+    BackupWriter w(archive, pass, kBackupMinIterations, meta);
+    try {
+        for (const char* f : {"manifest.json", "manifest.sig", "SHA256SUMS", "SHA256SUMS.sig", "export.pub"})
+            w.add_file(dir + "/" + f, name + "/" + f);
+        for (auto& f : files) w.add_file(dir + "/" + f["name"].get<std::string>(), name + "/" + f["name"].get<std::string>());
+        w.finish();
+    } catch (...) {
+        w.abandon();
+        throw;
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);  // no shell: --to may hold any character
+    return archive;
+}
+
+// The manifest's "cameras": each clip, its mask and the recordings it was cut from.
+json camera_entries(const std::vector<CameraClip>& clips, const json& masks) {
+    json cams = json::array();
+    for (auto& clip : clips) {
+        json used = json::array();
+        for (auto& r : clip.used) used.push_back({{"path", "/" + r.name}, {"size", r.size}, {"modified", iso(r.mtime)}});
+        cams.push_back({{"camera", clip.camera}, {"file", clip.file}, {"masked", clip.mask.has_value()}, {"offset", clip.offset},
+                        {"mask", clip.mask ? masks.at(clip.camera) : json(nullptr)}, {"recordings", used}});
+    }
+    return cams;
+}
+
+}  // namespace
+
 int cmd_export(const Args& args) {
     Common c = parse(args, {"--camera", "--since", "--until", "--to", "--reason", "--key", "--passphrase-file"}, {"--no-mask"});
     if (!c.rest.empty() && c.rest[0] == "verify") return export_verify(c);
@@ -323,17 +417,7 @@ int cmd_export(const Args& args) {
     const auto st = require_daemon(cfg, {{"cmd", "status"}});
     const std::string mount = st["mountpoint"].get<std::string>();
 
-    std::vector<CameraClip> clips;
-    std::stringstream ss(c.opts.at("--camera"));
-    std::string cam;
-    while (std::getline(ss, cam, ',')) {
-        check_camera(cam);
-        CameraClip clip;
-        clip.camera = cam;
-        clip.file = cam + ".mp4";
-        if (!no_mask) clip.mask = load_mask(cfg, cam);
-        clips.push_back(std::move(clip));
-    }
+    std::vector<CameraClip> clips = clips_for(cfg, c.opts.at("--camera"), no_mask);
 
     std::unique_ptr<DeviceMount> dev;
     const std::string target = open_target(cfg, c.opts.at("--to"), c.json, dev);
@@ -344,27 +428,9 @@ int cmd_export(const Args& args) {
     const std::string dir = target + "/" + name;
     if (::mkdir(dir.c_str(), 0755) < 0) throw_errno(errno, dir, "cannot create the package directory");
 
-    Scratch tmp;
-    json files = json::array();
+    json files;
     try {
-        for (auto& clip : clips) {
-            double offset = 0;
-            std::vector<double> lengths;
-            const auto recs = overlapping(mount, clip.camera, since, until, offset, lengths);
-            if (recs.empty())
-                throw Error(ENOENT, clip.camera, fmt::format("camera {} has no recordings between {} and {}", printable(clip.camera),
-                                                             c.opts.at("--since"), c.opts.at("--until")));
-            clip.used = recs;
-            clip.offset = offset;
-            fmt::print(stderr, "export: camera {}: {} recording(s), {}\n", clip.camera, recs.size(),
-                       clip.mask ? "masked (re-encoded, frame-exact cut)" : "unmasked (stream copy, cut at a keyframe)");
-            export_clip(clip, recs, lengths, offset, static_cast<double>(until - since), dir + "/" + clip.file, tmp);
-            uint64_t size = 0;
-            const std::string h = sha256_file(dir + "/" + clip.file, &size);
-            json f = {{"name", clip.file}, {"camera", clip.camera}, {"size", size}, {"sha256", h}, {"cut", clip.cut}};
-            f["duration"] = std::atof(probe(dir + "/" + clip.file, "format=duration").c_str());
-            files.push_back(f);
-        }
+        files = cut_clips(clips, mount, since, until, c.opts.at("--since"), c.opts.at("--until"), dir);
     } catch (...) {
         std::error_code ec;
         std::filesystem::remove_all(dir, ec);  // no shell: --to may hold any character
@@ -389,50 +455,15 @@ int cmd_export(const Args& args) {
     ExportKey key(set->keys().export_sign);
     char host[256] = "";
     ::gethostname(host, sizeof host - 1);
-    json cams = json::array();
-    for (auto& clip : clips) {
-        json used = json::array();
-        for (auto& r : clip.used) used.push_back({{"path", "/" + r.name}, {"size", r.size}, {"modified", iso(r.mtime)}});
-        cams.push_back({{"camera", clip.camera}, {"file", clip.file}, {"masked", clip.mask.has_value()}, {"offset", clip.offset},
-                        {"mask", clip.mask ? masks[clip.camera] : json(nullptr)}, {"recordings", used}});
-    }
+    const json cams = camera_entries(clips, masks);
     json manifest = {{"format", 1}, {"nvrfs_version", kNvrfsVersion}, {"set", st.value("set", "")}, {"recorder", host},
                      {"created", iso(now)}, {"since", c.opts.at("--since")}, {"until", c.opts.at("--until")},
                      {"masked", !no_mask}, {"files", files}, {"cameras", cams}, {"export_record", record},
                      {"recording_records", provenance(cfg, clips)}, {"key_fingerprint", key.fingerprint()}};
     if (no_mask) manifest["no_mask_reason"] = c.opts.at("--reason");
-    const std::string mtext = manifest.dump(2) + "\n";
-    write_text(dir + "/manifest.json", mtext);
-    std::string sumtext;
-    for (auto& f : files) sumtext += f["sha256"].get<std::string>() + "  " + f["name"].get<std::string>() + "\n";
-    sumtext += hex(sha256(as_bytes(mtext))) + "  manifest.json\n";
-    write_text(dir + "/SHA256SUMS", sumtext);
-    const Bytes s1 = key.sign(sumtext), s2 = key.sign(mtext);
-    write_text(dir + "/SHA256SUMS.sig", std::string(s1.begin(), s1.end()));
-    write_text(dir + "/manifest.sig", std::string(s2.begin(), s2.end()));
-    write_text(dir + "/export.pub", key.public_pem());
-
-    std::string archive;
-    if (c.has("--passphrase-file")) {
-        // For transport: the package goes into one encrypted archive (the
-        // backup format: PBKDF2 + AES-256-GCM) and the plain copy is removed,
-        // so a device lost on the way shows nothing. `nvrctl backup restore`
-        // gives the receiver the package back, signatures and all.
-        archive = dir + ".nvrbak";
-        BackupWriter w(archive, pass, kBackupMinIterations,
-                       {{"set", st.value("set", "")}, {"export", name}, {"created", now}});
-        try {
-            for (const char* f : {"manifest.json", "manifest.sig", "SHA256SUMS", "SHA256SUMS.sig", "export.pub"})
-                w.add_file(dir + "/" + f, name + "/" + f);
-            for (auto& f : files) w.add_file(dir + "/" + f["name"].get<std::string>(), name + "/" + f["name"].get<std::string>());
-            w.finish();
-        } catch (...) {
-            w.abandon();
-            throw;
-        }
-        std::error_code ec;
-        std::filesystem::remove_all(dir, ec);  // no shell: --to may hold any character
-    }
+    sign_package(dir, manifest, files, key);
+    const std::string archive =
+        c.has("--passphrase-file") ? encrypt_package(dir, name, files, pass, {{"set", st.value("set", "")}, {"export", name}, {"created", now}}) : "";
     if (c.json) {
         fmt::print("{}\n", json{{"package", archive.empty() ? dir : archive}, {"key", key.fingerprint()}, {"files", files}}.dump(2));
     } else if (!archive.empty()) {

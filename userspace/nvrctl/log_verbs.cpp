@@ -27,6 +27,106 @@ std::optional<VerifyResult> read_set_log(MirrorSet& set, std::vector<json>& out,
     return std::nullopt;
 }
 
+namespace {
+
+// Every member's copy of the log: the chain, and its head against this
+// host's record of it.
+int log_verify(const Common& c, const Config& cfg, MirrorSet* set) {
+    int bad = 0;
+    json out = json::array();
+    // The host's own record of the log's head (host_anchor.hpp): a log
+    // cut or replaced on every member still verifies as a chain.
+    std::optional<AnchorState> anchor;
+    try {
+        anchor = HostAnchor(cfg.text("state_dir"), set->set_uuid(), set->keys().anchor).load();
+    } catch (const Error& e) {
+        ++bad;
+        out.push_back({{"anchor", e.what()}, {"ok", false}});
+        if (!c.json) fmt::print("host anchor: {}\n", e.what());
+    }
+    for (size_t i = 0; i < set->size(); ++i) {
+        const Member& m = set->member(i);
+        const int fd = member_path::open_file(m.dirfd.get(), kAuditLogPath, O_RDONLY);
+        if (fd < 0) {
+            ++bad;
+            const std::string why = member_path::is_tamper_errno(-fd) ? "replaced by a link or special file (tampered)"
+                                                                      : std::strerror(-fd);
+            out.push_back({{"member", m.path}, {"ok", false}, {"message", why}});
+            if (!c.json) fmt::print("{}: no audit log: {}\n", m.path, why);
+            continue;
+        }
+        UniqueFd lf(fd);
+        // Streamed: the log is read once, never held whole.
+        uint64_t last = 0;
+        std::optional<std::string> anchored_mac;
+        VerifyResult v = read_audit_log(lf.get(), set->keys(), set->set_uuid(), [&](json&& r) {
+            last = r.value("seq", uint64_t(0));
+            if (anchor && last == anchor->audit_seq) anchored_mac = r.value("mac", "");
+        });
+        if (v.ok && anchor) {
+            if (const auto c = compare_log_with_anchor(*anchor, last, anchored_mac); c.rollback) {
+                v.ok = false;
+                v.first_bad = last < anchor->audit_seq ? last + 1 : anchor->audit_seq;
+                v.message = c.reason;
+            }
+        }
+        if (!v.ok) ++bad;
+        out.push_back({{"member", m.path}, {"ok", v.ok}, {"records", v.records}, {"first_bad", v.first_bad}, {"message", v.message}});
+        if (!c.json) {
+            if (v.ok) fmt::print("{}: {} records, chain intact\n", m.path, v.records);
+            else fmt::print("{}: BROKEN after {} good records: {}\n", m.path, v.records, v.message);
+        }
+    }
+    if (c.json) fmt::print("{}\n", out.dump(2));
+    return bad ? 1 : 0;
+}
+
+// One record as a line; every field comes from the log as written (a name
+// may hold anything), so each is made printable.
+void print_record(const json& r) {
+    auto text = [&](const char* k) {
+        const auto it = r.find(k);
+        return printable(it != r.end() && it->is_string() ? it->get<std::string>() : std::string());
+    };
+    auto number = [&](const char* k) {
+        const auto it = r.find(k);
+        return it != r.end() && it->is_number() ? it->dump() : std::string("?");
+    };
+    std::string extra;
+    if (r.contains("to")) extra += " -> " + text("to");
+    if (r.contains("bytes")) extra += " bytes=" + number("bytes");
+    if (r.contains("alert")) extra += " " + text("alert") + ": " + text("detail");
+    fmt::print("{} #{} {:<8} {:<6} {}({}) pid={} {} {}{}\n", text("time"), number("seq"), text("event"), text("result"), text("user"),
+               number("uid"), number("pid"), text("comm"), text("path"), extra);
+}
+
+int log_show(Common& c, MirrorSet& set) {
+    std::vector<json> recs;
+    std::string from;
+    auto v = read_set_log(set, recs, &from);
+    if (!v) throw Error(ENOENT, "", "no member holds a readable audit log");
+    json sel = json::array();
+    for (auto& r : recs) {
+        const std::string t = r.value("time", "");
+        if (c.has("--since") && t < c.opts["--since"]) continue;
+        if (c.has("--until") && t > c.opts["--until"]) continue;
+        if (c.has("--user") && r.value("user", "") != c.opts["--user"]) continue;
+        if (c.has("--event") && r.value("event", "") != c.opts["--event"]) continue;
+        if (c.has("--path") && r.value("path", "").rfind(c.opts["--path"], 0) != 0) continue;
+        sel.push_back(r);
+    }
+    if (c.json) fmt::print("{}\n", sel.dump(2));
+    else
+        for (auto& r : sel) print_record(r);
+    if (!v->ok) {
+        fmt::print(stderr, "nvrctl: audit log of {} is broken: {}\n", from, v->message);
+        return 1;
+    }
+    return 0;
+}
+
+}  // namespace
+
 int cmd_log(const Args& args) {
     Common c = parse(args, {"--since", "--until", "--user", "--path", "--event"});
     if (c.rest.size() != 1) throw UsageError("log needs a subcommand: show or verify");
@@ -36,98 +136,7 @@ int cmd_log(const Args& args) {
     auto paths = cfg.list("member");
     if (paths.empty()) throw UsageError("no members: give --config FILE or --member DIR");
     auto set = MirrorSet::assemble(paths, load_host_key(cfg.text("host_key")), AssembleOptions{true, false}, nullptr);
-
-    if (sub == "verify") {
-        int bad = 0;
-        json out = json::array();
-        // The host's own record of the log's head (host_anchor.hpp): a log
-        // cut or replaced on every member still verifies as a chain.
-        std::optional<AnchorState> anchor;
-        try {
-            anchor = HostAnchor(cfg.text("state_dir"), set->set_uuid(), set->keys().anchor).load();
-        } catch (const Error& e) {
-            ++bad;
-            out.push_back({{"anchor", e.what()}, {"ok", false}});
-            if (!c.json) fmt::print("host anchor: {}\n", e.what());
-        }
-        for (size_t i = 0; i < set->size(); ++i) {
-            const Member& m = set->member(i);
-            const int fd = member_path::open_file(m.dirfd.get(), kAuditLogPath, O_RDONLY);
-            if (fd < 0) {
-                ++bad;
-                const std::string why = member_path::is_tamper_errno(-fd) ? "replaced by a link or special file (tampered)"
-                                                                          : std::strerror(-fd);
-                out.push_back({{"member", m.path}, {"ok", false}, {"message", why}});
-                if (!c.json) fmt::print("{}: no audit log: {}\n", m.path, why);
-                continue;
-            }
-            UniqueFd lf(fd);
-            // Streamed: the log is read once, never held whole.
-            uint64_t last = 0;
-            std::optional<std::string> anchored_mac;
-            VerifyResult v = read_audit_log(lf.get(), set->keys(), set->set_uuid(), [&](json&& r) {
-                last = r.value("seq", uint64_t(0));
-                if (anchor && last == anchor->audit_seq) anchored_mac = r.value("mac", "");
-            });
-            if (v.ok && anchor) {
-                if (const auto c = compare_log_with_anchor(*anchor, last, anchored_mac); c.rollback) {
-                    v.ok = false;
-                    v.first_bad = last < anchor->audit_seq ? last + 1 : anchor->audit_seq;
-                    v.message = c.reason;
-                }
-            }
-            if (!v.ok) ++bad;
-            out.push_back({{"member", m.path}, {"ok", v.ok}, {"records", v.records}, {"first_bad", v.first_bad}, {"message", v.message}});
-            if (!c.json) {
-                if (v.ok) fmt::print("{}: {} records, chain intact\n", m.path, v.records);
-                else fmt::print("{}: BROKEN after {} good records: {}\n", m.path, v.records, v.message);
-            }
-        }
-        if (c.json) fmt::print("{}\n", out.dump(2));
-        return bad ? 1 : 0;
-    }
-    std::vector<json> recs;
-    std::string from;
-    if (auto v = read_set_log(*set, recs, &from)) {
-        json sel = json::array();
-        for (auto& r : recs) {
-            const std::string t = r.value("time", "");
-            if (c.has("--since") && t < c.opts["--since"]) continue;
-            if (c.has("--until") && t > c.opts["--until"]) continue;
-            if (c.has("--user") && r.value("user", "") != c.opts["--user"]) continue;
-            if (c.has("--event") && r.value("event", "") != c.opts["--event"]) continue;
-            if (c.has("--path") && r.value("path", "").rfind(c.opts["--path"], 0) != 0) continue;
-            sel.push_back(r);
-        }
-        if (c.json) {
-            fmt::print("{}\n", sel.dump(2));
-        } else {
-            // Every field comes from the log as written: a name may hold anything.
-            auto text = [&](const json& r, const char* k) {
-                const auto it = r.find(k);
-                return printable(it != r.end() && it->is_string() ? it->get<std::string>() : std::string());
-            };
-            auto number = [&](const json& r, const char* k) {
-                const auto it = r.find(k);
-                return it != r.end() && it->is_number() ? it->dump() : std::string("?");
-            };
-            for (auto& r : sel) {
-                std::string extra;
-                if (r.contains("to")) extra += " -> " + text(r, "to");
-                if (r.contains("bytes")) extra += " bytes=" + number(r, "bytes");
-                if (r.contains("alert")) extra += " " + text(r, "alert") + ": " + text(r, "detail");
-                fmt::print("{} #{} {:<8} {:<6} {}({}) pid={} {} {}{}\n", text(r, "time"), number(r, "seq"), text(r, "event"),
-                           text(r, "result"), text(r, "user"), number(r, "uid"), number(r, "pid"), text(r, "comm"),
-                           text(r, "path"), extra);
-            }
-        }
-        if (!v->ok) {
-            fmt::print(stderr, "nvrctl: audit log of {} is broken: {}\n", from, v->message);
-            return 1;
-        }
-        return 0;
-    }
-    throw Error(ENOENT, "", "no member holds a readable audit log");
+    return sub == "verify" ? log_verify(c, cfg, set.get()) : log_show(c, *set);
 }
 
 int cmd_alerts(const Args& args) {

@@ -121,6 +121,53 @@ void print_online(const json& s) {
 }
 
 // Unmounted set: read the superblocks (and, with the host key, the log).
+// One member or spare as its superblock shows it (the daemon not running).
+struct OfflineRow {
+    std::string path, state, uuid;
+    uint64_t events = 0, free = 0, total = 0;
+    bool dirty = false, spare = false, rebuilding = false;
+    std::optional<Uuid> set;  // the set it belongs to, when readable
+};
+
+OfflineRow offline_row(const std::string& p) {
+    OfflineRow r{p, "missing", "", 0, 0, 0, false, false, false, std::nullopt};
+    UniqueFd fd(::open(p.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) return r;
+    try {
+        Superblock sb = read_superblock(fd.get(), p);
+        r.uuid = uuid_str(sb.member_uuid);
+        r.events = sb.events;
+        r.dirty = sb.dirty;
+        r.spare = sb.role == MemberRole::Spare;
+        r.rebuilding = sb.rebuilding;
+        r.state = r.spare ? "spare" : r.rebuilding ? "rebuilding" : "active";
+        r.set = sb.set_uuid;
+        struct statvfs s {};
+        if (::fstatvfs(fd.get(), &s) == 0) {
+            r.free = static_cast<uint64_t>(s.f_bavail) * s.f_frsize;
+            r.total = static_cast<uint64_t>(s.f_blocks) * s.f_frsize;
+        }
+    } catch (const Error&) {
+        r.state = "invalid";
+    }
+    return r;
+}
+
+void print_offline(const json& out, const std::vector<OfflineRow>& rows, bool dirty) {
+    fmt::print("set {}: {} (not mounted{})\n", out["set"].get<std::string>(), out["state"].get<std::string>(),
+               dirty ? "; not cleanly unmounted" : "");
+    for (auto& r : rows)
+        fmt::print("  {:<10} {:<40} uuid {} events {} free {} of {}\n", r.state, r.path, r.uuid.empty() ? "-" : r.uuid, r.events,
+                   human_bytes(r.free), human_bytes(r.total));
+    if (out.contains("audit_records"))
+        fmt::print("audit log: {} records, chain {}\n", out["audit_records"].get<uint64_t>(), out["audit_chain"].get<std::string>());
+    else
+        fmt::print("audit log: {}\n", out.value("audit_chain", "not found"));
+    fmt::print("recent alerts:{}\n", out["recent_alerts"].empty() ? " none" : "");
+    for (auto& a : out["recent_alerts"])
+        fmt::print("  {} {} {}\n", a["time"].get<std::string>(), a["alert"].get<std::string>(), a["detail"].get<std::string>());
+}
+
 int status_offline(const Config& cfg, bool as_json) {
     auto paths = cfg.list("member");
     for (const auto& s : cfg.list("spare")) paths.push_back(s);
@@ -130,35 +177,13 @@ int status_offline(const Config& cfg, bool as_json) {
     int problems = 0;
     std::optional<Uuid> set_uuid;
     uint64_t newest = 0;
-    struct Row {
-        std::string path, state, uuid;
-        uint64_t events = 0, free = 0, total = 0;
-        bool dirty = false, spare = false, rebuilding = false;
-    };
-    std::vector<Row> rows;
+    std::vector<OfflineRow> rows;
     for (const auto& p : paths) {
-        Row r{p, "missing", "", 0, 0, 0, false, false, false};
-        UniqueFd fd(::open(p.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        if (fd) {
-            try {
-                Superblock sb = read_superblock(fd.get(), p);
-                r.uuid = uuid_str(sb.member_uuid);
-                r.events = sb.events;
-                r.dirty = sb.dirty;
-                r.spare = sb.role == MemberRole::Spare;
-                r.rebuilding = sb.rebuilding;
-                r.state = r.spare ? "spare" : r.rebuilding ? "rebuilding" : "active";
-                if (set_uuid && *set_uuid != sb.set_uuid) r.state = "foreign";
-                if (!set_uuid) set_uuid = sb.set_uuid;
-                if (!r.spare) newest = std::max(newest, sb.events);
-                struct statvfs s {};
-                if (::fstatvfs(fd.get(), &s) == 0) {
-                    r.free = static_cast<uint64_t>(s.f_bavail) * s.f_frsize;
-                    r.total = static_cast<uint64_t>(s.f_blocks) * s.f_frsize;
-                }
-            } catch (const Error&) {
-                r.state = "invalid";
-            }
+        OfflineRow r = offline_row(p);
+        if (r.set) {
+            if (set_uuid && *set_uuid != *r.set) r.state = "foreign";
+            if (!set_uuid) set_uuid = r.set;
+            if (!r.spare) newest = std::max(newest, r.events);
         }
         rows.push_back(r);
     }
@@ -169,7 +194,7 @@ int status_offline(const Config& cfg, bool as_json) {
         out["members"].push_back({{"path", r.path}, {"state", r.state}, {"uuid", r.uuid}, {"events", r.events},
                                   {"free_bytes", r.free}, {"total_bytes", r.total}});
     }
-    const bool dirty = std::any_of(rows.begin(), rows.end(), [](const Row& r) { return r.dirty; });
+    const bool dirty = std::any_of(rows.begin(), rows.end(), [](const OfflineRow& r) { return r.dirty; });
     const std::string state = problems ? "degraded" : "clean";
     out["set"] = set_uuid ? uuid_str(*set_uuid) : "";
     out["state"] = state;
@@ -195,21 +220,8 @@ int status_offline(const Config& cfg, bool as_json) {
     for (size_t i = alerts.size() - keep; i < alerts.size(); ++i)
         out["recent_alerts"].push_back({{"time", alerts[i]["time"]}, {"alert", alerts[i]["alert"]}, {"detail", alerts[i]["detail"]}});
 
-    if (as_json) {
-        fmt::print("{}\n", out.dump(2));
-    } else {
-        fmt::print("set {}: {} (not mounted{})\n", out["set"].get<std::string>(), state, dirty ? "; not cleanly unmounted" : "");
-        for (auto& r : rows)
-            fmt::print("  {:<10} {:<40} uuid {} events {} free {} of {}\n", r.state, r.path, r.uuid.empty() ? "-" : r.uuid, r.events,
-                       human_bytes(r.free), human_bytes(r.total));
-        if (out.contains("audit_records"))
-            fmt::print("audit log: {} records, chain {}\n", out["audit_records"].get<uint64_t>(), out["audit_chain"].get<std::string>());
-        else
-            fmt::print("audit log: {}\n", out.value("audit_chain", "not found"));
-        fmt::print("recent alerts:{}\n", out["recent_alerts"].empty() ? " none" : "");
-        for (auto& a : out["recent_alerts"])
-            fmt::print("  {} {} {}\n", a["time"].get<std::string>(), a["alert"].get<std::string>(), a["detail"].get<std::string>());
-    }
+    if (as_json) fmt::print("{}\n", out.dump(2));
+    else print_offline(out, rows, dirty);
     return problems ? 1 : 0;
 }
 

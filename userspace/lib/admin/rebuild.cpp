@@ -147,15 +147,21 @@ bool Rebuilder::busy() const {
     return progress_.running || !queue_.empty();
 }
 
-void Rebuilder::run(const Job& job) {
-    const size_t target = job.target;
-    Member& t = set_.member(target);
-    const auto healthy = set_.healthy_members();
-    if (healthy.empty()) throw Error(EIO, t.path, "no complete member to rebuild from");
-    Member& src = set_.member(healthy.front());
-    std::string checkpoint;
-    const auto begin = Clock::now();
+// One rebuild's walk over the namespace.
+struct Rebuilder::Walk {
+    size_t target;
+    Member& t;
+    Member& src;
+    std::string checkpoint;  // stored path of the last file copied before a restart
+    Clock::time_point begin = Clock::now(), last_cp = Clock::now();
+    uint64_t copied = 0;     // bytes copied by this run (the rate limit's measure)
+};
 
+// A spare is emptied and joins the write set; a member left rebuilding by a
+// restart resumes from its checkpoint. nullopt: failed or removed meanwhile.
+std::optional<std::string> Rebuilder::prepare(size_t target, const Member& src) {
+    Member& t = set_.member(target);
+    std::string checkpoint;
     if (t.state.load() == MemberState::Spare) {
         // Start from nothing: keep only the superblock, then join the write set
         // together with a copy of the audit log, atomically for appenders.
@@ -171,70 +177,84 @@ void Rebuilder::run(const Job& job) {
         }
         alerts_.raise("RebuildResumed", fmt::format("rebuild of {} resumes{}", t.path, checkpoint.empty() ? " from the start" : " from its checkpoint"));
     } else {
-        return;  // failed or removed meanwhile
+        return std::nullopt;
     }
+    return checkpoint;
+}
+
+void Rebuilder::copy_tree(Walk& w, const std::string& dir) {
+    struct Entry {
+        std::string rel, path;
+        bool dir;
+    };
+    std::vector<Entry> entries;
+    for (const auto& n : vol_.readdir(dir)) {
+        const std::string p = child_path(dir, n);
+        try {
+            const struct stat st = vol_.getattr(p, nullptr);
+            // Everything else (files, symlinks, fifos, sockets) is one stored file.
+            entries.push_back({vol_.stored_path(p), p, S_ISDIR(st.st_mode)});
+        } catch (const Error&) {
+            // deleted while we walk: nothing to copy
+        }
+    }
+    std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return split(a.rel) < split(b.rel); });
+    for (const auto& e : entries) {
+        if (stop_) return;
+        if (w.t.state.load() != MemberState::Rebuilding) throw Error(EIO, w.t.path, "the member being rebuilt failed");
+        if (e.dir) {
+            vol_.copy_dir_to(e.path, w.target);
+            copy_tree(w, e.path);
+        } else {
+            copy_file(w, e.rel, e.path);
+        }
+    }
+}
+
+void Rebuilder::copy_file(Walk& w, const std::string& rel, const std::string& path) {
+    uint64_t n = 0;
+    const bool skipped = !w.checkpoint.empty() && walk_le(rel, w.checkpoint);  // copied before a restart
+    if (skipped) {
+        struct stat st {};
+        if (member_path::stat(w.src.dirfd.get(), rel, st) == 0) n = static_cast<uint64_t>(st.st_size);
+    } else {
+        n = vol_.copy_file_to(path, w.target);
+        if (Clock::now() - w.last_cp > std::chrono::seconds(1)) {
+            write_file_atomic_at(w.t.dirfd.get(), kCheckpoint, rel.data(), rel.size(), 0600);
+            w.last_cp = Clock::now();
+        }
+    }
+    {
+        std::lock_guard lk(mu_);
+        progress_.done_bytes += n;
+        (skipped ? progress_.skipped_files : progress_.files)++;
+        progress_.seconds = std::chrono::duration<double>(Clock::now() - w.begin).count();
+    }
+    if (skipped) return;
+    w.copied += n;
+    // Throttle: recording has priority over the rebuild.
+    if (const uint64_t rate = max_rate_.load()) {
+        const auto due = w.begin + std::chrono::duration<double>(double(w.copied) / double(rate));
+        while (Clock::now() < due && !stop_) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+}
+
+void Rebuilder::run(const Job& job) {
+    const size_t target = job.target;
+    Member& t = set_.member(target);
+    const auto healthy = set_.healthy_members();
+    if (healthy.empty()) throw Error(EIO, t.path, "no complete member to rebuild from");
+    Member& src = set_.member(healthy.front());
+    auto checkpoint = prepare(target, src);
+    if (!checkpoint) return;  // failed or removed meanwhile
+    Walk w{target, t, src, std::move(*checkpoint)};
     const uint64_t total = stored_bytes(src.dirfd.get(), ".");
     {
         std::lock_guard lk(mu_);
         progress_.total_bytes = total;
     }
-    auto last_cp = Clock::now();
-    uint64_t copied_since_start = 0;
-    std::function<void(const std::string&)> walk = [&](const std::string& dir) {
-        struct Entry {
-            std::string rel, path;
-            bool dir;
-        };
-        std::vector<Entry> entries;
-        for (const auto& n : vol_.readdir(dir)) {
-            const std::string p = child_path(dir, n);
-            try {
-                const struct stat st = vol_.getattr(p, nullptr);
-                // Everything else (files, symlinks, fifos, sockets) is one stored file.
-                entries.push_back({vol_.stored_path(p), p, S_ISDIR(st.st_mode)});
-            } catch (const Error&) {
-                // deleted while we walk: nothing to copy
-            }
-        }
-        std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return split(a.rel) < split(b.rel); });
-        for (const auto& e : entries) {
-            if (stop_) return;
-            if (t.state.load() != MemberState::Rebuilding) throw Error(EIO, t.path, "the member being rebuilt failed");
-            if (e.dir) {
-                vol_.copy_dir_to(e.path, target);
-                walk(e.path);
-                continue;
-            }
-            uint64_t n = 0;
-            bool skipped = false;
-            if (!checkpoint.empty() && walk_le(e.rel, checkpoint)) {
-                struct stat st {};
-                if (member_path::stat(src.dirfd.get(), e.rel, st) == 0) n = static_cast<uint64_t>(st.st_size);
-                skipped = true;
-            } else {
-                n = vol_.copy_file_to(e.path, target);
-                if (Clock::now() - last_cp > std::chrono::seconds(1)) {
-                    write_file_atomic_at(t.dirfd.get(), kCheckpoint, e.rel.data(), e.rel.size(), 0600);
-                    last_cp = Clock::now();
-                }
-            }
-            {
-                std::lock_guard lk(mu_);
-                progress_.done_bytes += n;
-                (skipped ? progress_.skipped_files : progress_.files)++;
-                progress_.seconds = std::chrono::duration<double>(Clock::now() - begin).count();
-            }
-            if (!skipped) copied_since_start += n;
-            // Throttle: recording has priority over the rebuild.
-            if (const uint64_t rate = max_rate_.load(); rate && !skipped) {
-                const auto due = begin + std::chrono::duration<double>(double(copied_since_start) / double(rate));
-                while (Clock::now() < due && !stop_) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-            }
-            
-        }
-    };
     vol_.copy_dir_to("/", target);
-    walk("/");
+    copy_tree(w, "/");
     if (stop_) return;  // daemon stopping: the checkpoint lets the next start resume
     remove_extras(src.dirfd.get(), t.dirfd.get(), ".");
     set_.set_state(target, MemberState::Active);

@@ -16,11 +16,14 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 namespace nvrfs {
+
+struct Member;
 
 class Volume;
 class MirrorSet;
@@ -58,6 +61,10 @@ private:
         std::function<void()> then;
     };
     void run(const Job& job);
+    struct Walk;
+    std::optional<std::string> prepare(size_t target, const Member& src);
+    void copy_tree(Walk& w, const std::string& dir);
+    void copy_file(Walk& w, const std::string& rel, const std::string& path);
     Volume& vol_;
     MirrorSet& set_;
     AuditLog& log_;

@@ -176,26 +176,101 @@ bool Volume::incomplete(const std::string& path) {
     return seen > 0;
 }
 
-void Volume::scrub_file(const std::string& path, bool repair, ScrubStats& stats) {
+// A name whose file needs no chunk check: unlinked while open before a
+// restart, or a create that never stored a byte. True when it was one.
+bool Volume::scrub_leftover(const std::string& path, bool repair, ScrubStats& stats) {
     if (hidden_name(path) && !is_open(path)) {
         // Unlinked while open, then the daemon stopped before it closed: the
         // file was already deleted; --repair finishes that (audited).
         if (repair) unlink(path, Caller::daemon(), [](nlohmann::json& r) { r["reason"] = "unlinked while open before a restart"; });
-        return;
+        return true;
     }
-    if (incomplete(path)) {
-        stats.files++;
-        stats.bad++;
-        if (repair) {
-            unlink(path, Caller::daemon(), [](nlohmann::json& r) { r["reason"] = "incomplete create removed by scrub"; });
-            stats.repaired++;
-            alerts_.raise(alert::TamperRepaired, fmt::format("scrub: {} was an incomplete file (a create that never "
-                                                             "completed, no byte stored); removed", path), path);
-        } else {
-            stats.unrepairable++;
+    if (!incomplete(path)) return false;
+    stats.files++;
+    stats.bad++;
+    if (repair) {
+        unlink(path, Caller::daemon(), [](nlohmann::json& r) { r["reason"] = "incomplete create removed by scrub"; });
+        stats.repaired++;
+        alerts_.raise(alert::TamperRepaired, fmt::format("scrub: {} was an incomplete file (a create that never "
+                                                         "completed, no byte stored); removed", path), path);
+    } else {
+        stats.unrepairable++;
+    }
+    return true;
+}
+
+// Every chunk of member i's copy; a bad one is looked for on the others and,
+// with `repair`, rewritten from the first authentic copy.
+void Volume::scrub_copy(OpenFile& f, size_t i, const std::vector<size_t>& members, bool repair, ScrubStats& st,
+                        std::vector<uint64_t>& bad) {
+    const uint64_t size = f.size, n = chunk_count(size), last = last_chunk(size);
+    Bytes buf(16 * kStoredChunk), good(kStoredChunk), plain(kChunkSize);
+    for (uint64_t c0 = 0; c0 < n; c0 += 16) {
+        const uint64_t c1 = std::min(n - 1, c0 + 15);
+        const uint64_t len = stored_offset(c1) + chunk_plain_len(size, c1) + kChunkOverhead - stored_offset(c0);
+        ssize_t got = pread_full(f.fds[i].get(), buf.data(), static_cast<size_t>(len), static_cast<off_t>(stored_offset(c0)));
+        if (got < 0) got = 0;
+        size_t pos = 0;
+        for (uint64_t c = c0; c <= c1; ++c) {
+            const size_t sl = chunk_plain_len(size, c) + kChunkOverhead;
+            st.chunks++;
+            st.bytes += sl;
+            const bool ok = pos + sl <= static_cast<size_t>(got) && open_stored_chunk(f, c, last, ByteView(buf.data() + pos, sl), plain.data());
+            pos += sl;
+            if (ok) continue;
+            st.bad++;
+            bad.push_back(c);
+            bool fixed = false;
+            for (size_t j : members) {
+                if (j == i) continue;
+                if (pread_full(f.fds[j].get(), good.data(), sl, static_cast<off_t>(stored_offset(c))) != static_cast<ssize_t>(sl) ||
+                    !open_stored_chunk(f, c, last, ByteView(good.data(), sl), plain.data()))
+                    continue;
+                fixed = true;
+                if (repair && pwrite_full(f.fds[i].get(), good.data(), sl, static_cast<off_t>(stored_offset(c))) == 0) {
+                    st.repaired++;
+                    set_.member(i).repaired++;
+                }
+                break;
+            }
+            if (!fixed) st.unrepairable++;
         }
-        return;
     }
+}
+
+// Both copies authentic but not the same bytes: a crash came between
+// resealing a chunk on one member and on the other. Make the mirror
+// byte-identical again (either copy is right; the first member's wins).
+// Returns the chunks rewritten.
+uint64_t Volume::resync_copies(OpenFile& f, const std::vector<size_t>& members) {
+    const uint64_t size = f.size, n = chunk_count(size), last = last_chunk(size);
+    uint64_t resynced = 0;
+    Bytes buf(16 * kStoredChunk), other(16 * kStoredChunk), plain(kChunkSize);
+    for (uint64_t c0 = 0; c0 < n; c0 += 16) {
+        const uint64_t c1 = std::min(n - 1, c0 + 15);
+        const size_t len = static_cast<size_t>(stored_offset(c1) + chunk_plain_len(size, c1) + kChunkOverhead - stored_offset(c0));
+        if (pread_full(f.fds[members[0]].get(), buf.data(), len, static_cast<off_t>(stored_offset(c0))) != static_cast<ssize_t>(len)) continue;
+        for (size_t k = 1; k < members.size(); ++k) {
+            const int fd = f.fds[members[k]].get();
+            if (pread_full(fd, other.data(), len, static_cast<off_t>(stored_offset(c0))) == static_cast<ssize_t>(len) &&
+                std::memcmp(buf.data(), other.data(), len) == 0)
+                continue;
+            size_t pos = 0;
+            for (uint64_t c = c0; c <= c1; ++c) {
+                const size_t sl = chunk_plain_len(size, c) + kChunkOverhead;
+                if (std::memcmp(buf.data() + pos, other.data() + pos, sl) != 0 &&
+                    open_stored_chunk(f, c, last, ByteView(buf.data() + pos, sl), plain.data()) &&
+                    pwrite_full(fd, buf.data() + pos, sl, static_cast<off_t>(stored_offset(c))) == 0)
+                    resynced++;
+                pos += sl;
+            }
+        }
+    }
+    return resynced;
+}
+
+void Volume::scrub_file(const std::string& path, bool repair, ScrubStats& stats) {
+    if (scrub_leftover(path, repair, stats)) return;
     const auto h = pin(path);
     if (!h) return;
     OpenFile& f = *h->file;
@@ -212,7 +287,6 @@ void Volume::scrub_file(const std::string& path, bool repair, ScrubStats& stats)
         }
     }
     std::shared_lock lk(f.mu);
-    const uint64_t size = f.size, n = chunk_count(size), last = last_chunk(size);
     const std::vector<size_t> members = holders(f, false);
     stats.files++;
     // Every member is checked on its own thread: the disks are read and the
@@ -222,74 +296,14 @@ void Volume::scrub_file(const std::string& path, bool repair, ScrubStats& stats)
         std::vector<uint64_t> bad;
     };
     std::vector<PerMember> per(members.size());
-    set_.parallel_for(members.size(), [&](size_t k) {
-        const size_t i = members[k];
-        ScrubStats& st = per[k].stats;
-        Bytes buf(16 * kStoredChunk), good(kStoredChunk), plain(kChunkSize);
-        for (uint64_t c0 = 0; c0 < n; c0 += 16) {
-            const uint64_t c1 = std::min(n - 1, c0 + 15);
-            const uint64_t len = stored_offset(c1) + chunk_plain_len(size, c1) + kChunkOverhead - stored_offset(c0);
-            ssize_t got = pread_full(f.fds[i].get(), buf.data(), static_cast<size_t>(len), static_cast<off_t>(stored_offset(c0)));
-            if (got < 0) got = 0;
-            size_t pos = 0;
-            for (uint64_t c = c0; c <= c1; ++c) {
-                const size_t sl = chunk_plain_len(size, c) + kChunkOverhead;
-                st.chunks++;
-                st.bytes += sl;
-                const bool ok = pos + sl <= static_cast<size_t>(got) && open_stored_chunk(f, c, last, ByteView(buf.data() + pos, sl), plain.data());
-                pos += sl;
-                if (ok) continue;
-                st.bad++;
-                per[k].bad.push_back(c);
-                bool fixed = false;
-                for (size_t j : members) {
-                    if (j == i) continue;
-                    if (pread_full(f.fds[j].get(), good.data(), sl, static_cast<off_t>(stored_offset(c))) != static_cast<ssize_t>(sl) ||
-                        !open_stored_chunk(f, c, last, ByteView(good.data(), sl), plain.data()))
-                        continue;
-                    fixed = true;
-                    if (repair && pwrite_full(f.fds[i].get(), good.data(), sl, static_cast<off_t>(stored_offset(c))) == 0) {
-                        st.repaired++;
-                        set_.member(i).repaired++;
-                    }
-                    break;
-                }
-                if (!fixed) st.unrepairable++;
-            }
-        }
-    });
+    set_.parallel_for(members.size(), [&](size_t k) { scrub_copy(f, members[k], members, repair, per[k].stats, per[k].bad); });
     std::vector<uint64_t> bad_chunks;
     for (const auto& p : per) {
         stats += p.stats;
         bad_chunks.insert(bad_chunks.end(), p.bad.begin(), p.bad.end());
     }
     std::sort(bad_chunks.begin(), bad_chunks.end());
-    // Both copies authentic but not the same bytes: a crash came between
-    // resealing a chunk on one member and on the other. Make the mirror
-    // byte-identical again (either copy is right; the first member's wins).
-    if (repair && members.size() > 1) {
-        Bytes buf(16 * kStoredChunk), other(16 * kStoredChunk), plain(kChunkSize);
-        for (uint64_t c0 = 0; c0 < n; c0 += 16) {
-            const uint64_t c1 = std::min(n - 1, c0 + 15);
-            const size_t len = static_cast<size_t>(stored_offset(c1) + chunk_plain_len(size, c1) + kChunkOverhead - stored_offset(c0));
-            if (pread_full(f.fds[members[0]].get(), buf.data(), len, static_cast<off_t>(stored_offset(c0))) != static_cast<ssize_t>(len)) continue;
-            for (size_t k = 1; k < members.size(); ++k) {
-                const int fd = f.fds[members[k]].get();
-                if (pread_full(fd, other.data(), len, static_cast<off_t>(stored_offset(c0))) == static_cast<ssize_t>(len) &&
-                    std::memcmp(buf.data(), other.data(), len) == 0)
-                    continue;
-                size_t pos = 0;
-                for (uint64_t c = c0; c <= c1; ++c) {
-                    const size_t sl = chunk_plain_len(size, c) + kChunkOverhead;
-                    if (std::memcmp(buf.data() + pos, other.data() + pos, sl) != 0 &&
-                        open_stored_chunk(f, c, last, ByteView(buf.data() + pos, sl), plain.data()) &&
-                        pwrite_full(fd, buf.data() + pos, sl, static_cast<off_t>(stored_offset(c))) == 0)
-                        stats.resynced++;
-                    pos += sl;
-                }
-            }
-        }
-    }
+    if (repair && members.size() > 1) stats.resynced += resync_copies(f, members);
     if (!bad_chunks.empty())
         alerts_.raise(alert::TamperDetected,
                       fmt::format("scrub: {}: {} bad chunk copies (first: chunk {}){}", path, bad_chunks.size(), bad_chunks.front(),

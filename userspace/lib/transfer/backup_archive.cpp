@@ -229,91 +229,152 @@ std::string BackupWriter::abandon() {
     return inc;
 }
 
-BackupContents read_backup(const std::string& path, std::string_view passphrase, const std::string& restore_to, const Progress& progress) {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) throw_errno(errno, path, "cannot open backup");
-    struct stat st {};
-    ::fstat(fd.get(), &st);
-    const uint64_t size = static_cast<uint64_t>(st.st_size);
+namespace {
+
+// The archive's header: magic, PBKDF2 parameters within policy, and the
+// passphrase (the header's HMAC). Returns the keys; `id` gets the archive id.
+Keys open_header(int fd, const std::string& path, std::string_view passphrase, std::array<uint8_t, 16>& id) {
     uint8_t h[kHeader];
-    if (pread_full(fd.get(), h, kHeader, 0) != static_cast<ssize_t>(kHeader) || std::memcmp(h, kMagic, 8) != 0)
+    if (pread_full(fd, h, kHeader, 0) != static_cast<ssize_t>(kHeader) || std::memcmp(h, kMagic, 8) != 0)
         throw Error(EINVAL, path, fmt::format("{} is not an nvrfs backup", path));
     const uint32_t iters = get32(h + 8);
     if (iters < kBackupMinIterations) throw Error(EINVAL, path, fmt::format("{}: PBKDF2 iteration count {} is below policy", path, iters));
     // An archive is hostile input too: an absurd count would burn the CPU for hours.
     if (iters > kBackupMaxIterations)
         throw Error(EINVAL, path, fmt::format("{}: PBKDF2 iteration count {} is above the limit of {}", path, iters, kBackupMaxIterations));
-    const Keys k = derive(passphrase, ByteView(h + 12, 16), iters);
+    Keys k = derive(passphrase, ByteView(h + 12, 16), iters);
     const auto tag = hmac_sha256(k.header, ByteView(h, 48));
     if (!equal_ct(ByteView(tag.data(), 16), ByteView(h + 48, 16)))
         throw Error(EKEYREJECTED, path, fmt::format("{}: wrong passphrase, or the archive header was altered", path));
-    std::array<uint8_t, 16> id{};
     std::memcpy(id.data(), h + 28, 16);
+    return k;
+}
 
-    BackupContents out;
-    std::string stream;  // decrypted bytes not yet parsed
-    size_t pos = 0;
-    // The file being read out of the stream.
-    struct Cur {
+// The decrypted stream of entries ('F' file header + its bytes, 'M' the
+// manifest), fed as records are authenticated; files are hashed and, when
+// restoring, written to the target as they pass.
+class EntryStream {
+public:
+    EntryStream(const std::string& path, const std::string& restore_to, const Progress& progress)
+        : path_(path), restore_to_(restore_to), progress_(progress) {
+        if (!restore_to.empty()) target_.emplace(restore_to);
+    }
+    void feed(const uint8_t* data, size_t n) {
+        stream_.append(reinterpret_cast<const char*>(data), n);
+        parse();
+        stream_.erase(0, pos_);
+        pos_ = 0;
+    }
+    // After the last record: the manifest must list exactly the files seen.
+    BackupContents finish() {
+        cur_.fd.reset();
+        using T = nlohmann::json::value_t;
+        if (!manifest_seen_)
+            throw Error(EBADMSG, path_, fmt::format("{}: the archive ends before its final record: it is truncated or incomplete", path_));
+        BackupContents out;
+        out.manifest = manifest_;
+        if (!field(out.manifest, "complete", T::boolean, path_).get<bool>())
+            throw Error(EBADMSG, path_, fmt::format("{}: the archive is marked incomplete", path_));
+        const auto& files = field(out.manifest, "files", T::array, path_);
+        if (files.size() != seen_.size())
+            throw Error(EBADMSG, path_, fmt::format("{}: the manifest lists {} files but the archive holds {}", path_, files.size(), seen_.size()));
+        for (size_t i = 0; i < seen_.size(); ++i) {
+            if (field(files[i], "path", T::string, path_) != seen_[i].path || field(files[i], "sha256", T::string, path_) != seen_[i].sha256 ||
+                field(files[i], "size", T::number_unsigned, path_) != seen_[i].size)
+                throw Error(EBADMSG, path_, fmt::format("{}: {} does not match its SHA-256 in the manifest", path_, seen_[i].path));
+            out.bytes += seen_[i].size;
+        }
+        if (target_) target_->commit(seen_);
+        out.files = std::move(seen_);
+        return out;
+    }
+
+private:
+    void parse() {
+        for (;;) {
+            if (cur_.active) {
+                if (!file_bytes()) return;
+                continue;
+            }
+            if (stream_.size() - pos_ < 5) return;
+            const char type = stream_[pos_];
+            const uint32_t len = get32(reinterpret_cast<const uint8_t*>(stream_.data() + pos_ + 1));
+            if (stream_.size() - pos_ - 5 < len) return;
+            auto j = nlohmann::json::parse(stream_.substr(pos_ + 5, len), nullptr, false);
+            pos_ += 5 + len;
+            if (j.is_discarded()) throw Error(EBADMSG, path_, "malformed entry in backup");
+            if (type == 'M') {
+                manifest_ = j;
+                manifest_seen_ = true;
+                return;
+            }
+            if (type != 'F') throw Error(EBADMSG, path_, "unknown entry in backup");
+            start_file(j);
+        }
+    }
+    void start_file(const nlohmann::json& j) {
+        cur_ = Cur{};
+        cur_.active = true;
+        using T = nlohmann::json::value_t;
+        cur_.e.path = field(j, "path", T::string, path_).get<std::string>();
+        cur_.e.size = field(j, "size", T::number_unsigned, path_).get<uint64_t>();
+        cur_.e.mtime = field(j, "mtime", T::number_integer, path_).get<int64_t>();
+        cur_.e.mode = static_cast<uint32_t>(field(j, "mode", T::number_unsigned, path_).get<uint64_t>() & 0777);
+        cur_.left = cur_.e.size;
+        if (!safe_name(cur_.e.path)) throw Error(EBADMSG, path_, "unsafe path in backup: " + cur_.e.path);
+        hash_ = std::make_unique<Sha256>();
+        if (target_) cur_.fd = target_->create(cur_.e.path);
+    }
+    // The current file's bytes in the stream; false when more are needed.
+    bool file_bytes() {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(cur_.left, stream_.size() - pos_));
+        if (n == 0 && cur_.left > 0) return false;
+        const ByteView chunk(reinterpret_cast<const uint8_t*>(stream_.data() + pos_), n);
+        hash_->update(chunk);
+        if (cur_.fd)
+            if (int r = write_full(cur_.fd.get(), chunk.data(), n); r < 0) throw_errno(-r, restore_to_ + "/" + cur_.e.path, "cannot write restored file");
+        if (progress_) progress_(n);
+        pos_ += n;
+        cur_.left -= n;
+        if (cur_.left > 0) return false;
+        cur_.e.sha256 = hex(hash_->final());
+        seen_.push_back(cur_.e);
+        cur_.active = false;
+        return true;
+    }
+
+    const std::string& path_;
+    const std::string& restore_to_;
+    const Progress& progress_;
+    std::string stream_;  // decrypted bytes not yet parsed
+    size_t pos_ = 0;
+    struct Cur {  // the file being read out of the stream
         bool active = false;
         BackupEntry e;
         uint64_t left = 0;
         UniqueFd fd;
-    } cur;
-    std::optional<RestoreTarget> target;
-    if (!restore_to.empty()) target.emplace(restore_to);
-    std::unique_ptr<Sha256> hash;
-    std::vector<BackupEntry> seen;
-    bool manifest_seen = false;
+    } cur_;
+    std::optional<RestoreTarget> target_;
+    std::unique_ptr<Sha256> hash_;
+    std::vector<BackupEntry> seen_;
+    nlohmann::json manifest_;
+    bool manifest_seen_ = false;
+};
 
-    auto parse = [&]() {
-        for (;;) {
-            if (cur.active) {
-                const size_t n = static_cast<size_t>(std::min<uint64_t>(cur.left, stream.size() - pos));
-                if (n == 0 && cur.left > 0) return;
-                const ByteView chunk(reinterpret_cast<const uint8_t*>(stream.data() + pos), n);
-                hash->update(chunk);
-                if (cur.fd)
-                    if (int r = write_full(cur.fd.get(), chunk.data(), n); r < 0) throw_errno(-r, restore_to + "/" + cur.e.path, "cannot write restored file");
-                if (progress) progress(n);
-                pos += n;
-                cur.left -= n;
-                if (cur.left > 0) return;
-                cur.e.sha256 = hex(hash->final());
-                seen.push_back(cur.e);
-                cur.active = false;
-                continue;
-            }
-            if (stream.size() - pos < 5) return;
-            const char type = stream[pos];
-            const uint32_t len = get32(reinterpret_cast<const uint8_t*>(stream.data() + pos + 1));
-            if (stream.size() - pos - 5 < len) return;
-            auto j = nlohmann::json::parse(stream.substr(pos + 5, len), nullptr, false);
-            pos += 5 + len;
-            if (j.is_discarded()) throw Error(EBADMSG, path, "malformed entry in backup");
-            if (type == 'M') {
-                out.manifest = j;
-                manifest_seen = true;
-                return;
-            }
-            if (type != 'F') throw Error(EBADMSG, path, "unknown entry in backup");
-            cur = Cur{};
-            cur.active = true;
-            using T = nlohmann::json::value_t;
-            cur.e.path = field(j, "path", T::string, path).get<std::string>();
-            cur.e.size = field(j, "size", T::number_unsigned, path).get<uint64_t>();
-            cur.e.mtime = field(j, "mtime", T::number_integer, path).get<int64_t>();
-            cur.e.mode = static_cast<uint32_t>(field(j, "mode", T::number_unsigned, path).get<uint64_t>() & 0777);
-            cur.left = cur.e.size;
-            if (!safe_name(cur.e.path)) throw Error(EBADMSG, path, "unsafe path in backup: " + cur.e.path);
-            hash = std::make_unique<Sha256>();
-            if (target) cur.fd = target->create(cur.e.path);
-            if (cur.left == 0) continue;
-        }
-    };
+}  // namespace
+
+BackupContents read_backup(const std::string& path, std::string_view passphrase, const std::string& restore_to, const Progress& progress) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) throw_errno(errno, path, "cannot open backup");
+    struct stat st {};
+    ::fstat(fd.get(), &st);
+    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    std::array<uint8_t, 16> id{};
+    const Keys k = open_header(fd.get(), path, passphrase, id);
+    EntryStream entries(path, restore_to, progress);
     uint64_t off = kHeader, index = 0;
     bool final_seen = false;
-    Bytes rec;
+    Bytes rec, plain;
     while (off < size) {
         if (final_seen) throw Error(EBADMSG, path, fmt::format("{}: data after the final record (offset {})", path, off));
         uint8_t lb[4];
@@ -325,40 +386,21 @@ BackupContents read_backup(const std::string& path, std::string_view passphrase,
         if (pread_full(fd.get(), rec.data(), len, static_cast<off_t>(off + 4)) != static_cast<ssize_t>(len))
             throw Error(EIO, path, "cannot read backup");
         const size_t n = len - kGcmNonce - kGcmTag;
-        const size_t at = stream.size();
-        stream.resize(at + n);
-        auto* dst = reinterpret_cast<uint8_t*>(stream.data() + at);
+        plain.resize(n);
         const ByteView body(rec.data() + kGcmNonce, n);
-        if (gcm_open(k.data, rec.data(), record_ad(id, index, false), body, rec.data() + kGcmNonce + n, dst)) {
-        } else if (gcm_open(k.data, rec.data(), record_ad(id, index, true), body, rec.data() + kGcmNonce + n, dst)) {
+        if (gcm_open(k.data, rec.data(), record_ad(id, index, false), body, rec.data() + kGcmNonce + n, plain.data())) {
+        } else if (gcm_open(k.data, rec.data(), record_ad(id, index, true), body, rec.data() + kGcmNonce + n, plain.data())) {
             final_seen = true;
         } else {
             throw Error(EBADMSG, path, fmt::format("{}: record {} (offset {}) fails authentication: the archive was altered", path, index, off));
         }
-        parse();
-        stream.erase(0, pos);
-        pos = 0;
+        entries.feed(plain.data(), n);
         off += 4 + len;
         ++index;
     }
-    cur.fd.reset();
-    if (!final_seen || !manifest_seen)
+    if (!final_seen)
         throw Error(EBADMSG, path, fmt::format("{}: the archive ends before its final record: it is truncated or incomplete", path));
-    using T = nlohmann::json::value_t;
-    if (!field(out.manifest, "complete", T::boolean, path).get<bool>())
-        throw Error(EBADMSG, path, fmt::format("{}: the archive is marked incomplete", path));
-    const auto& files = field(out.manifest, "files", T::array, path);
-    if (files.size() != seen.size())
-        throw Error(EBADMSG, path, fmt::format("{}: the manifest lists {} files but the archive holds {}", path, files.size(), seen.size()));
-    for (size_t i = 0; i < seen.size(); ++i) {
-        if (field(files[i], "path", T::string, path) != seen[i].path || field(files[i], "sha256", T::string, path) != seen[i].sha256 ||
-            field(files[i], "size", T::number_unsigned, path) != seen[i].size)
-            throw Error(EBADMSG, path, fmt::format("{}: {} does not match its SHA-256 in the manifest", path, seen[i].path));
-        out.bytes += seen[i].size;
-    }
-    if (target) target->commit(seen);
-    out.files = std::move(seen);
-    return out;
+    return entries.finish();
 }
 
 }  // namespace nvrfs
