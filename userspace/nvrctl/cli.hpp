@@ -76,6 +76,7 @@ std::vector<Recording> select_recordings(const std::string& root, const std::str
 int cmd_init(const Args&);
 int cmd_status(const Args&);
 int cmd_metrics(const Args&);
+int cmd_key(const Args&);
 // `nvrctl VERB [SUB] --help` (help.cpp): false when there is no such verb.
 bool print_help(const std::string& verb, const Args& args);
 int cmd_member(const Args&);

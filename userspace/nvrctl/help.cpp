@@ -62,6 +62,21 @@ const std::vector<HelpEntry>& entries() {
          "Let the next mount take members older than this host's record of them (restored on purpose); the mount records it "
          "in the audit log and raises RollbackAccepted.",
          {}, "nvrctl set accept-rollback && systemctl restart nvrfsd", kExitsDefault},
+        {"key", {"key recovery create|remove [--passphrase-file F] [--iterations N]", "key recover --passphrase-file F --host-key NEWFILE"},
+         "The recovery key: the master key wrapped a second time under a passphrase, so that a set whose host key is lost "
+         "(a dead system disk) opens again. Sub-verbs: recovery, recover.",
+         {}, "nvrctl key recovery create --passphrase-file /media/safe/recovery.pass", kExitsDefault},
+        {"key recovery", {"key recovery create --passphrase-file F [--iterations N]", "key recovery remove"},
+         "create: wrap the set's master key under PBKDF2-HMAC-SHA-256 (600 000 iterations or more) of the passphrase, on every "
+         "member and spare; remove: delete it, so only the host key opens the set. Both are audited and alerted.",
+         {{"--passphrase-file F", "the passphrase (first line, 12 characters or more)"}, {"--iterations N", "PBKDF2 iterations"}},
+         "nvrctl key recovery create --passphrase-file /media/safe/recovery.pass", kExitsDefault},
+        {"key recover", {"key recover --passphrase-file F --host-key NEWFILE"},
+         "Open a set whose host key is lost with the recovery passphrase and bind it to a new host key (created at NEWFILE, "
+         "and written into the configuration); the old host key no longer opens it. Run with nvrfsd stopped.",
+         {{"--passphrase-file F", "the recovery passphrase"}, {"--host-key NEWFILE", "where the new host key goes"}},
+         "nvrctl key recover --passphrase-file /media/safe/recovery.pass --host-key /etc/nvrfs/host.key",
+         "0 bound to the new key; 1 wrong passphrase, no recovery key, or a member could not be rewritten; 2 usage error"},
         {"upgrade", {"upgrade"},
          "Record each file of a set made before the namespace ledger (id, size, last tag as they are now), so that opens "
          "and scrub hold it to its place from now on.",

@@ -137,6 +137,7 @@ const std::vector<Verb>& verbs() {
         {"metrics", cmd_metrics, "metrics                              the set's state for Prometheus (text exposition format)"},
         {"member", cmd_member, "member fail|remove|add DIR | member replace OLD NEW"},
         {"spare", cmd_spare, "spare add|remove DIR                 hot spares, promoted when a member fails"},
+        {"key", cmd_key, "key recovery create|remove | key recover --passphrase-file F --host-key NEWFILE  the recovery key"},
         {"upgrade", cmd_upgrade, "upgrade                              record files of a set made before the namespace ledger"},
         {"set", cmd_set, "set accept-rollback                  take members older than this host's record at the next mount"},
         {"scrub", cmd_scrub, "scrub [--repair] [--no-wait] [--json]  verify every chunk on every member"},

@@ -1,4 +1,5 @@
 #include "admin/rebuild.hpp"
+#include "store/recovery.hpp"
 
 #include "audit/alerts.hpp"
 #include "audit/audit_log.hpp"
@@ -257,6 +258,12 @@ void Rebuilder::run(const Job& job) {
     copy_tree(w, "/");
     if (stop_) return;  // daemon stopping: the checkpoint lets the next start resume
     remove_extras(src.dirfd.get(), t.dirfd.get(), ".");
+    // The recovery key goes along: any one member must be enough to recover.
+    try {
+        if (const auto w = read_recovery(src.dirfd.get(), src.path)) write_recovery(t.dirfd.get(), *w);
+    } catch (const Error& e) {
+        alerts_.raise("RecoveryKeyNotCopied", fmt::format("{}: the recovery key was not copied from {}: {}", t.path, src.path, e.what()));
+    }
     set_.set_state(target, MemberState::Active);
     member_path::unlink(t.dirfd.get(), kCheckpoint);
     set_.bump_events(true);

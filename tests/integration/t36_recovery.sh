@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Issue 14, first part: the recovery key. A recorder's system disk dies and
+# takes the host key along; with a recovery key made while it worked, the
+# recovery passphrase opens the set again and binds it to a new host key,
+# recordings untouched. A wrong passphrase, an altered recovery record or a
+# removed recovery key change nothing; the old host key stops working; every
+# key operation is audited and alerted.
+. "$(dirname "$0")/lib.sh"
+setup
+start_daemon
+mkdir "$MNT/cam1"
+for i in 1 2 3; do head -c 300000 /dev/urandom > "$MNT/cam1/seg$i.mp4"; done
+sums=$(cd "$MNT" && sha256sum cam1/*)
+printf 'correct horse battery staple\n' > "$T/recovery.pass"; chmod 600 "$T/recovery.pass"
+printf 'not the passphrase at all\n' > "$T/wrong.pass"
+printf 'short\n' > "$T/short.pass"
+check_not "a passphrase under 12 characters is refused" quiet "$NVRCTL" key recovery create --config "$CONF" --passphrase-file "$T/short.pass"
+check "key recovery create (set mounted) exits 0" quiet "$NVRCTL" key recovery create --config "$CONF" --passphrase-file "$T/recovery.pass"
+check "... a recovery record on both members" test -s "$M1/.nvrfs/recovery" -a -s "$M2/.nvrfs/recovery"
+check "... audited and alerted" bash -c "'$NVRCTL' log show --config '$CONF' | grep -q 'key-recovery-create' && '$NVRCTL' log show --config '$CONF' --event alert | grep -q KeyRecoveryCreated"
+stop_daemon
+
+# The system disk dies: the host key is gone.
+cp "$KEY" "$T/old.key"; rm -f "$KEY"
+check_not "without the host key the set does not mount" quiet timeout 20 "$NVRFSD" --config "$CONF" "$MNT"
+sb_before=$(cat "$M1/.nvrfs/superblock" "$M2/.nvrfs/superblock" | sha256sum)
+out=$("$NVRCTL" key recover --config "$CONF" --passphrase-file "$T/wrong.pass" --host-key "$T/new.key" 2>&1); rc=$?
+check "a wrong passphrase is refused (exit $rc) with a clear message" bash -c "[ $rc -eq 1 ] && grep -q 'recovery passphrase does not open' <<<\"$out\""
+check "... nothing written: superblocks unchanged, no new key" bash -c "[ \"\$(cat '$M1/.nvrfs/superblock' '$M2/.nvrfs/superblock' | sha256sum)\" = '$sb_before' ] && [ ! -e '$T/new.key' ]"
+cp "$M1/.nvrfs/recovery" "$T/rec1"; cp "$M2/.nvrfs/recovery" "$T/rec2"
+for m in "$M1" "$M2"; do printf '\x01' | dd of="$m/.nvrfs/recovery" bs=1 seek=60 conv=notrunc status=none; done
+check_not "an altered recovery record is refused" quiet "$NVRCTL" key recover --config "$CONF" --passphrase-file "$T/recovery.pass" --host-key "$T/new.key"
+cp "$T/rec1" "$M1/.nvrfs/recovery"; cp "$T/rec2" "$M2/.nvrfs/recovery"
+out=$("$NVRCTL" key recover --config "$CONF" --passphrase-file "$T/recovery.pass" --host-key "$T/new.key" 2>&1); rc=$?
+check "the recovery passphrase binds the set to a new host key (exit $rc)" test $rc -eq 0
+check "... the new key is 0600" test "$(stat -c %a "$T/new.key")" = 600
+check "... and the configuration names it" grep -q "^host_key = $T/new.key" "$CONF"
+start_daemon
+check "the set mounts with the new key and every recording is byte-identical" bash -c "cd '$MNT' && [ \"\$(sha256sum cam1/*)\" = '$sums' ]"
+check "... the recovery was audited and alerted" bash -c "'$NVRCTL' log show --config '$CONF' --event alert | grep -q KeyRecovered"
+check "... the log still verifies" quiet "$NVRCTL" log verify --config "$CONF"
+stop_daemon
+sed -i "s|^host_key = .*|host_key = $T/old.key|" "$CONF"
+out=$(timeout 20 "$NVRFSD" --config "$CONF" -f "$MNT" 2>&1); rc=$?
+check "the old host key no longer opens the set (exit $rc)" bash -c "[ $rc -ne 0 ] && grep -qi 'different host key' <<<\"$out\""
+sed -i "s|^host_key = .*|host_key = $T/new.key|" "$CONF"
+check "key recovery remove exits 0" quiet "$NVRCTL" key recovery remove --config "$CONF"
+check "... no member holds a recovery record" test ! -e "$M1/.nvrfs/recovery" -a ! -e "$M2/.nvrfs/recovery"
+out=$("$NVRCTL" key recover --config "$CONF" --passphrase-file "$T/recovery.pass" --host-key "$T/third.key" 2>&1); rc=$?
+check "... then recover is refused: no recovery key (exit $rc)" bash -c "[ $rc -eq 1 ] && grep -q 'no member holds a recovery key' <<<\"$out\" && [ ! -e '$T/third.key' ]"
+check "removal audited and alerted (written offline into the log)" bash -c "'$NVRCTL' log show --config '$CONF' --event alert | grep -q KeyRecoveryRemoved"
+# A rebuilt member gets the recovery key too: any one member is enough.
+quiet "$NVRCTL" key recovery create --config "$CONF" --passphrase-file "$T/recovery.pass"
+start_daemon
+SP=$T/spare; mkdir "$SP"
+quiet "$NVRCTL" spare add --config "$CONF" "$SP"; quiet "$NVRCTL" member fail --config "$CONF" "$M2"
+is_clean() { "$NVRCTL" status --config "$CONF" --json | python3 -c 'import json,sys; sys.exit(json.load(sys.stdin)["state"] != "clean")'; }
+wait_for 60 is_clean
+check "a spare rebuilt after a member failed holds the recovery record" cmp -s "$M1/.nvrfs/recovery" "$SP/.nvrfs/recovery"
+finish
