@@ -7,7 +7,7 @@ CXXFLAGS ?= -O2 -g
 SANFLAGS ?=
 CXXFLAGS += $(SANFLAGS) -std=c++20 -Wall -Wextra -Wno-missing-field-initializers -pthread -MMD -MP \
             -Iuserspace/lib $(shell pkg-config --cflags fuse3 openssl fmt blkid libcryptsetup libclamav libudev 2>/dev/null)
-LDLIBS   += $(shell pkg-config --libs openssl fmt 2>/dev/null) -pthread
+LDLIBS   += $(shell pkg-config --libs openssl fmt tss2-esys tss2-tctildr tss2-mu tss2-rc 2>/dev/null) -pthread
 DEVLIBS  := $(shell pkg-config --libs blkid libcryptsetup libclamav libudev 2>/dev/null)
 FUSELIBS := $(shell pkg-config --libs fuse3 2>/dev/null)
 
@@ -27,7 +27,8 @@ UNIT_OBJ   := $(patsubst %.cpp,$(B)/%.o,$(wildcard tests/unit/*.cpp))
 
 DEPS := g++ make pkg-config libfuse3-dev fuse3 libssl-dev libfmt-dev nlohmann-json3-dev doctest-dev \
         libblkid-dev libcryptsetup-dev libclamav-dev libudev-dev dosfstools cryptsetup-bin udev \
-        ffmpeg e2fsprogs util-linux procps python3 bc fuse3 fio gocryptfs man-db groff-base lintian systemd prometheus
+        ffmpeg e2fsprogs util-linux procps python3 bc fuse3 fio gocryptfs man-db groff-base lintian systemd prometheus \
+        libtss2-dev swtpm swtpm-tools tpm2-tools
 
 .PHONY: all deps test demo bench clean asan fuzz
 all: $(B)/nvrfsd $(B)/nvrctl $(B)/unit-tests $(B)/fuzz-parsers $(B)/release/nvrfsd $(B)/release/nvrctl

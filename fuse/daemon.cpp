@@ -5,6 +5,10 @@
 #include "transfer/evidence.hpp"
 #include "audit/ledger.hpp"
 #include "admin/metrics.hpp"
+#include "base/io.hpp"
+#include "store/recovery.hpp"
+
+#include <fcntl.h>
 
 #include <chrono>
 #include <malloc.h>
@@ -22,6 +26,27 @@ Caller peer_of(const nlohmann::json& req) {
 
 }  // namespace
 
+// Through the host key (file or sealed in the TPM), or, on a machine that
+// lost it, through the recovery passphrase (store/recovery.hpp).
+std::unique_ptr<MirrorSet> Daemon::assemble_set(const Config& cfg, const std::vector<std::string>& paths,
+                                                std::vector<std::string>& notes) {
+    const AssembleOptions opt{cfg.boolean("degraded")};
+    const std::string pass_file = cfg.text("recovery_passphrase_file");
+    if (pass_file.empty()) return MirrorSet::assemble(paths, host_key(cfg), opt, &notes);
+    std::string pass;
+    try {
+        pass = read_file_at(AT_FDCWD, pass_file, 4096);
+    } catch (const Error& e) {
+        throw Error(e.code(), pass_file, fmt::format("cannot read the recovery passphrase file {}: {}", pass_file, e.what()));
+    }
+    if (const auto nl = pass.find('\n'); nl != std::string::npos) pass.resize(nl);
+    const SecretKey master = master_by_recovery(paths, pass);
+    auto set = MirrorSet::assemble(paths, [&](const Superblock&, const std::string&) { return master; }, opt, &notes);
+    notes.push_back("MountedWithRecoveryKey: the set was opened with the recovery passphrase, not the host key; bind it to this "
+                    "machine with `nvrctl key recover` (after unmounting)");
+    return set;
+}
+
 std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& config_file, const std::string& mountpoint) {
     auto d = std::make_unique<Daemon>();
     d->cfg = cfg;
@@ -30,9 +55,8 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& co
     auto paths = cfg.list("member");
     if (paths.empty()) throw Error(EINVAL, "", "no members configured (give --member DIR at least twice, or --config FILE)");
     for (const auto& s : cfg.list("spare")) paths.push_back(s);
-    const SecretKey host = load_host_key(cfg.text("host_key"));
     std::vector<std::string> notes;
-    d->set = MirrorSet::assemble(paths, host, AssembleOptions{cfg.boolean("degraded")}, &notes);
+    d->set = assemble_set(cfg, paths, notes);
     d->log = std::make_unique<AuditLog>(*d->set, &notes);
     d->alerts = std::make_unique<Alerts>(*d->log, cfg.text("alert_hook"), uuid_str(d->set->set_uuid()));
     d->vol = std::make_unique<Volume>(*d->set, *d->log, *d->alerts);

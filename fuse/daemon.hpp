@@ -57,6 +57,7 @@ struct Daemon {
     std::atomic<bool> fuse_initialized{false};  // set by the FUSE init handler
 
     // Assemble the set and open the audit log. Throws Error on bad input.
+    static std::unique_ptr<MirrorSet> assemble_set(const Config& cfg, const std::vector<std::string>& paths, std::vector<std::string>& notes);
     static std::unique_ptr<Daemon> prepare(const Config& cfg, const std::string& config_file, const std::string& mountpoint);
     // Start the background threads (after daemonizing) and resume rebuilds.
     void start_background();

@@ -23,6 +23,12 @@ stop_daemon
 # The system disk dies: the host key is gone.
 cp "$KEY" "$T/old.key"; rm -f "$KEY"
 check_not "without the host key the set does not mount" quiet timeout 20 "$NVRFSD" --config "$CONF" "$MNT"
+out=$(timeout 20 "$NVRFSD" --config "$CONF" --recovery-passphrase-file "$T/wrong.pass" -f "$MNT" 2>&1); rc=$?
+check "nvrfsd with a wrong recovery passphrase is refused (exit $rc)" bash -c "[ $rc -ne 0 ] && grep -q 'recovery passphrase does not open' <<<\"\$1\"" _ "$out"
+start_daemon --recovery-passphrase-file "$T/recovery.pass"
+check "nvrfsd --recovery-passphrase-file mounts the set without its host key; recordings intact" bash -c "cd '$MNT' && [ \"\$(sha256sum cam1/*)\" = '$sums' ]"
+check "... and says so (MountedWithRecoveryKey)" bash -c "'$NVRCTL' alerts --config '$CONF' --json 2>/dev/null | grep -q MountedWithRecoveryKey"
+stop_daemon
 sb_before=$(cat "$M1/.nvrfs/superblock" "$M2/.nvrfs/superblock" | sha256sum)
 out=$("$NVRCTL" key recover --config "$CONF" --passphrase-file "$T/wrong.pass" --host-key "$T/new.key" 2>&1); rc=$?
 check "a wrong passphrase is refused (exit $rc) with a clear message" bash -c "[ $rc -eq 1 ] && grep -q 'recovery passphrase does not open' <<<\"$out\""
@@ -57,4 +63,32 @@ quiet "$NVRCTL" spare add --config "$CONF" "$SP"; quiet "$NVRCTL" member fail --
 is_clean() { "$NVRCTL" status --config "$CONF" --json | python3 -c 'import json,sys; sys.exit(json.load(sys.stdin)["state"] != "clean")'; }
 wait_for 60 is_clean
 check "a spare rebuilt after a member failed holds the recovery record" cmp -s "$M1/.nvrfs/recovery" "$SP/.nvrfs/recovery"
+stop_daemon
+# Rotation: a new host key, recordings untouched; the old key stops working.
+cp "$T/new.key" "$T/before-rotate.key"
+sums=$(start_daemon; cd "$MNT" && sha256sum cam1/*; cd /; stop_daemon)
+start_daemon
+check_not "key rotate refuses while the set is mounted" quiet "$NVRCTL" key rotate --config "$CONF"
+stop_daemon
+check "key rotate exits 0" quiet "$NVRCTL" key rotate --config "$CONF"
+check "... the key file changed, mode 0600, nothing pending" bash -c "! cmp -s '$T/new.key' '$T/before-rotate.key' && [ \"\$(stat -c %a '$T/new.key')\" = 600 ] && [ ! -e '$T/new.key.next' ]"
+start_daemon
+check "... the set mounts with it, recordings byte-identical" bash -c "cd '$MNT' && [ \"\$(sha256sum cam1/*)\" = '$sums' ]"
+check "... audited and alerted" bash -c "'$NVRCTL' log show --config '$CONF' --event alert | grep -q HostKeyRotated"
+stop_daemon
+sed -i "s|^host_key = .*|host_key = $T/before-rotate.key|" "$CONF"
+check_not "... the key from before the rotation no longer opens it" quiet timeout 20 "$NVRFSD" --config "$CONF" -f "$MNT"
+sed -i "s|^host_key = .*|host_key = $T/new.key|" "$CONF"
+# kill -9 half-way: one superblock under the next key, the rest under the old.
+cp "$T/new.key" "$T/before-kill.key"
+NVRFS_KEY_ROTATE_DELAY_MS=3000 "$NVRCTL" key rotate --config "$CONF" > /dev/null 2>&1 &
+R=$!
+wait_for 10 test -e "$T/new.key.next"; sleep 1.5; kill -9 "$R"; while kill -0 "$R" 2>/dev/null; do sleep 0.1; done
+check "killed half-way: the next key is pending" test -e "$T/new.key.next"
+out=$(timeout 20 "$NVRFSD" --config "$CONF" -f "$MNT" 2>&1); rc=$?
+check "... nvrfsd will not open the set yet and says what to do (exit $rc)" bash -c "[ $rc -ne 0 ] && grep -q 'run .nvrctl key rotate. to finish' <<<\"\$1\"" _ "$out"
+check "... key rotate run again finishes it" bash -c "'$NVRCTL' key rotate --config '$CONF' | grep -q 'interrupted rotation finished'"
+start_daemon
+check "... and the set opens with the new key, recordings byte-identical" bash -c "cd '$MNT' && [ \"\$(sha256sum cam1/*)\" = '$sums' ]"
+stop_daemon
 finish

@@ -77,6 +77,8 @@ int cmd_init(const Args&);
 int cmd_status(const Args&);
 int cmd_metrics(const Args&);
 int cmd_key(const Args&);
+// key_verbs.cpp: seal the configured host key in the TPM (also `init --tpm`).
+void seal_host_key(Config& cfg, const std::string& cfg_path, const std::string& pcrs);
 // `nvrctl VERB [SUB] --help` (help.cpp): false when there is no such verb.
 bool print_help(const std::string& verb, const Args& args);
 int cmd_member(const Args&);

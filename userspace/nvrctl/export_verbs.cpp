@@ -212,7 +212,7 @@ json provenance(const Config& cfg, const std::vector<CameraClip>& clips) {
     for (const auto& c : clips)
         for (const auto& r : c.used) paths.insert("/" + r.name);
     json out = json::array();
-    auto set = MirrorSet::assemble(cfg.list("member"), load_host_key(cfg.text("host_key")), AssembleOptions{true, false}, nullptr);
+    auto set = MirrorSet::assemble(cfg.list("member"), host_key(cfg), AssembleOptions{true, false}, nullptr);
     std::vector<json> recs;
     if (!read_set_log(*set, recs)) return out;
     for (auto& r : recs) {
@@ -451,7 +451,7 @@ int cmd_export(const Args& args) {
                                no_mask ? fmt::format("export of {} without privacy masks: {}", c.opts.at("--camera"), c.opts.at("--reason"))
                                        : fmt::format("export of {} ({} to {})", c.opts.at("--camera"), c.opts.at("--since"), c.opts.at("--until")));
 
-    auto set = MirrorSet::assemble(cfg.list("member"), load_host_key(cfg.text("host_key")), AssembleOptions{true, false}, nullptr);
+    auto set = MirrorSet::assemble(cfg.list("member"), host_key(cfg), AssembleOptions{true, false}, nullptr);
     ExportKey key(set->keys().export_sign);
     char host[256] = "";
     ::gethostname(host, sizeof host - 1);

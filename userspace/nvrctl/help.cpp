@@ -26,13 +26,14 @@ const char* const kExitsDefault = "0 done; 1 the action failed; 2 usage error";
 
 const std::vector<HelpEntry>& entries() {
     static const std::vector<HelpEntry> e = {
-        {"init", {"init --member DIR --member DIR [--spare DIR] [--host-key F] [--config F|--no-config] [--min-free X] [--alert-hook CMD] [--control-socket P]"},
+        {"init", {"init --member DIR --member DIR [--spare DIR] [--host-key F] [--config F|--no-config] [--min-free X] [--alert-hook CMD] [--control-socket P] [--tpm [--tpm-tcti T] [--pcrs LIST]]"},
          "Make empty directories the members of a new set (RAID 1 over two or more), wrap the set's keys under the host key "
          "(created 0600 if missing) and write the configuration.",
          {{"--member DIR", "a member (at least twice; empty directories)"}, {"--spare DIR", "a hot spare"},
           {"--host-key F", "the host key (default /etc/nvrfs/host.key)"}, {"--no-config", "write no configuration file"},
           {"--min-free X", "free-space threshold, e.g. 10% or 20G"}, {"--alert-hook CMD", "program run for every alert"},
-          {"--control-socket P", "the daemon's control socket"}},
+          {"--control-socket P", "the daemon's control socket"}, {"--tpm", "seal the host key in the TPM (no key file remains)"},
+          {"--tpm-tcti T", "how to reach the TPM (default device:/dev/tpmrm0)"}, {"--pcrs LIST", "PCRs the sealed key is bound to (default 7)"}},
          "nvrctl init --member /srv/disk1 --member /srv/disk2 --spare /srv/disk3", "0 the set was made; 1 a member is not empty or cannot be written; 2 usage error"},
         {"status", {"status [--json]"},
          "The set's state (clean, degraded, rebuilding), members and spares, rebuild and scrub progress, free space, the host's "
@@ -62,9 +63,10 @@ const std::vector<HelpEntry>& entries() {
          "Let the next mount take members older than this host's record of them (restored on purpose); the mount records it "
          "in the audit log and raises RollbackAccepted.",
          {}, "nvrctl set accept-rollback && systemctl restart nvrfsd", kExitsDefault},
-        {"key", {"key recovery create|remove [--passphrase-file F] [--iterations N]", "key recover --passphrase-file F --host-key NEWFILE"},
+        {"key", {"key recovery create|remove [--passphrase-file F] [--iterations N]", "key recover --passphrase-file F --host-key NEWFILE",
+                 "key seal --tpm [--pcrs LIST|none]"},
          "The recovery key: the master key wrapped a second time under a passphrase, so that a set whose host key is lost "
-         "(a dead system disk) opens again. Sub-verbs: recovery, recover.",
+         "(a dead system disk) opens again; and the host key sealed in the TPM. Sub-verbs: recovery, recover, seal.",
          {}, "nvrctl key recovery create --passphrase-file /media/safe/recovery.pass", kExitsDefault},
         {"key recovery", {"key recovery create --passphrase-file F [--iterations N]", "key recovery remove"},
          "create: wrap the set's master key under PBKDF2-HMAC-SHA-256 (600 000 iterations or more) of the passphrase, on every "
@@ -77,6 +79,11 @@ const std::vector<HelpEntry>& entries() {
          {{"--passphrase-file F", "the recovery passphrase"}, {"--host-key NEWFILE", "where the new host key goes"}},
          "nvrctl key recover --passphrase-file /media/safe/recovery.pass --host-key /etc/nvrfs/host.key",
          "0 bound to the new key; 1 wrong passphrase, no recovery key, or a member could not be rewritten; 2 usage error"},
+        {"key seal", {"key seal --tpm [--pcrs LIST|none]"},
+         "Seal the host key in this machine's TPM 2.0 (tpm_tcti), bound to the PCRs' current values (default tpm_pcrs, 7): "
+         "HOSTKEY.tpm is written and proved, the configuration names it, and the key file is removed.",
+         {{"--tpm", "seal in the TPM"}, {"--pcrs LIST", "PCRs to bind to (SHA-256 bank), comma-separated, or none"}},
+         "nvrctl key seal --tpm --pcrs 7", "0 sealed; 1 no TPM, or the key could not be sealed or proved (the key file is kept); 2 usage error"},
         {"upgrade", {"upgrade"},
          "Record each file of a set made before the namespace ledger (id, size, last tag as they are now), so that opens "
          "and scrub hold it to its place from now on.",

@@ -7,6 +7,7 @@
 #include "base/error.hpp"
 #include "store/mirror_set.hpp"
 #include "store/recovery.hpp"
+#include "store/tpm_seal.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -44,7 +45,7 @@ void key_event(const Config& cfg, const std::string& event, const std::string& a
         return;
     }
     auto paths = cfg.list("member");
-    auto set = MirrorSet::assemble(paths, load_host_key(cfg.text("host_key")), AssembleOptions{true, false}, nullptr);
+    auto set = MirrorSet::assemble(paths, host_key(cfg), AssembleOptions{true, false}, nullptr);
     AuditLog log(*set, nullptr);
     auto rec = audit_record(event, Caller::of(::getuid(), ::getgid(), ::getpid()), "", 0);
     rec["detail"] = detail;
@@ -53,9 +54,16 @@ void key_event(const Config& cfg, const std::string& event, const std::string& a
     log.sync();
 }
 
+// Superblocks are rewritten: a running nvrfsd writes its own copies of
+// them (event counters) and would put the old wrapping back.
+void refuse_if_mounted(const Config& cfg, const char* what) {
+    if (ask_daemon(cfg, {{"cmd", "status"}}))
+        throw Error(EBUSY, "", fmt::format("{} rewrites every superblock: stop nvrfsd (unmount the set) first", what));
+}
+
 // The master key through this host's key, checked against the superblock's MAC.
 SecretKey master_by_host_key(const Config& cfg, const std::vector<MemberDir>& dirs, Uuid& set) {
-    const SecretKey host = load_host_key(cfg.text("host_key"));
+    const SecretKey host = host_key(cfg);
     for (const auto& d : dirs) {
         Superblock sb = read_superblock(d.fd.get(), d.path);
         SecretKey m = sb.unwrap_master(host, d.path);
@@ -90,28 +98,17 @@ int recovery_remove(const Config& cfg) {
     return 0;
 }
 
-// The master key through the recovery passphrase, from the first member that
-// holds a recovery record, checked against that member's superblock MAC.
-SecretKey master_by_passphrase(const std::vector<MemberDir>& dirs, const std::string& pass) {
-    for (const auto& d : dirs) {
-        const auto w = read_recovery(d.fd.get(), d.path);
-        if (!w) continue;
-        Superblock sb = read_superblock(d.fd.get(), d.path);
-        SecretKey m = w->unwrap(pass, sb.set_uuid, d.path + "/" + kRecoveryPath);
-        if (!sb.mac_ok(KeySet::derive(m))) throw Error(EBADMSG, d.path, d.path + ": the recovery key is not this set's");
-        return m;
-    }
-    throw Error(ENOENT, "", "no member holds a recovery key (nvrctl key recovery create makes one while the host key works)");
-}
-
 // A new host key for a set whose old one is lost: every superblock's master
 // key is wrapped again under it. Each superblock is replaced atomically; run
 // again after an interruption, it finishes (the new key file is reused).
 int recover(const Common& c, Config cfg) {
     if (!c.has("--host-key")) throw UsageError("key recover needs --host-key NEWFILE (where the new host key goes)");
+    refuse_if_mounted(cfg, "key recover");
     const std::string pass = read_passphrase(c);
     auto dirs = member_dirs(cfg);
-    const SecretKey master = master_by_passphrase(dirs, pass);
+    std::vector<std::string> paths;
+    for (const auto& d : dirs) paths.push_back(d.path);
+    const SecretKey master = master_by_recovery(paths, pass);
     const std::string key_path = c.opts.at("--host-key");
     const SecretKey host = ::access(key_path.c_str(), F_OK) == 0 ? load_host_key(key_path) : create_host_key(key_path);
     const KeySet keys = KeySet::derive(master);
@@ -139,14 +136,117 @@ int recover(const Common& c, Config cfg) {
 
 }  // namespace
 
+// The host key sealed in this machine's TPM (store/tpm_seal.hpp):
+// <host_key>.tpm is written (0600) and proved by unsealing it, the
+// configuration names it, and the key file is overwritten and removed, so no
+// plaintext key stays on the system disk.
+void seal_host_key(Config& cfg, const std::string& cfg_path, const std::string& pcrs_text) {
+    const std::string path = cfg.text("host_key");
+    if (is_sealed_key(path)) throw Error(EEXIST, path, fmt::format("the host key is already sealed in the TPM ({})", path));
+    const SecretKey key = load_host_key(path);
+    const auto pcrs = parse_pcrs(pcrs_text);
+    const std::string tcti = cfg.text("tpm_tcti");
+    const std::string sealed = tpm_seal(tcti, key, pcrs);
+    const std::string sealed_path = path + ".tpm";
+    const auto slash = sealed_path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : sealed_path.substr(0, std::max<size_t>(slash, 1));
+    UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dfd) throw_errno(errno, dir, "cannot open the host key's directory");
+    write_file_atomic_at(dfd.get(), sealed_path.substr(slash + 1), sealed.data(), sealed.size(), 0600);
+    const SecretKey back = tpm_unseal(tcti, sealed, sealed_path);
+    if (!equal_ct(back.bytes(), key.bytes())) throw Error(EIO, sealed_path, "the TPM gave back another key; the key file is kept");
+    Config file;
+    file.load_file(cfg_path);
+    file.set("host_key", sealed_path);
+    file.set("tpm_pcrs", pcrs_text);
+    file.save(cfg_path);
+    cfg.set("host_key", sealed_path);
+    // The plaintext key goes: overwritten first (a journal may keep the old
+    // blocks, so the recovery key, not this, is the answer to a lost TPM).
+    if (UniqueFd kfd(::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW)); kfd) {
+        const Bytes zeros(kHostKeyLen);
+        (void)pwrite_full(kfd.get(), zeros.data(), zeros.size(), 0);
+        ::fsync(kfd.get());
+    }
+    if (::unlink(path.c_str()) < 0) throw_errno(errno, path, "cannot remove the plaintext host key");
+    key_event(cfg, "key-seal", "HostKeySealed",
+              fmt::format("host key sealed in the TPM ({}, PCRs {}) as {}; the key file {} was removed", tcti, pcrs.empty() ? "none" : pcrs_text,
+                          sealed_path, path));
+}
+
+namespace {
+
+// A new host key for the set, the recordings untouched: every superblock's
+// master key is wrapped under it, then it replaces the old key (file or
+// sealed). The next key is made durable first, beside the old one; a
+// rotation killed half-way leaves each member under the old or the next key
+// and is finished by running it again (nvrfsd refuses to open the set until
+// then), so no moment leaves a set that neither key opens.
+int rotate(const Config& cfg) {
+    refuse_if_mounted(cfg, "key rotate");
+    const std::string path = cfg.text("host_key"), next_path = pending_key_path(path), tcti = cfg.text("tpm_tcti");
+    const bool sealed = is_sealed_key(path);
+    auto dirs = member_dirs(cfg);
+    const SecretKey old = load_host_key(path, tcti);
+    const bool resumed = ::access(next_path.c_str(), F_OK) == 0;
+    SecretKey next;
+    if (resumed) {
+        next = load_host_key(next_path, tcti);
+    } else if (sealed) {
+        next = SecretKey::random(kHostKeyLen);
+        const std::string blob = tpm_seal(tcti, next, parse_pcrs(cfg.text("tpm_pcrs")));
+        const auto slash = next_path.rfind('/');
+        UniqueFd dfd(::open(slash == std::string::npos ? "." : next_path.substr(0, std::max<size_t>(slash, 1)).c_str(),
+                            O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!dfd) throw_errno(errno, next_path, "cannot open the host key's directory");
+        write_file_atomic_at(dfd.get(), next_path.substr(slash + 1), blob.data(), blob.size(), 0600);
+    } else {
+        next = create_host_key(next_path);
+    }
+    const char* delay = std::getenv("NVRFS_KEY_ROTATE_DELAY_MS");  // tests: room to kill it half-way
+    size_t moved = 0;
+    for (const auto& d : dirs) {
+        Superblock sb = read_superblock(d.fd.get(), d.path);
+        SecretKey master;
+        try {
+            master = sb.unwrap_master(old, d.path);
+        } catch (const Error&) {
+            master = sb.unwrap_master(next, d.path);  // done before an interruption
+            continue;
+        }
+        const KeySet keys = KeySet::derive(master);
+        if (!sb.mac_ok(keys)) throw Error(EBADMSG, d.path, d.path + ": superblock fails its MAC; not rewritten");
+        sb.wrap_master(master, next);
+        write_superblock(d.fd.get(), sb, keys);
+        ++moved;
+        if (delay) ::usleep(static_cast<useconds_t>(std::stoul(delay) * 1000));
+    }
+    if (::rename(next_path.c_str(), path.c_str()) < 0) throw_errno(errno, path, "cannot put the new host key in place");
+    key_event(cfg, "key-rotate", "HostKeyRotated",
+              fmt::format("host key {} replaced{}: {} member(s) re-wrapped{}; the old key no longer opens the set", path,
+                          sealed ? " (sealed in the TPM)" : "", moved, resumed ? " (an interrupted rotation finished)" : ""));
+    fmt::print("host key rotated{}; {} member(s) re-wrapped, recordings untouched\n", resumed ? " (interrupted rotation finished)" : "",
+               dirs.size());
+    return 0;
+}
+
+}  // namespace
+
 int cmd_key(const Args& args) {
-    Common c = parse(args, {"--passphrase-file", "--iterations"});
+    Common c = parse(args, {"--passphrase-file", "--iterations", "--pcrs"}, {"--tpm"});
     if (c.rest.empty()) throw UsageError("key needs a subcommand: recovery create|remove, or recover");
     Config cfg = load_config(c);
     if (c.rest[0] == "recover" && c.rest.size() == 1) return recover(c, cfg);
+    if (c.rest[0] == "rotate" && c.rest.size() == 1) return rotate(cfg);
+    if (c.rest[0] == "seal" && c.rest.size() == 1) {
+        if (!c.has("--tpm")) throw UsageError("usage: nvrctl key seal --tpm [--pcrs LIST|none]");
+        seal_host_key(cfg, c.config_path(), c.has("--pcrs") ? c.opts.at("--pcrs") : cfg.text("tpm_pcrs"));
+        fmt::print("host key sealed in the TPM: {}; no key file remains\n", cfg.text("host_key"));
+        return 0;
+    }
     if (c.rest[0] == "recovery" && c.rest.size() == 2 && c.rest[1] == "create") return recovery_create(c, cfg);
     if (c.rest[0] == "recovery" && c.rest.size() == 2 && c.rest[1] == "remove") return recovery_remove(cfg);
-    throw UsageError("usage: nvrctl key recovery create|remove | key recover --passphrase-file F --host-key NEWFILE");
+    throw UsageError("usage: nvrctl key recovery create|remove | key recover --passphrase-file F --host-key NEWFILE | key seal --tpm | key rotate");
 }
 
 }  // namespace nvrfs::cli

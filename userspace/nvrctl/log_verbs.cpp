@@ -135,7 +135,7 @@ int cmd_log(const Args& args) {
     Config cfg = load_config(c);
     auto paths = cfg.list("member");
     if (paths.empty()) throw UsageError("no members: give --config FILE or --member DIR");
-    auto set = MirrorSet::assemble(paths, load_host_key(cfg.text("host_key")), AssembleOptions{true, false}, nullptr);
+    auto set = MirrorSet::assemble(paths, host_key(cfg), AssembleOptions{true, false}, nullptr);
     return sub == "verify" ? log_verify(c, cfg, set.get()) : log_show(c, *set);
 }
 

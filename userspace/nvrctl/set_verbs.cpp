@@ -25,8 +25,9 @@ namespace nvrfs::cli {
 using nlohmann::json;
 
 int cmd_init(const Args& args) {
-    Common c = parse(args, {"--min-free", "--alert-hook", "--spare", "--control-socket"}, {"--no-config"});
+    Common c = parse(args, {"--min-free", "--alert-hook", "--spare", "--control-socket", "--tpm-tcti", "--pcrs"}, {"--no-config", "--tpm"});
     if (c.members.size() < 2) throw UsageError("init needs at least two --member directories (RAID 1)");
+    if (c.has("--tpm") && c.has("--no-config")) throw UsageError("init --tpm records the sealed key in the configuration: drop --no-config");
     const std::string cfg_path = c.config_path();
     const bool write_cfg = !c.has("--no-config");
     if (write_cfg && ::access(cfg_path.c_str(), F_OK) == 0)
@@ -39,6 +40,8 @@ int cmd_init(const Args& args) {
         if (c.has("--min-free")) cfg.set("min_free", c.opts["--min-free"]);
         if (c.has("--alert-hook")) cfg.set("alert_hook", c.opts["--alert-hook"]);
         if (c.has("--control-socket")) cfg.set("control_socket", c.opts["--control-socket"]);
+        if (c.has("--tpm-tcti")) cfg.set("tpm_tcti", c.opts["--tpm-tcti"]);
+        if (c.has("--pcrs")) cfg.set("tpm_pcrs", c.opts["--pcrs"]);
     } catch (const Error& e) {
         throw UsageError(e.what());
     }
@@ -63,7 +66,8 @@ int cmd_init(const Args& args) {
         cfg.set("spare", c.opts["--spare"]);
     }
     if (write_cfg) cfg.save(cfg_path);
-    fmt::print("created set {} with {} members; host key {}{}\n", uuid_str(set_uuid), c.members.size(), key_path,
+    if (c.has("--tpm")) seal_host_key(cfg, cfg_path, cfg.text("tpm_pcrs"));
+    fmt::print("created set {} with {} members; host key {}{}\n", uuid_str(set_uuid), c.members.size(), cfg.text("host_key"),
                write_cfg ? "; config " + cfg_path : "");
     return 0;
 }
@@ -203,7 +207,7 @@ int status_offline(const Config& cfg, bool as_json) {
 
     std::vector<json> alerts;
     try {
-        auto set = MirrorSet::assemble(paths, load_host_key(cfg.text("host_key")), AssembleOptions{true, false}, nullptr);
+        auto set = MirrorSet::assemble(paths, host_key(cfg), AssembleOptions{true, false}, nullptr);
         std::vector<json> recs;
         if (auto v = read_set_log(*set, recs)) {
             out["audit_records"] = v->records;
@@ -321,7 +325,7 @@ int cmd_spare(const Args& args) {
         if (!ask_daemon(cfg, {{"cmd", "spare-add"}, {"path", dir}})) {
             // Not mounted: write the spare's superblock directly.
             auto paths = cfg.list("member");
-            auto set = MirrorSet::assemble(paths, load_host_key(cfg.text("host_key")), AssembleOptions{true, false}, nullptr);
+            auto set = MirrorSet::assemble(paths, host_key(cfg), AssembleOptions{true, false}, nullptr);
             set->add_member(dir, MemberState::Spare);
         }
         update_config(c, [&](Config& f) { f.set("spare", dir); });
@@ -352,7 +356,7 @@ int cmd_set(const Args& args) {
         throw Error(EBUSY, "", "the set is mounted: accept-rollback applies to a set that refused to mount");
     auto paths = cfg.list("member");
     if (paths.empty()) throw UsageError("no members: give --config FILE or --member DIR");
-    auto set = MirrorSet::assemble(paths, load_host_key(cfg.text("host_key")), AssembleOptions{true, false}, nullptr);
+    auto set = MirrorSet::assemble(paths, host_key(cfg), AssembleOptions{true, false}, nullptr);
     HostAnchor anchor(cfg.text("state_dir"), set->set_uuid(), set->keys().anchor);
     std::optional<AnchorState> a;
     try {

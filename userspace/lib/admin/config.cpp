@@ -50,6 +50,9 @@ const std::vector<OptionSpec>& option_table() {
         {"recycle_ext", OptKind::Text, "mp4,mkv,ts,m4s,avi,mov,flv,264,265,h264,h265,hevc,mjpeg,jpg,jpeg,dav",
          "extensions of the recordings that may be recycled (comma-separated)"},
         {"alert_hook", OptKind::Text, "", "program run (via /bin/sh -c) for every alert, with NVRFS_ALERT etc. set"},
+        {"recovery_passphrase_file", OptKind::Text, "", "open the set with the recovery passphrase (first line of this file) instead of the host key"},
+        {"tpm_tcti", OptKind::Text, "device:/dev/tpmrm0", "how to reach the TPM that seals the host key (a TSS2 TCTI: device:..., swtpm:host=H,port=P)"},
+        {"tpm_pcrs", OptKind::Text, "7", "PCRs (SHA-256 bank) the sealed host key is bound to, comma-separated, or none"},
         {"check_interval", OptKind::Seconds, "5", "seconds between member health and free-space checks"},
         {"metrics_textfile", OptKind::Text, "", "file nvrfsd rewrites every check_interval with `nvrctl metrics` (Prometheus textfile collector)"},
         {"degraded", OptKind::Bool, "no", "start even when a configured member is missing"},
@@ -209,6 +212,14 @@ std::string Config::render() const {
             for (const auto& v : it->second) out += fmt::format("{} = {}\n", o.key, v);
     }
     return out;
+}
+
+SecretKey host_key(const Config& cfg) {
+    const std::string path = cfg.text("host_key");
+    if (const std::string next = pending_key_path(path); ::access(next.c_str(), F_OK) == 0)
+        throw Error(EAGAIN, path, fmt::format("a host key rotation was interrupted ({} exists): run `nvrctl key rotate` to finish it "
+                                              "before the set is opened", next));
+    return load_host_key(path, cfg.text("tpm_tcti"));
 }
 
 }  // namespace nvrfs

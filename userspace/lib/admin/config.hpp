@@ -5,6 +5,7 @@
 // key `min_free`. Every value is checked against its type when it is set, so a
 // bad config is refused with the file, line and reason before anything runs.
 #pragma once
+#include "store/keys.hpp"
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -59,5 +60,9 @@ private:
 // "10%", "500M", "2G", "1048576" -> MinFree; nullopt when malformed.
 std::optional<MinFree> parse_min_free(const std::string& s);
 std::optional<uint64_t> parse_size(const std::string& s);
+
+// The configured host key: the key file, or the key sealed in the TPM
+// (host_key ending in ".tpm", through tpm_tcti).
+SecretKey host_key(const Config& cfg);
 
 }  // namespace nvrfs

@@ -1,4 +1,5 @@
 #include "store/keys.hpp"
+#include "store/tpm_seal.hpp"
 
 #include "base/error.hpp"
 #include "base/io.hpp"
@@ -13,7 +14,7 @@
 
 namespace nvrfs {
 
-SecretKey load_host_key(const std::string& path) {
+SecretKey load_host_key(const std::string& path, const std::string& tcti) {
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (!fd) {
         int e = errno;
@@ -26,6 +27,15 @@ SecretKey load_host_key(const std::string& path) {
         throw Error(EACCES, path, fmt::format("host key {} is owned by uid {}, not by the user nvrfs runs as: refusing it", path, st.st_uid));
     if (st.st_mode & 077)
         throw Error(EACCES, path, fmt::format("host key {} is readable by others (mode {:o}); run chmod 600 {}", path, st.st_mode & 0777, path));
+    if (is_sealed_key(path)) {
+        std::string sealed(64 * 1024, '\0');
+        const ssize_t got = pread_full(fd.get(), sealed.data(), sealed.size(), 0);
+        if (got <= 0 || static_cast<size_t>(got) == sealed.size()) throw Error(EINVAL, path, fmt::format("{}: not a sealed nvrfs host key", path));
+        sealed.resize(static_cast<size_t>(got));
+        SecretKey k = tpm_unseal(tcti, sealed, path);
+        if (k.size() != kHostKeyLen) throw Error(EINVAL, path, fmt::format("{}: the sealed host key is not {} bytes", path, kHostKeyLen));
+        return k;
+    }
     uint8_t buf[kHostKeyLen + 1];
     ssize_t n = pread_full(fd.get(), buf, sizeof buf, 0);
     if (n != static_cast<ssize_t>(kHostKeyLen))

@@ -14,7 +14,17 @@ constexpr size_t kHostKeyLen = 32;
 inline constexpr const char* kDefaultHostKey = "/etc/nvrfs/host.key";
 
 // Throws Error with a message that says what to do (e.g. run `nvrctl init`).
-SecretKey load_host_key(const std::string& path);
+// A path ending in ".tpm" is the host key sealed in the TPM (tpm_seal.hpp),
+// unsealed through `tcti`.
+SecretKey load_host_key(const std::string& path, const std::string& tcti = "device:/dev/tpmrm0");
+inline bool is_sealed_key(const std::string& path) { return path.size() > 4 && path.compare(path.size() - 4, 4, ".tpm") == 0; }
+// Where `nvrctl key rotate` keeps the next host key until every superblock
+// is wrapped under it ("host.key.next", "host.key.next.tpm"). While it
+// exists a rotation was interrupted: the set is not opened until it is run
+// again and finishes.
+inline std::string pending_key_path(const std::string& path) {
+    return is_sealed_key(path) ? path.substr(0, path.size() - 4) + ".next.tpm" : path + ".next";
+}
 // Creates a new host key (refuses to overwrite one).
 SecretKey create_host_key(const std::string& path);
 

@@ -57,6 +57,11 @@ static void secure_root(int fd, const struct stat& st, const std::string& path, 
 
 std::unique_ptr<MirrorSet> MirrorSet::assemble(const std::vector<std::string>& paths, const SecretKey& host_key,
                                                const AssembleOptions& opt, std::vector<std::string>* notes) {
+    return assemble(paths, [&](const Superblock& sb, const std::string& where) { return sb.unwrap_master(host_key, where); }, opt, notes);
+}
+
+std::unique_ptr<MirrorSet> MirrorSet::assemble(const std::vector<std::string>& paths, const Unwrap& unwrap,
+                                               const AssembleOptions& opt, std::vector<std::string>* notes) {
     if (paths.empty()) throw Error(EINVAL, "", "no members given (use --member DIR, at least two)");
     std::unique_ptr<MirrorSet> set(new MirrorSet());
     std::vector<std::unique_ptr<Member>> found;
@@ -101,12 +106,12 @@ std::unique_ptr<MirrorSet> MirrorSet::assemble(const std::vector<std::string>& p
                                     uuid_str(m->sb.set_uuid), first.path, uuid_str(first.sb.set_uuid)));
     }
     set->set_uuid_ = first.sb.set_uuid;
-    set->keys_ = KeySet::derive(first.sb.unwrap_master(host_key, first.path));
+    set->keys_ = KeySet::derive(unwrap(first.sb, first.path));
     std::set<Uuid> uuids;
     for (auto it = found.begin(); it != found.end();) {
         const auto& m = *it;
         // Every member must unwrap: a superblock re-wrapped under another key is foreign.
-        (void)m->sb.unwrap_master(host_key, m->path);
+        (void)unwrap(m->sb, m->path);
         if (!m->sb.mac_ok(set->keys_)) {
             const std::string why = fmt::format("member {}: superblock fails authentication (tampered)", m->path);
             if (!opt.allow_degraded || found.size() < 2) throw Error(EINVAL, m->path, why);

@@ -71,6 +71,11 @@ public:
     // `notes` receives what was repaired during assembly (resynced members, ...).
     static std::unique_ptr<MirrorSet> assemble(const std::vector<std::string>& paths, const SecretKey& host_key,
                                                const AssembleOptions& opt, std::vector<std::string>* notes);
+    // The same with another way to each member's master key (the recovery
+    // key: store/recovery.hpp); every superblock's MAC must still verify.
+    using Unwrap = std::function<SecretKey(const Superblock& sb, const std::string& where)>;
+    static std::unique_ptr<MirrorSet> assemble(const std::vector<std::string>& paths, const Unwrap& unwrap,
+                                               const AssembleOptions& opt, std::vector<std::string>* notes);
 
     size_t size() const { return count_.load(std::memory_order_acquire); }
     Member& member(size_t i) { return *slots_[i]; }

@@ -5,6 +5,7 @@
 #include "base/member_path.hpp"
 
 #include <cstring>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
 
@@ -102,6 +103,20 @@ bool remove_recovery(int dirfd) {
     const int r = member_path::unlink(dirfd, kRecoveryPath);
     if (r < 0 && r != -ENOENT) throw_errno(-r, kRecoveryPath, "cannot remove the recovery key");
     return r == 0;
+}
+
+SecretKey master_by_recovery(const std::vector<std::string>& members, std::string_view passphrase) {
+    for (const auto& path : members) {
+        UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!fd) continue;
+        const auto w = read_recovery(fd.get(), path);
+        if (!w) continue;
+        const Superblock sb = read_superblock(fd.get(), path);
+        SecretKey m = w->unwrap(passphrase, sb.set_uuid, path + "/" + kRecoveryPath);
+        if (!sb.mac_ok(KeySet::derive(m))) throw Error(EBADMSG, path, path + ": the recovery key is not this set's");
+        return m;
+    }
+    throw Error(ENOENT, "", "no member holds a recovery key (nvrctl key recovery create makes one while the host key works)");
 }
 
 }  // namespace nvrfs

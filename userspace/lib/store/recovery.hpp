@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace nvrfs {
 
@@ -49,5 +50,11 @@ std::optional<RecoveryWrap> read_recovery(int member_dirfd, const std::string& m
 void write_recovery(int member_dirfd, const RecoveryWrap& w);
 // True when there was one.
 bool remove_recovery(int member_dirfd);
+
+// The set's master key through the recovery passphrase, from the first of
+// `members` that holds a recovery record, proved by that member's superblock
+// MAC. Throws Error: ENOENT when no member holds one, EKEYREJECTED for a
+// wrong passphrase.
+SecretKey master_by_recovery(const std::vector<std::string>& members, std::string_view passphrase);
 
 }  // namespace nvrfs
