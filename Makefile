@@ -30,7 +30,7 @@ DEPS := g++ make pkg-config libfuse3-dev fuse3 libssl-dev libfmt-dev nlohmann-js
         ffmpeg e2fsprogs util-linux procps python3 bc fuse3 fio gocryptfs man-db groff-base lintian systemd prometheus \
         libtss2-dev swtpm swtpm-tools tpm2-tools
 
-.PHONY: all deps test demo bench clean asan fuzz
+.PHONY: all deps test demo demo-tpm bench clean asan fuzz
 all: $(B)/nvrfsd $(B)/nvrctl $(B)/unit-tests $(B)/fuzz-parsers $(B)/release/nvrfsd $(B)/release/nvrctl
 
 $(B)/dev-vendor.key:
@@ -104,6 +104,11 @@ fuzz: $(B)/fuzz-parsers
 demo: deps
 	$(MAKE) -j$$(nproc) all
 	bash scripts/demo.sh
+
+# The host key sealed in a (simulated) TPM 2.0, PCR 7 and the recovery key.
+demo-tpm: deps
+	$(MAKE) -j$$(nproc) all
+	bash scripts/demo-tpm.sh
 
 clean:
 	rm -rf $(B)

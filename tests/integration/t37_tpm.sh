@@ -50,8 +50,10 @@ out=$(timeout 20 "$NVRFSD" --config "$CONF" -f "$MNT" 2>&1); rc=$?
 check "a changed PCR 7 refuses the unseal (exit $rc), naming PCR 7" bash -c "[ $rc -ne 0 ] && grep -q 'PCR 7 changed' <<<\"\$1\"" _ "$out"
 # The recovery passphrase rebinds the set to the second machine.
 sed -i "s|^tpm_tcti = .*|tpm_tcti = $B|" "$CONF"
-check "key recover on machine B binds a new host key" quiet "$NVRCTL" key recover --config "$CONF" --passphrase-file "$T/recovery.pass" --host-key "$T/b.key"
-check "key seal --tpm seals it in TPM B and removes the key file" bash -c "'$NVRCTL' key seal --tpm --config '$CONF' > /dev/null && [ ! -e '$T/b.key' ] && [ -s '$T/b.key.tpm' ]"
+cp "$KEY.tpm" "$T/a.tpm"
+check "key recover --tpm on machine B binds a new host key sealed in TPM B" \
+    quiet "$NVRCTL" key recover --config "$CONF" --passphrase-file "$T/recovery.pass" --tpm
+check "... no key file remains; the config names the sealed key" bash -c "[ ! -e '$KEY' ] && [ -s '$KEY.tpm' ] && grep -qx 'host_key = $KEY.tpm' '$CONF' && ! cmp -s '$KEY.tpm' '$T/a.tpm'"
 start_daemon
 check "machine B mounts the set; the recording is intact" bash -c "[ \"\$(sha256sum < '$MNT/cam1/seg1.mp4')\" = '$sum' ]"
 check "... the log verifies across the move" quiet "$NVRCTL" log verify --config "$CONF"
@@ -63,16 +65,22 @@ swtpm socket --tpm2 --tpmstate dir="$T/tpmA" --server type=tcp,port=23371,bindad
     --ctrl type=tcp,port=23372,bindaddr=127.0.0.1 --flags not-need-init,startup-clear > "$T/tpmA.log" 2>&1 &
 SWTPMS+=($!)
 wait_for 10 env TPM2TOOLS_TCTI="$A" tpm2_pcrread sha256:7 > /dev/null 2>&1
-sed -i "s|^tpm_tcti = .*|tpm_tcti = $A|; s|^host_key = .*|host_key = $KEY.tpm|" "$CONF"
+sed -i "s|^tpm_tcti = .*|tpm_tcti = $A|; s|^host_key = .*|host_key = $T/a.tpm|" "$CONF"
 out=$(timeout 20 "$NVRFSD" --config "$CONF" -f "$MNT" 2>&1); rc=$?
 check "machine A's key unseals but no longer opens the set (exit $rc)" bash -c "[ $rc -ne 0 ] && grep -q 'different host key' <<<\"\$1\"" _ "$out"
 # Rotation of a sealed key: a new key sealed in TPM B; the old blob stops working.
-sed -i "s|^tpm_tcti = .*|tpm_tcti = $B|; s|^host_key = .*|host_key = $T/b.key.tpm|" "$CONF"
-cp "$T/b.key.tpm" "$T/b-before.tpm"
-check "key rotate with a sealed key exits 0 and leaves no key file" bash -c "'$NVRCTL' key rotate --config '$CONF' > /dev/null && [ ! -e '$T/b.key' ] && [ ! -e '$T/b.key.next.tpm' ] && ! cmp -s '$T/b.key.tpm' '$T/b-before.tpm'"
+sed -i "s|^tpm_tcti = .*|tpm_tcti = $B|; s|^host_key = .*|host_key = $KEY.tpm|" "$CONF"
+cp "$KEY.tpm" "$T/b-before.tpm"
+check "key rotate with a sealed key exits 0 and leaves no key file" bash -c "'$NVRCTL' key rotate --config '$CONF' > /dev/null && [ ! -e '$KEY' ] && [ ! -e '$KEY.next.tpm' ] && ! cmp -s '$KEY.tpm' '$T/b-before.tpm'"
 start_daemon
 check "... the set mounts through the new seal; the recording is intact" bash -c "[ \"\$(sha256sum < '$MNT/cam1/seg1.mp4')\" = '$sum' ]"
 stop_daemon
 sed -i "s|^host_key = .*|host_key = $T/b-before.tpm|" "$CONF"
 check_not "... the sealed key from before the rotation no longer opens it" quiet timeout 20 "$NVRFSD" --config "$CONF" -f "$MNT"
+# key seal --tpm on an existing set with a key file.
+rm -rf "$T/s1" "$T/s2"; mkdir "$T/s1" "$T/s2"
+quiet "$NVRCTL" init --member "$T/s1" --member "$T/s2" --host-key "$T/s.key" --config "$T/s.conf"
+echo "tpm_tcti = $B" >> "$T/s.conf"
+check "key seal --tpm on a set with a key file seals it (PCRs none) and removes the file" \
+    bash -c "'$NVRCTL' key seal --tpm --pcrs none --config '$T/s.conf' > /dev/null && [ ! -e '$T/s.key' ] && grep -qx 'tpm_pcrs = none' '$T/s.conf' && '$NVRCTL' status --config '$T/s.conf' > /dev/null"
 finish

@@ -63,20 +63,22 @@ const std::vector<HelpEntry>& entries() {
          "Let the next mount take members older than this host's record of them (restored on purpose); the mount records it "
          "in the audit log and raises RollbackAccepted.",
          {}, "nvrctl set accept-rollback && systemctl restart nvrfsd", kExitsDefault},
-        {"key", {"key recovery create|remove [--passphrase-file F] [--iterations N]", "key recover --passphrase-file F --host-key NEWFILE",
-                 "key seal --tpm [--pcrs LIST|none]"},
+        {"key", {"key recovery create|remove [--passphrase-file F] [--iterations N]", "key recover --passphrase-file F --tpm|--host-key NEWFILE",
+                 "key seal --tpm [--pcrs LIST|none]", "key rotate"},
          "The recovery key: the master key wrapped a second time under a passphrase, so that a set whose host key is lost "
-         "(a dead system disk) opens again; and the host key sealed in the TPM. Sub-verbs: recovery, recover, seal.",
+         "(a dead system disk) opens again; the host key sealed in the TPM; and rotation. Sub-verbs: recovery, recover, seal, rotate.",
          {}, "nvrctl key recovery create --passphrase-file /media/safe/recovery.pass", kExitsDefault},
         {"key recovery", {"key recovery create --passphrase-file F [--iterations N]", "key recovery remove"},
          "create: wrap the set's master key under PBKDF2-HMAC-SHA-256 (600 000 iterations or more) of the passphrase, on every "
          "member and spare; remove: delete it, so only the host key opens the set. Both are audited and alerted.",
          {{"--passphrase-file F", "the passphrase (first line, 12 characters or more)"}, {"--iterations N", "PBKDF2 iterations"}},
          "nvrctl key recovery create --passphrase-file /media/safe/recovery.pass", kExitsDefault},
-        {"key recover", {"key recover --passphrase-file F --host-key NEWFILE"},
-         "Open a set whose host key is lost with the recovery passphrase and bind it to a new host key (created at NEWFILE, "
-         "and written into the configuration); the old host key no longer opens it. Run with nvrfsd stopped.",
-         {{"--passphrase-file F", "the recovery passphrase"}, {"--host-key NEWFILE", "where the new host key goes"}},
+        {"key recover", {"key recover --passphrase-file F --tpm|--host-key NEWFILE"},
+         "Open a set whose host key is lost with the recovery passphrase and bind it to a new host key (sealed in this machine's "
+         "TPM with --tpm, or a key file at NEWFILE; written into the configuration); the old host key no longer opens it. Run "
+         "with nvrfsd stopped.",
+         {{"--passphrase-file F", "the recovery passphrase"}, {"--tpm", "seal the new host key in this machine's TPM"},
+          {"--pcrs LIST", "with --tpm: PCRs to bind to"}, {"--host-key NEWFILE", "where the new host key goes"}},
          "nvrctl key recover --passphrase-file /media/safe/recovery.pass --host-key /etc/nvrfs/host.key",
          "0 bound to the new key; 1 wrong passphrase, no recovery key, or a member could not be rewritten; 2 usage error"},
         {"key seal", {"key seal --tpm [--pcrs LIST|none]"},
@@ -84,6 +86,10 @@ const std::vector<HelpEntry>& entries() {
          "HOSTKEY.tpm is written and proved, the configuration names it, and the key file is removed.",
          {{"--tpm", "seal in the TPM"}, {"--pcrs LIST", "PCRs to bind to (SHA-256 bank), comma-separated, or none"}},
          "nvrctl key seal --tpm --pcrs 7", "0 sealed; 1 no TPM, or the key could not be sealed or proved (the key file is kept); 2 usage error"},
+        {"key rotate", {"key rotate"},
+         "A new host key (a file, or sealed in the TPM like the old one): every superblock's master key is wrapped under it, "
+         "recordings untouched, and the old key stops working. Safe to kill: run it again to finish. Run with nvrfsd stopped.",
+         {}, "nvrctl key rotate", "0 rotated; 1 the set is mounted, or a member could not be rewritten (run it again); 2 usage error"},
         {"upgrade", {"upgrade"},
          "Record each file of a set made before the namespace ledger (id, size, last tag as they are now), so that opens "
          "and scrub hold it to its place from now on.",

@@ -102,14 +102,19 @@ int recovery_remove(const Config& cfg) {
 // key is wrapped again under it. Each superblock is replaced atomically; run
 // again after an interruption, it finishes (the new key file is reused).
 int recover(const Common& c, Config cfg) {
-    if (!c.has("--host-key")) throw UsageError("key recover needs --host-key NEWFILE (where the new host key goes)");
+    if (!c.has("--host-key") && !c.has("--tpm"))
+        throw UsageError("key recover needs --tpm (seal the new host key in this machine's TPM) or --host-key NEWFILE");
     refuse_if_mounted(cfg, "key recover");
     const std::string pass = read_passphrase(c);
     auto dirs = member_dirs(cfg);
     std::vector<std::string> paths;
     for (const auto& d : dirs) paths.push_back(d.path);
     const SecretKey master = master_by_recovery(paths, pass);
-    const std::string key_path = c.opts.at("--host-key");
+    // With --tpm the new key is made beside the configured one, then sealed.
+    const std::string configured = cfg.text("host_key");
+    const std::string key_path = c.has("--host-key") ? c.opts.at("--host-key")
+                                 : is_sealed_key(configured) ? configured.substr(0, configured.size() - 4)
+                                                             : configured;
     const SecretKey host = ::access(key_path.c_str(), F_OK) == 0 ? load_host_key(key_path) : create_host_key(key_path);
     const KeySet keys = KeySet::derive(master);
     for (const auto& d : dirs) {
@@ -127,10 +132,11 @@ int recover(const Common& c, Config cfg) {
         }
     }
     cfg.set("host_key", key_path);
+    if (c.has("--tpm")) seal_host_key(cfg, c.config_path(), c.has("--pcrs") ? c.opts.at("--pcrs") : cfg.text("tpm_pcrs"));
     key_event(cfg, "key-recover", "KeyRecovered",
               fmt::format("set opened with the recovery passphrase and bound to a new host key {} on {} member(s); the old host key no "
-                          "longer opens it", key_path, dirs.size()));
-    fmt::print("set bound to the new host key {} ({} member(s)); the recovery key stays valid\n", key_path, dirs.size());
+                          "longer opens it", cfg.text("host_key"), dirs.size()));
+    fmt::print("set bound to the new host key {} ({} member(s)); the recovery key stays valid\n", cfg.text("host_key"), dirs.size());
     return 0;
 }
 
