@@ -24,7 +24,9 @@ start_tpm() {  # NAME PORT: a fresh simulated TPM (manufactured state) on 127.0.
 }
 A=swtpm:host=127.0.0.1,port=23371 B=swtpm:host=127.0.0.1,port=23373
 start_tpm tpmA 23371; start_tpm tpmB 23373
-"$NVRCTL" init --member "$M1" --member "$M2" --host-key "$KEY" --config "$CONF" --tpm --tpm-tcti "$A" > "$T/init.out" 2>&1; rc=$?
+printf 'correct horse battery staple\n' > "$T/recovery.pass"
+"$NVRCTL" init --member "$M1" --member "$M2" --host-key "$KEY" --config "$CONF" --tpm --tpm-tcti "$A" \
+    --recovery-passphrase-file "$T/recovery.pass" > "$T/init.out" 2>&1; rc=$?
 check "init --tpm exits 0 (set made, host key sealed in TPM A)" test $rc -eq 0
 printf "check_interval = 1\ncontrol_socket = %s\nstate_dir = %s\n" "$T/ctl.sock" "$T/state" >> "$CONF"
 check "... no plaintext host key remains; the sealed one is 0600" bash -c "[ ! -e '$KEY' ] && [ \"\$(stat -c %a '$KEY.tpm')\" = 600 ]"
@@ -32,8 +34,7 @@ check "... the configuration names it, bound to PCR 7" bash -c "grep -qx 'host_k
 check "... the sealed file holds no key bytes in clear" bash -c "! grep -q 'BEGIN\|\"key\"' '$KEY.tpm'"
 start_daemon
 mkdir "$MNT/cam1"; head -c 500000 /dev/urandom > "$MNT/cam1/seg1.mp4"; sum=$(sha256sum < "$MNT/cam1/seg1.mp4")
-printf 'correct horse battery staple\n' > "$T/recovery.pass"
-check "a recovery key is made while TPM A unseals" quiet "$NVRCTL" key recovery create --config "$CONF" --passphrase-file "$T/recovery.pass"
+check "init --recovery-passphrase-file made the recovery key on both members" test -s "$M1/.nvrfs/recovery" -a -s "$M2/.nvrfs/recovery"
 check "... and key operations are audited (HostKeySealed at init)" bash -c "'$NVRCTL' log show --config '$CONF' --event alert | grep -q HostKeySealed"
 stop_daemon
 # Another machine: the same members and config, another TPM.

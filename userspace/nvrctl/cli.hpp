@@ -79,6 +79,8 @@ int cmd_metrics(const Args&);
 int cmd_key(const Args&);
 // key_verbs.cpp: seal the configured host key in the TPM (also `init --tpm`).
 void seal_host_key(Config& cfg, const std::string& cfg_path, const std::string& pcrs);
+// key_verbs.cpp: `key recovery create` (also `init --recovery-passphrase-file`).
+int recovery_create(const Common& c, const Config& cfg);
 // `nvrctl VERB [SUB] --help` (help.cpp): false when there is no such verb.
 bool print_help(const std::string& verb, const Args& args);
 int cmd_member(const Args&);

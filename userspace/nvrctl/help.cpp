@@ -26,14 +26,15 @@ const char* const kExitsDefault = "0 done; 1 the action failed; 2 usage error";
 
 const std::vector<HelpEntry>& entries() {
     static const std::vector<HelpEntry> e = {
-        {"init", {"init --member DIR --member DIR [--spare DIR] [--host-key F] [--config F|--no-config] [--min-free X] [--alert-hook CMD] [--control-socket P] [--tpm [--tpm-tcti T] [--pcrs LIST]]"},
+        {"init", {"init --member DIR --member DIR [--spare DIR] [--host-key F] [--config F|--no-config] [--min-free X] [--alert-hook CMD] [--control-socket P] [--tpm [--tpm-tcti T] [--pcrs LIST]] [--recovery-passphrase-file F]"},
          "Make empty directories the members of a new set (RAID 1 over two or more), wrap the set's keys under the host key "
          "(created 0600 if missing) and write the configuration.",
          {{"--member DIR", "a member (at least twice; empty directories)"}, {"--spare DIR", "a hot spare"},
           {"--host-key F", "the host key (default /etc/nvrfs/host.key)"}, {"--no-config", "write no configuration file"},
           {"--min-free X", "free-space threshold, e.g. 10% or 20G"}, {"--alert-hook CMD", "program run for every alert"},
           {"--control-socket P", "the daemon's control socket"}, {"--tpm", "seal the host key in the TPM (no key file remains)"},
-          {"--tpm-tcti T", "how to reach the TPM (default device:/dev/tpmrm0)"}, {"--pcrs LIST", "PCRs the sealed key is bound to (default 7)"}},
+          {"--tpm-tcti T", "how to reach the TPM (default device:/dev/tpmrm0)"}, {"--pcrs LIST", "PCRs the sealed key is bound to (default 7)"},
+          {"--recovery-passphrase-file F", "also create a recovery key (nvrctl key recovery create)"}},
          "nvrctl init --member /srv/disk1 --member /srv/disk2 --spare /srv/disk3", "0 the set was made; 1 a member is not empty or cannot be written; 2 usage error"},
         {"status", {"status [--json]"},
          "The set's state (clean, degraded, rebuilding), members and spares, rebuild and scrub progress, free space, the host's "

@@ -74,6 +74,8 @@ SecretKey master_by_host_key(const Config& cfg, const std::vector<MemberDir>& di
     throw Error(ENOENT, "", "no member");
 }
 
+}  // namespace
+
 int recovery_create(const Common& c, const Config& cfg) {
     const std::string pass = read_passphrase(c);
     if (pass.size() < 12) throw UsageError("a recovery passphrase has at least 12 characters");
@@ -88,6 +90,8 @@ int recovery_create(const Common& c, const Config& cfg) {
     fmt::print("recovery key written to {} member(s); keep the passphrase away from this recorder\n", dirs.size());
     return 0;
 }
+
+namespace {
 
 int recovery_remove(const Config& cfg) {
     auto dirs = member_dirs(cfg);

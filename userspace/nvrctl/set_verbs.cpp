@@ -25,7 +25,7 @@ namespace nvrfs::cli {
 using nlohmann::json;
 
 int cmd_init(const Args& args) {
-    Common c = parse(args, {"--min-free", "--alert-hook", "--spare", "--control-socket", "--tpm-tcti", "--pcrs"}, {"--no-config", "--tpm"});
+    Common c = parse(args, {"--min-free", "--alert-hook", "--spare", "--control-socket", "--tpm-tcti", "--pcrs", "--recovery-passphrase-file"}, {"--no-config", "--tpm"});
     if (c.members.size() < 2) throw UsageError("init needs at least two --member directories (RAID 1)");
     if (c.has("--tpm") && c.has("--no-config")) throw UsageError("init --tpm records the sealed key in the configuration: drop --no-config");
     const std::string cfg_path = c.config_path();
@@ -67,6 +67,11 @@ int cmd_init(const Args& args) {
     }
     if (write_cfg) cfg.save(cfg_path);
     if (c.has("--tpm")) seal_host_key(cfg, cfg_path, cfg.text("tpm_pcrs"));
+    if (c.has("--recovery-passphrase-file")) {
+        Common rc;
+        rc.opts["--passphrase-file"] = c.opts.at("--recovery-passphrase-file");
+        recovery_create(rc, cfg);
+    }
     fmt::print("created set {} with {} members; host key {}{}\n", uuid_str(set_uuid), c.members.size(), cfg.text("host_key"),
                write_cfg ? "; config " + cfg_path : "");
     return 0;
