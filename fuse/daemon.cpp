@@ -7,6 +7,7 @@
 #include "admin/metrics.hpp"
 #include "base/io.hpp"
 #include "store/recovery.hpp"
+#include "store/tpm_seal.hpp"
 
 #include <fcntl.h>
 
@@ -78,6 +79,9 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& co
 
     MirrorSet& set = *d->set;
     d->anchor = std::make_unique<HostAnchor>(cfg.text("state_dir"), set.set_uuid(), set.keys().anchor);
+    if (is_sealed_key(cfg.text("host_key")) && cfg.text("recovery_passphrase_file").empty())
+        d->tpm_counter_index_ = tpm_counter_index(set.set_uuid());
+    if (const auto a = d->anchor->load(); a) d->tpm_counter_ = a->tpm_counter;
     std::string accepted;
     d->check_anchor(notes, accepted);  // throws when the members went backwards
     // Replayed once here (from the host's checkpoint when it matches the
@@ -107,6 +111,7 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& co
         d->anchor->clear_acceptance();
     }
     d->update_anchor();
+    d->advance_tpm_counter();
     for (const auto& n : notes) {
         const auto colon = n.find(':');
         d->alerts->raise(n.substr(0, colon), n.substr(colon + 2));
@@ -135,22 +140,58 @@ void Daemon::check_anchor(std::vector<std::string>& notes, std::string& accepted
                                     "rollback detection starts now ({})", alert::HostAnchorCreated, anchor->path()));
         return;
     }
-    const auto c = compare_with_anchor(*a, set->events(), log->last_seq(),
-                                       [this](uint64_t end) { return log->record_ending_at(end); });
+    auto c = compare_with_anchor(*a, set->events(), log->last_seq(),
+                                 [this](uint64_t end) { return log->record_ending_at(end); });
+    // The host's record itself, against the TPM's counter: a system disk (or
+    // its state directory) put back from an older copy carries an older one.
+    if (!c.rollback && tpm_counter_index_ && a->tpm_counter) {
+        // No counter for the set in this TPM: the key was sealed in a new
+        // TPM (key recover, a replaced TPM); one is started below. Clearing
+        // the TPM to get here would also destroy the sealed key.
+        const auto now = tpm_counter_read(cfg.text("tpm_tcti"), *tpm_counter_index_);
+        if (!now) {
+            notes.push_back(fmt::format("{}: this TPM holds no counter for the set yet (the host key was sealed in a new TPM); "
+                                        "one starts now", alert::HostAnchorCreated));
+        } else if (a->tpm_counter != *now && a->tpm_counter != *now + 1) {  // +1: the increment after the record was lost
+            c.rollback = true;
+            c.reason = fmt::format("this host's record of the set goes with TPM counter {}, and the TPM's counter is at {}: "
+                                   "the host's state was put back from an older copy", a->tpm_counter, *now);
+        }
+    }
     if (!c.rollback) return;
     if (anchor->acceptance()) {
         accepted = c.reason;
         return;
     }
     alerts->raise(alert::RollbackDetected, c.reason + "; mount refused");
-    throw AnchorRefusal(ESTALE, "", fmt::format("rollback detected: {}. The members are older than this host's record of them ({}). "
-                                        "If they were restored on purpose, run `nvrctl set accept-rollback` and mount again.",
+    throw AnchorRefusal(ESTALE, "", fmt::format("rollback detected: {}. Something is older than it should be: the members than this "
+                                        "host's record of them ({}), or that record than the TPM's counter. If it was restored "
+                                        "on purpose, run `nvrctl set accept-rollback` and mount again.",
                                         c.reason, anchor->path()));
+}
+
+// With the host key sealed in the TPM, each mount and clean unmount moves
+// the set's TPM counter on. The record that names the next value is written
+// first, so a crash in between leaves it one ahead (accepted), never behind.
+void Daemon::advance_tpm_counter() {
+    if (!tpm_counter_index_) return;
+    const std::string tcti = cfg.text("tpm_tcti");
+    try {
+        tpm_counter_ = tpm_counter_read(tcti, *tpm_counter_index_).value_or(0) + 1;
+        update_anchor();
+        if (const uint64_t now = tpm_counter_increment(tcti, *tpm_counter_index_); now != tpm_counter_) {
+            tpm_counter_ = now;  // a new counter starts where the TPM says
+            update_anchor();
+        }
+    } catch (const Error& e) {
+        alerts->raise("HostAnchorFailed", std::string("cannot move the TPM counter of the host's record on: ") + e.what());
+    }
 }
 
 void Daemon::update_anchor() {
     std::lock_guard lk(anchor_mu_);
     AnchorState s;
+    s.tpm_counter = tpm_counter_;
     const auto h = log->synced_head();  // durable before it is anchored
     s.events = set->events();
     s.audit_seq = h.seq;
@@ -263,6 +304,7 @@ void Daemon::shutdown() {
     log->sync();
     set->bump_events(false);
     update_anchor();
+    advance_tpm_counter();
     save_ledger();
 }
 

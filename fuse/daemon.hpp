@@ -22,6 +22,7 @@
 #include <ctime>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_set>
@@ -75,6 +76,10 @@ private:
     bool anchor_failed_ = false;  // guarded by anchor_mu_
     time_t anchored_at_ = 0;      // when the file was last written; guarded by anchor_mu_
     void update_anchor();
+    // The set's TPM NV counter (store/tpm_seal.hpp), when the host key is sealed.
+    std::optional<uint32_t> tpm_counter_index_;
+    uint64_t tpm_counter_ = 0;  // guarded by anchor_mu_ after prepare()
+    void advance_tpm_counter();
     void write_metrics();
     // The ledger's checkpoint on the host (host_anchor.hpp): read at mount,
     // written at unmount and after every kCheckpointRecords records, so a

@@ -84,4 +84,24 @@ quiet "$NVRCTL" init --member "$T/s1" --member "$T/s2" --host-key "$T/s.key" --c
 echo "tpm_tcti = $B" >> "$T/s.conf"
 check "key seal --tpm on a set with a key file seals it (PCRs none) and removes the file" \
     bash -c "'$NVRCTL' key seal --tpm --pcrs none --config '$T/s.conf' > /dev/null && [ ! -e '$T/s.key' ] && grep -qx 'tpm_pcrs = none' '$T/s.conf' && '$NVRCTL' status --config '$T/s.conf' > /dev/null"
+# Issue 12's anchor in the TPM: with a sealed host key, each mount and clean
+# unmount moves the set's TPM NV counter on, and the host's record carries it.
+rm -rf "$T/c1" "$T/c2" "$T/cstate" "$T/c.conf" "$T/c.key" "$T/c.key.tpm"; mkdir "$T/c1" "$T/c2"
+quiet "$NVRCTL" init --member "$T/c1" --member "$T/c2" --host-key "$T/c.key" --config "$T/c.conf" --tpm --tpm-tcti "$B" --pcrs none
+printf "control_socket = %s\nstate_dir = %s\n" "$T/c.sock" "$T/cstate" >> "$T/c.conf"
+cmount() { "$NVRFSD" --config "$T/c.conf" "$MNT"; }
+cumount() { fusermount3 -u "$MNT"; for _ in $(seq 100); do pgrep -f "nvrfsd --config $T/c.conf" > /dev/null || break; sleep 0.1; done; }
+cmount && echo one > "$MNT/one" && cumount
+check "the host's record carries the set's TPM counter" grep -q '"tpm_counter"' "$T"/cstate/*.anchor
+cp -a "$T/cstate" "$T/cstate.old"
+cmount && echo two > "$MNT/two" && cumount
+rm -rf "$T/cstate"; cp -a "$T/cstate.old" "$T/cstate"   # the system disk put back from an older copy
+out=$("$NVRFSD" --config "$T/c.conf" -f "$MNT" 2>&1); rc=$?
+check "a host record older than the TPM's counter refuses the mount (exit $rc), saying so" \
+    bash -c "[ $rc -eq 3 ] && grep -q 'TPM.s counter is at' <<<\"\$1\"" _ "$out"
+quiet "$NVRCTL" set accept-rollback --config "$T/c.conf"
+check "... accept-rollback lets it mount (both recordings there)" bash -c "'$NVRFSD' --config '$T/c.conf' '$MNT' && cat '$MNT/one' '$MNT/two' > /dev/null"
+pkill -9 -f "nvrfsd --config $T/c.conf"; sleep 0.5; umount -l "$MNT" 2>/dev/null
+check "... after kill -9 the next mount is not a false rollback" bash -c "'$NVRFSD' --config '$T/c.conf' '$MNT' && cat '$MNT/two' > /dev/null"
+cumount
 finish

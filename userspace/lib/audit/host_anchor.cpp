@@ -61,6 +61,7 @@ std::optional<AnchorState> HostAnchor::load() const {
         s.audit_mac = j.at("audit_mac").get<std::string>();
         s.audit_end = j.at("audit_end").get<uint64_t>();
         s.time = j.at("time").get<std::string>();
+        s.tpm_counter = j.value("tpm_counter", uint64_t(0));
         return s;
     } catch (const nlohmann::json::exception&) {
         throw bad("lacks a field");
@@ -71,6 +72,7 @@ void HostAnchor::store(AnchorState s) const {
     if (s.time.empty()) s.time = rfc3339_now();
     nlohmann::json j = {{"events", s.events}, {"audit_seq", s.audit_seq}, {"audit_mac", s.audit_mac},
                         {"audit_end", s.audit_end}, {"time", s.time}, {"format", 1}};
+    if (s.tpm_counter) j["tpm_counter"] = s.tpm_counter;
     j["mac"] = mac_hex(key_, j);
     const std::string text = j.dump() + "\n";
     write_file_atomic_at(state_dir(dir_, true).get(), name_, text.data(), text.size(), 0600);

@@ -39,6 +39,9 @@ struct AnchorState {
     std::string audit_mac;   // its "mac" field
     uint64_t audit_end = 0;  // byte offset just past it in audit.log
     std::string time;        // when this was written (RFC 3339)
+    // The TPM NV counter this record goes with (0: none; the host key is a
+    // file): a record older than the TPM's counter was put back.
+    uint64_t tpm_counter = 0;
     bool operator==(const AnchorState&) const = default;
 };
 

@@ -242,4 +242,59 @@ SecretKey tpm_unseal(const std::string& tcti, const std::string& sealed, const s
     return out;
 }
 
+uint32_t tpm_counter_index(const std::array<uint8_t, 16>& set_uuid) {
+    // 0x01C0xxxx: in the owner's range, clear of the TCG's assigned indexes.
+    return 0x01C00000u | (uint32_t(set_uuid[0]) << 8 | set_uuid[1]);
+}
+
+namespace {
+
+// The counter's handle, or ESYS_TR_NONE when the index is not defined.
+ESYS_TR counter_handle(Tpm& t, uint32_t index) {
+    ESYS_TR h = ESYS_TR_NONE;
+    if (Esys_TR_FromTPMPublic(t.ctx(), index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &h) != TSS2_RC_SUCCESS) return ESYS_TR_NONE;
+    return h;
+}
+
+uint64_t counter_value(Tpm& t, ESYS_TR h, const std::string& where) {
+    TPM2B_MAX_NV_BUFFER* data = nullptr;
+    ok(Esys_NV_Read(t.ctx(), h, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, 8, 0, &data), "NV_Read (counter)", where);
+    Owned<TPM2B_MAX_NV_BUFFER> d(data);
+    if (d->size != 8) throw Error(EIO, where, "the TPM counter is not 8 bytes");
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v = v << 8 | d->buffer[i];
+    return v;
+}
+
+}  // namespace
+
+std::optional<uint64_t> tpm_counter_read(const std::string& tcti, uint32_t index) {
+    const std::string where = fmt::format("TPM NV index {:#x}", index);
+    Tpm t(tcti, where);
+    const ESYS_TR h = counter_handle(t, index);
+    if (h == ESYS_TR_NONE) return std::nullopt;
+    TPM2B_MAX_NV_BUFFER* data = nullptr;
+    if (Esys_NV_Read(t.ctx(), h, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, 8, 0, &data) != TSS2_RC_SUCCESS) return std::nullopt;
+    Esys_Free(data);
+    return counter_value(t, h, where);
+}
+
+uint64_t tpm_counter_increment(const std::string& tcti, uint32_t index) {
+    const std::string where = fmt::format("TPM NV index {:#x}", index);
+    Tpm t(tcti, where);
+    ESYS_TR h = counter_handle(t, index);
+    if (h == ESYS_TR_NONE) {
+        TPM2B_AUTH auth{};
+        TPM2B_NV_PUBLIC pub{};
+        pub.nvPublic.nvIndex = index;
+        pub.nvPublic.nameAlg = TPM2_ALG_SHA256;
+        pub.nvPublic.attributes = (TPM2_NT_COUNTER << TPMA_NV_TPM2_NT_SHIFT) | TPMA_NV_AUTHWRITE | TPMA_NV_AUTHREAD | TPMA_NV_NO_DA;
+        pub.nvPublic.dataSize = 8;
+        ok(Esys_NV_DefineSpace(t.ctx(), ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &auth, &pub, &h),
+           "NV_DefineSpace (counter)", where);
+    }
+    ok(Esys_NV_Increment(t.ctx(), h, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE), "NV_Increment", where);
+    return counter_value(t, h, where);
+}
+
 }  // namespace nvrfs

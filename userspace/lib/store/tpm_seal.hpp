@@ -13,6 +13,9 @@
 #pragma once
 #include "base/crypto.hpp"
 
+#include <array>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,5 +31,15 @@ std::string tpm_seal(const std::string& tcti, const SecretKey& secret, const std
 // Throws Error: EACCES naming the PCRs that changed, ENODEV when the TPM
 // cannot be reached, EKEYREJECTED when the blob is another TPM's.
 SecretKey tpm_unseal(const std::string& tcti, const std::string& sealed, const std::string& where);
+
+// A monotonic counter in the TPM's NV memory (TPM2_NT_COUNTER) at `index`,
+// for the host anchor (audit/host_anchor.hpp): a counter only goes up, so a
+// host state file put back from an older copy of the system disk shows.
+// nullopt when the index is not defined (or never incremented).
+std::optional<uint64_t> tpm_counter_read(const std::string& tcti, uint32_t index);
+// Defines the counter when missing; returns the value after the increment.
+uint64_t tpm_counter_increment(const std::string& tcti, uint32_t index);
+// The NV index a set's counter lives at (owner range, from its UUID).
+uint32_t tpm_counter_index(const std::array<uint8_t, 16>& set_uuid);
 
 }  // namespace nvrfs
