@@ -1,6 +1,7 @@
 // The recovery key (issue 14): the master key under a passphrase.
 #include "base/error.hpp"
 #include "store/recovery.hpp"
+#include "store/tpm_seal.hpp"
 
 #include <doctest/doctest.h>
 
@@ -37,4 +38,16 @@ TEST_CASE("a recovery record opens with its passphrase and set only, and refuses
     CHECK_THROWS_AS(RecoveryWrap::decode(ByteView(few.data(), few.size()), "rec"), Error);
     CHECK_THROWS_AS(RecoveryWrap::decode(ByteView(b.data(), b.size() - 1), "rec"), Error);
     CHECK_THROWS_AS(RecoveryWrap::make(master, "x", set, 1000), Error);
+}
+
+TEST_CASE("tpm_pcrs: a PCR list, 'none', or a clear error") {
+    CHECK(parse_pcrs("7") == std::vector<int>{7});
+    CHECK(parse_pcrs("0,2,7") == std::vector<int>{0, 2, 7});
+    CHECK(parse_pcrs("none").empty());
+    for (const char* bad : {"24", "-1", "7,", ",7", "x", "7;8", "1,,2"}) CHECK_THROWS_AS(parse_pcrs(bad), Error);
+    Uuid a{}, b{};
+    b[1] = 1;
+    const uint32_t ia = tpm_counter_index(a);
+    CHECK((ia >> 16) == 0x01C0u);  // the owner's range
+    CHECK(tpm_counter_index(a) != tpm_counter_index(b));
 }
