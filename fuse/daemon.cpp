@@ -84,15 +84,7 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& co
     if (const auto a = d->anchor->load(); a) d->tpm_counter_ = a->tpm_counter;
     std::string accepted;
     d->check_anchor(notes, accepted);  // throws when the members went backwards
-    // Replayed once here (from the host's checkpoint when it matches the
-    // log), then kept current with every record appended.
-    d->ledger = std::make_unique<LiveLedger>();
-    const LogPosition from = d->ledger_checkpoint(notes);
-    d->checkpoint_seq_ = from.seq;
-    const auto replayed = d->log->follow([l = d->ledger.get()](const nlohmann::json& r, uint64_t end) { l->apply(r, end); }, from);
-    ::malloc_trim(0);  // the parsed checkpoint and records are gone: give their pages back
-    if (!replayed.ok) notes.push_back(fmt::format("{}: the audit log does not verify ({}); files are held to its first {} record(s)",
-                                                  alert::TamperDetected, replayed.message, replayed.records));
+    d->build_ledger(notes);
     bool unclean = false;
     for (size_t i = 0; i < set.size(); ++i) unclean |= set.member(i).sb.dirty;
     set.bump_events(true);
@@ -211,6 +203,18 @@ void Daemon::update_anchor() {
             alerts->raise("HostAnchorFailed", std::string("cannot update the host's record of the set: ") + e.what());
         anchor_failed_ = true;
     }
+}
+
+// The ledger, replayed once at mount (from the host's checkpoint when it
+// matches the log), then kept current with every record appended.
+void Daemon::build_ledger(std::vector<std::string>& notes) {
+    ledger = std::make_unique<LiveLedger>();
+    const LogPosition from = ledger_checkpoint(notes);
+    checkpoint_seq_ = from.seq;
+    const auto replayed = log->follow([l = ledger.get()](const nlohmann::json& r, uint64_t end) { l->apply(r, end); }, from);
+    ::malloc_trim(0);  // the parsed checkpoint and records are gone: give their pages back
+    if (!replayed.ok) notes.push_back(fmt::format("{}: the audit log does not verify ({}); files are held to its first {} record(s)",
+                                                  alert::TamperDetected, replayed.message, replayed.records));
 }
 
 // The host's checkpoint of the ledger, when it is the ledger as of a record

@@ -87,6 +87,7 @@ private:
     static constexpr uint64_t kCheckpointRecords = 100000;
     uint64_t checkpoint_seq_ = 0;  // the anchor thread's, after prepare()
     LogPosition ledger_checkpoint(std::vector<std::string>& notes);
+    void build_ledger(std::vector<std::string>& notes);
     void save_ledger();
     bool metrics_failed_ = false;  // written by the anchor thread only
     void stop_anchor_thread();
