@@ -81,7 +81,6 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& co
     d->anchor = std::make_unique<HostAnchor>(cfg.text("state_dir"), set.set_uuid(), set.keys().anchor);
     if (is_sealed_key(cfg.text("host_key")) && cfg.text("recovery_passphrase_file").empty())
         d->tpm_counter_index_ = tpm_counter_index(set.set_uuid());
-    if (const auto a = d->anchor->load(); a) d->tpm_counter_ = a->tpm_counter;
     std::string accepted;
     d->check_anchor(notes, accepted);  // throws when the members went backwards
     d->build_ledger(notes);
@@ -102,8 +101,7 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& co
                                      d->anchor->acceptance().value_or("?")));
         d->anchor->clear_acceptance();
     }
-    d->update_anchor();
-    d->advance_tpm_counter();
+    d->anchor_milestone();
     for (const auto& n : notes) {
         const auto colon = n.find(':');
         d->alerts->raise(n.substr(0, colon), n.substr(colon + 2));
@@ -127,6 +125,7 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& co
 // replaced on every member, refuses the mount until it is accepted.
 void Daemon::check_anchor(std::vector<std::string>& notes, std::string& accepted) {
     const auto a = anchor->load();
+    if (a) tpm_counter_ = a->tpm_counter;
     if (!a) {
         notes.push_back(fmt::format("{}: this host had no record of the set (first mount here, or an upgrade); "
                                     "rollback detection starts now ({})", alert::HostAnchorCreated, anchor->path()));
@@ -162,11 +161,12 @@ void Daemon::check_anchor(std::vector<std::string>& notes, std::string& accepted
                                         c.reason, anchor->path()));
 }
 
-// With the host key sealed in the TPM, each mount and clean unmount moves
-// the set's TPM counter on. The record that names the next value is written
-// first, so a crash in between leaves it one ahead (accepted), never behind.
-void Daemon::advance_tpm_counter() {
-    if (!tpm_counter_index_) return;
+// The host's record at mount and clean unmount. With the host key sealed in
+// the TPM these also move the set's TPM counter on: the record that names
+// the next value is written first, so a crash in between leaves it one ahead
+// (accepted), never behind.
+void Daemon::anchor_milestone() {
+    if (!tpm_counter_index_) return update_anchor();
     const std::string tcti = cfg.text("tpm_tcti");
     try {
         tpm_counter_ = tpm_counter_read(tcti, *tpm_counter_index_).value_or(0) + 1;
@@ -177,6 +177,7 @@ void Daemon::advance_tpm_counter() {
         }
     } catch (const Error& e) {
         alerts->raise("HostAnchorFailed", std::string("cannot move the TPM counter of the host's record on: ") + e.what());
+        update_anchor();  // the record itself, with the counter it had
     }
 }
 
@@ -236,14 +237,13 @@ LogPosition Daemon::ledger_checkpoint(std::vector<std::string>& notes) {
 }
 
 void Daemon::save_ledger() {
-    auto [files, at] = ledger->checkpoint();
+    const auto [copy, at] = ledger->checkpoint();
     if (!at.seq) return;
+    checkpoint_seq_ = at.seq;  // written or not: tried again after as many records
     try {
-        anchor->store_checkpoint({{"ledger", std::move(files)}, {"seq", at.seq}, {"audit_mac", at.mac}, {"end", at.end}});
-        checkpoint_seq_ = at.seq;
+        anchor->store_checkpoint({{"ledger", copy.to_json()}, {"seq", at.seq}, {"audit_mac", at.mac}, {"end", at.end}});
     } catch (const Error& e) {
         alerts->raise("HostAnchorFailed", std::string("cannot write the ledger checkpoint: ") + e.what());
-        checkpoint_seq_ = at.seq;  // tried: again after as many records
     }
 }
 
@@ -307,8 +307,7 @@ void Daemon::shutdown() {
     log->append(audit_record("unmount", Caller::daemon(), mountpoint, 0));
     log->sync();
     set->bump_events(false);
-    update_anchor();
-    advance_tpm_counter();
+    anchor_milestone();
     save_ledger();
 }
 

@@ -79,7 +79,7 @@ private:
     // The set's TPM NV counter (store/tpm_seal.hpp), when the host key is sealed.
     std::optional<uint32_t> tpm_counter_index_;
     uint64_t tpm_counter_ = 0;  // guarded by anchor_mu_ after prepare()
-    void advance_tpm_counter();
+    void anchor_milestone();
     void write_metrics();
     // The ledger's checkpoint on the host (host_anchor.hpp): read at mount,
     // written at unmount and after every kCheckpointRecords records, so a

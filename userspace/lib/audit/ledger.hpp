@@ -83,10 +83,11 @@ public:
         std::lock_guard lk(mu_);
         return ledger_;
     }
-    // The ledger and the record it is as of (for a checkpoint).
-    std::pair<nlohmann::json, LogPosition> checkpoint() const {
+    // The ledger and the record it is as of (for a checkpoint). A copy: its
+    // JSON is built outside the lock that every audit append takes.
+    std::pair<Ledger, LogPosition> checkpoint() const {
         std::lock_guard lk(mu_);
-        return {ledger_.to_json(), mark_};
+        return {ledger_, mark_};
     }
     uint64_t seq() const {
         std::lock_guard lk(mu_);
