@@ -256,11 +256,12 @@ ESYS_TR counter_handle(Tpm& t, uint32_t index) {
     return h;
 }
 
-uint64_t counter_value(Tpm& t, ESYS_TR h, const std::string& where) {
+// nullopt when the counter cannot be read (defined, never incremented).
+std::optional<uint64_t> counter_value(Tpm& t, ESYS_TR h) {
     TPM2B_MAX_NV_BUFFER* data = nullptr;
-    ok(Esys_NV_Read(t.ctx(), h, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, 8, 0, &data), "NV_Read (counter)", where);
+    if (Esys_NV_Read(t.ctx(), h, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, 8, 0, &data) != TSS2_RC_SUCCESS) return std::nullopt;
     Owned<TPM2B_MAX_NV_BUFFER> d(data);
-    if (d->size != 8) throw Error(EIO, where, "the TPM counter is not 8 bytes");
+    if (d->size != 8) return std::nullopt;
     uint64_t v = 0;
     for (int i = 0; i < 8; ++i) v = v << 8 | d->buffer[i];
     return v;
@@ -273,10 +274,7 @@ std::optional<uint64_t> tpm_counter_read(const std::string& tcti, uint32_t index
     Tpm t(tcti, where);
     const ESYS_TR h = counter_handle(t, index);
     if (h == ESYS_TR_NONE) return std::nullopt;
-    TPM2B_MAX_NV_BUFFER* data = nullptr;
-    if (Esys_NV_Read(t.ctx(), h, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, 8, 0, &data) != TSS2_RC_SUCCESS) return std::nullopt;
-    Esys_Free(data);
-    return counter_value(t, h, where);
+    return counter_value(t, h);
 }
 
 uint64_t tpm_counter_increment(const std::string& tcti, uint32_t index) {
@@ -294,7 +292,9 @@ uint64_t tpm_counter_increment(const std::string& tcti, uint32_t index) {
            "NV_DefineSpace (counter)", where);
     }
     ok(Esys_NV_Increment(t.ctx(), h, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE), "NV_Increment", where);
-    return counter_value(t, h, where);
+    const auto v = counter_value(t, h);
+    if (!v) throw Error(EIO, where, "TPM NV_Read of the counter failed after its increment");
+    return *v;
 }
 
 }  // namespace nvrfs
