@@ -61,17 +61,41 @@ void refuse_if_mounted(const Config& cfg, const char* what) {
         throw Error(EBUSY, "", fmt::format("{} rewrites every superblock: stop nvrfsd (unmount the set) first", what));
 }
 
-// The master key through this host's key, checked against the superblock's MAC.
+// The master key through this host's key, checked against the superblock's
+// MAC (of the first member: member_dirs() never returns none).
 SecretKey master_by_host_key(const Config& cfg, const std::vector<MemberDir>& dirs, Uuid& set) {
-    const SecretKey host = host_key(cfg);
-    for (const auto& d : dirs) {
-        Superblock sb = read_superblock(d.fd.get(), d.path);
-        SecretKey m = sb.unwrap_master(host, d.path);
-        if (!sb.mac_ok(KeySet::derive(m))) throw Error(EBADMSG, d.path, d.path + ": superblock fails its MAC");
-        set = sb.set_uuid;
-        return m;
-    }
-    throw Error(ENOENT, "", "no member");
+    const MemberDir& d = dirs.front();
+    const Superblock sb = read_superblock(d.fd.get(), d.path);
+    SecretKey m = sb.unwrap_master(host_key(cfg), d.path);
+    if (!sb.mac_ok(KeySet::derive(m))) throw Error(EBADMSG, d.path, d.path + ": superblock fails its MAC");
+    set = sb.set_uuid;
+    return m;
+}
+
+// One member's superblock, its master key wrapped under `host` now.
+void rewrap(const MemberDir& d, Superblock& sb, const SecretKey& master, const SecretKey& host) {
+    const KeySet keys = KeySet::derive(master);
+    if (!sb.mac_ok(keys)) throw Error(EBADMSG, d.path, d.path + ": superblock fails its MAC; not rewritten");
+    sb.wrap_master(master, host);
+    write_superblock(d.fd.get(), sb, keys);
+}
+
+// A key file (a sealed blob) written whole beside the others: 0600, atomic.
+void write_key_file(const std::string& path, const std::string& text) {
+    const auto slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : path.substr(0, std::max<size_t>(slash, 1));
+    UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dfd) throw_errno(errno, dir, "cannot open the host key's directory");
+    write_file_atomic_at(dfd.get(), path.substr(slash + 1), text.data(), text.size(), 0600);
+}
+
+// Settings changed in the configuration file (the running nvrfsd, if any,
+// keeps its own until it restarts).
+void save_settings(const std::string& cfg_path, const std::vector<std::pair<std::string, std::string>>& settings) {
+    Config file;
+    file.load_file(cfg_path);
+    for (const auto& [k, v] : settings) file.set(k, v);
+    file.save(cfg_path);
 }
 
 }  // namespace
@@ -120,21 +144,11 @@ int recover(const Common& c, Config cfg) {
                                  : is_sealed_key(configured) ? configured.substr(0, configured.size() - 4)
                                                              : configured;
     const SecretKey host = ::access(key_path.c_str(), F_OK) == 0 ? load_host_key(key_path) : create_host_key(key_path);
-    const KeySet keys = KeySet::derive(master);
     for (const auto& d : dirs) {
         Superblock sb = read_superblock(d.fd.get(), d.path);
-        if (!sb.mac_ok(keys)) throw Error(EBADMSG, d.path, d.path + ": superblock fails its MAC; not rewritten");
-        sb.wrap_master(master, host);
-        write_superblock(d.fd.get(), sb, keys);
+        rewrap(d, sb, master, host);
     }
-    if (!c.config_file.empty() || c.members.empty()) {
-        Config file;
-        file.load_file(c.config_path());
-        if (file.text("host_key") != key_path) {
-            file.set("host_key", key_path);
-            file.save(c.config_path());
-        }
-    }
+    if (!c.config_file.empty() || c.members.empty()) save_settings(c.config_path(), {{"host_key", key_path}});
     cfg.set("host_key", key_path);
     if (c.has("--tpm")) seal_host_key(cfg, c.config_path(), c.has("--pcrs") ? c.opts.at("--pcrs") : cfg.text("tpm_pcrs"));
     key_event(cfg, "key-recover", "KeyRecovered",
@@ -158,18 +172,10 @@ void seal_host_key(Config& cfg, const std::string& cfg_path, const std::string& 
     const std::string tcti = cfg.text("tpm_tcti");
     const std::string sealed = tpm_seal(tcti, key, pcrs);
     const std::string sealed_path = path + ".tpm";
-    const auto slash = sealed_path.rfind('/');
-    const std::string dir = slash == std::string::npos ? "." : sealed_path.substr(0, std::max<size_t>(slash, 1));
-    UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dfd) throw_errno(errno, dir, "cannot open the host key's directory");
-    write_file_atomic_at(dfd.get(), sealed_path.substr(slash + 1), sealed.data(), sealed.size(), 0600);
+    write_key_file(sealed_path, sealed);
     const SecretKey back = tpm_unseal(tcti, sealed, sealed_path);
     if (!equal_ct(back.bytes(), key.bytes())) throw Error(EIO, sealed_path, "the TPM gave back another key; the key file is kept");
-    Config file;
-    file.load_file(cfg_path);
-    file.set("host_key", sealed_path);
-    file.set("tpm_pcrs", pcrs_text);
-    file.save(cfg_path);
+    save_settings(cfg_path, {{"host_key", sealed_path}, {"tpm_pcrs", pcrs_text}});
     cfg.set("host_key", sealed_path);
     // The plaintext key goes: overwritten first (a journal may keep the old
     // blocks, so the recovery key, not this, is the answer to a lost TPM).
@@ -204,12 +210,7 @@ int rotate(const Config& cfg) {
         next = load_host_key(next_path, tcti);
     } else if (sealed) {
         next = SecretKey::random(kHostKeyLen);
-        const std::string blob = tpm_seal(tcti, next, parse_pcrs(cfg.text("tpm_pcrs")));
-        const auto slash = next_path.rfind('/');
-        UniqueFd dfd(::open(slash == std::string::npos ? "." : next_path.substr(0, std::max<size_t>(slash, 1)).c_str(),
-                            O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        if (!dfd) throw_errno(errno, next_path, "cannot open the host key's directory");
-        write_file_atomic_at(dfd.get(), next_path.substr(slash + 1), blob.data(), blob.size(), 0600);
+        write_key_file(next_path, tpm_seal(tcti, next, parse_pcrs(cfg.text("tpm_pcrs"))));
     } else {
         next = create_host_key(next_path);
     }
@@ -221,13 +222,10 @@ int rotate(const Config& cfg) {
         try {
             master = sb.unwrap_master(old, d.path);
         } catch (const Error&) {
-            master = sb.unwrap_master(next, d.path);  // done before an interruption
+            (void)sb.unwrap_master(next, d.path);  // done before an interruption (throws when under neither key)
             continue;
         }
-        const KeySet keys = KeySet::derive(master);
-        if (!sb.mac_ok(keys)) throw Error(EBADMSG, d.path, d.path + ": superblock fails its MAC; not rewritten");
-        sb.wrap_master(master, next);
-        write_superblock(d.fd.get(), sb, keys);
+        rewrap(d, sb, master, next);
         ++moved;
         if (delay) ::usleep(static_cast<useconds_t>(std::stoul(delay) * 1000));
     }
