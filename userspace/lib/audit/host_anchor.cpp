@@ -36,32 +36,56 @@ HostAnchor::HostAnchor(std::string state_dir, const Uuid& set, const SecretKey& 
     path_ = dir_ + "/" + name_;
 }
 
-std::optional<AnchorState> HostAnchor::load() const {
+// A file of the state directory that carries its own MAC ("mac", over the
+// rest): written whole; read back only when it verifies. read_signed():
+// nullopt with `why` empty when there is none, with `why` set ("is not
+// valid", "fails its MAC ...") when it is damaged; I/O errors are thrown.
+void HostAnchor::write_signed(const std::string& name, nlohmann::json body) const {
+    body["mac"] = mac_hex(key_, body);
+    const std::string text = body.dump() + "\n";
+    write_file_atomic_at(state_dir(dir_, true).get(), name, text.data(), text.size(), 0600);
+}
+
+std::optional<nlohmann::json> HostAnchor::read_signed(const std::string& name, size_t max_len, std::string& why) const {
     std::string text;
     try {
-        text = read_file_at(state_dir(dir_, false).get(), name_, 4096);
+        text = read_file_at(state_dir(dir_, false).get(), name, max_len);
     } catch (const Error& e) {
         if (e.code() == ENOENT) return std::nullopt;
         throw;
     }
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (!j.is_object() || !j.contains("mac") || !j["mac"].is_string()) {
+        why = "is not valid";
+        return std::nullopt;
+    }
+    const std::string mac = j["mac"].get<std::string>();
+    j.erase("mac");
+    if (!equal_ct(as_bytes(mac), as_bytes(mac_hex(key_, j)))) {
+        why = "fails its MAC (edited, or another set's)";
+        return std::nullopt;
+    }
+    return j;
+}
+
+std::optional<AnchorState> HostAnchor::load() const {
     auto bad = [&](const std::string& why) {
         return AnchorRefusal(EBADMSG, path_, fmt::format("{}: the host's record of this set {}; nvrfs will not guess which copy "
                                                  "is current (restore the file, or remove it to trust the members as they are)",
                                                  path_, why));
     };
-    auto j = nlohmann::json::parse(text, nullptr, false);
-    if (!j.is_object() || !j.contains("mac") || !j["mac"].is_string()) throw bad("is not valid");
-    const std::string mac = j["mac"].get<std::string>();
-    j.erase("mac");
-    if (!equal_ct(as_bytes(mac), as_bytes(mac_hex(key_, j)))) throw bad("fails its MAC (edited, or another set's)");
+    std::string why;
+    const auto j = read_signed(name_, 4096, why);
+    if (!why.empty()) throw bad(why);
+    if (!j) return std::nullopt;
     try {
         AnchorState s;
-        s.events = j.at("events").get<uint64_t>();
-        s.audit_seq = j.at("audit_seq").get<uint64_t>();
-        s.audit_mac = j.at("audit_mac").get<std::string>();
-        s.audit_end = j.at("audit_end").get<uint64_t>();
-        s.time = j.at("time").get<std::string>();
-        s.tpm_counter = j.value("tpm_counter", uint64_t(0));
+        s.events = j->at("events").get<uint64_t>();
+        s.audit_seq = j->at("audit_seq").get<uint64_t>();
+        s.audit_mac = j->at("audit_mac").get<std::string>();
+        s.audit_end = j->at("audit_end").get<uint64_t>();
+        s.time = j->at("time").get<std::string>();
+        s.tpm_counter = j->value("tpm_counter", uint64_t(0));
         return s;
     } catch (const nlohmann::json::exception&) {
         throw bad("lacks a field");
@@ -73,38 +97,24 @@ void HostAnchor::store(AnchorState s) const {
     nlohmann::json j = {{"events", s.events}, {"audit_seq", s.audit_seq}, {"audit_mac", s.audit_mac},
                         {"audit_end", s.audit_end}, {"time", s.time}, {"format", 1}};
     if (s.tpm_counter) j["tpm_counter"] = s.tpm_counter;
-    j["mac"] = mac_hex(key_, j);
-    const std::string text = j.dump() + "\n";
-    write_file_atomic_at(state_dir(dir_, true).get(), name_, text.data(), text.size(), 0600);
+    write_signed(name_, std::move(j));
 }
 
 void HostAnchor::store_checkpoint(nlohmann::json body) const {
     body["format"] = 1;
-    body["mac"] = mac_hex(key_, body);
-    const std::string text = body.dump() + "\n";
-    write_file_atomic_at(state_dir(dir_, true).get(), ledger_name_, text.data(), text.size(), 0600);
+    write_signed(ledger_name_, std::move(body));
 }
 
 std::optional<nlohmann::json> HostAnchor::load_checkpoint(std::string* why) const {
-    std::string text;
+    std::string damaged;
     try {
-        text = read_file_at(state_dir(dir_, false).get(), ledger_name_, size_t(4) << 30);
+        auto j = read_signed(ledger_name_, size_t(4) << 30, damaged);
+        if (!damaged.empty() && why) *why = dir_ + "/" + ledger_name_ + " " + damaged;
+        return j;
     } catch (const Error& e) {
-        if (e.code() != ENOENT && why) *why = e.what();
+        if (why) *why = e.what();
         return std::nullopt;
     }
-    auto j = nlohmann::json::parse(text, nullptr, false);
-    if (!j.is_object() || !j.contains("mac") || !j["mac"].is_string()) {
-        if (why) *why = dir_ + "/" + ledger_name_ + " is not valid";
-        return std::nullopt;
-    }
-    const std::string mac = j["mac"].get<std::string>();
-    j.erase("mac");
-    if (!equal_ct(as_bytes(mac), as_bytes(mac_hex(key_, j)))) {
-        if (why) *why = dir_ + "/" + ledger_name_ + " fails its MAC";
-        return std::nullopt;
-    }
-    return j;
 }
 
 void HostAnchor::request_acceptance(const std::string& who) const {

@@ -70,6 +70,8 @@ public:
     void clear_acceptance() const;
 
 private:
+    void write_signed(const std::string& name, nlohmann::json body) const;
+    std::optional<nlohmann::json> read_signed(const std::string& name, size_t max_len, std::string& why) const;
     std::string dir_, name_, accept_name_, ledger_name_, path_;
     SecretKey key_;
 };
