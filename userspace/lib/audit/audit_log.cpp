@@ -1,4 +1,5 @@
 #include "audit/audit_log.hpp"
+#include "base/big_endian.hpp"
 
 #include "base/error.hpp"
 #include "base/member_path.hpp"
@@ -17,8 +18,6 @@ namespace {
 
 constexpr size_t kMaxRecord = 64 * 1024;
 
-void put32(uint8_t* p, uint32_t v) { for (int i = 3; i >= 0; --i, v >>= 8) p[i] = uint8_t(v); }
-uint32_t get32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
 
 std::string mac_of(const KeySet& keys, const nlohmann::json& rec_without_mac) {
     return hex(hmac_sha256(keys.audit_mac, as_bytes(rec_without_mac.dump())));

@@ -1,4 +1,5 @@
 #include "store/chunk_layout.hpp"
+#include "base/big_endian.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -7,14 +8,6 @@ namespace nvrfs {
 namespace {
 constexpr uint8_t kMagic[4] = {'N', 'V', 'R', 'F'};
 
-void put_be64(uint8_t* p, uint64_t v) {
-    for (int i = 7; i >= 0; --i, v >>= 8) p[i] = static_cast<uint8_t>(v);
-}
-uint64_t get_be64(const uint8_t* p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v = v << 8 | p[i];
-    return v;
-}
 }  // namespace
 
 std::array<uint8_t, kHeaderSize> FileHeader::encode() const {
@@ -27,7 +20,7 @@ std::array<uint8_t, kHeaderSize> FileHeader::encode() const {
     b[6] = static_cast<uint8_t>(flags >> 8);
     b[7] = static_cast<uint8_t>(flags & 0xff);
     std::memcpy(b.data() + 8, id.data(), id.size());
-    put_be64(b.data() + 24, generation);
+    put64(b.data() + 24, generation);
     return b;
 }
 
@@ -43,7 +36,7 @@ std::optional<FileHeader> FileHeader::decode(std::span<const uint8_t> b) {
     h.kind = static_cast<Kind>(kind);
     h.perms = perms;
     std::memcpy(h.id.data(), b.data() + 8, h.id.size());
-    h.generation = get_be64(b.data() + 24);
+    h.generation = get64(b.data() + 24);
     return h;
 }
 
@@ -76,9 +69,9 @@ uint64_t plain_size_lenient(uint64_t stored) {
 ChunkAd chunk_ad(const FileHeader& h, uint64_t idx, bool last) {
     ChunkAd ad{};
     std::memcpy(ad.data(), h.id.data(), 16);
-    put_be64(ad.data() + 16, idx);
+    put64(ad.data() + 16, idx);
     ad[24] = last ? 1 : 0;
-    put_be64(ad.data() + 25, h.generation);
+    put64(ad.data() + 25, h.generation);
     return ad;
 }
 

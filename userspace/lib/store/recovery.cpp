@@ -1,4 +1,5 @@
 #include "store/recovery.hpp"
+#include "base/big_endian.hpp"
 
 #include "base/error.hpp"
 #include "base/io.hpp"
@@ -21,10 +22,6 @@ Bytes aad(const Uuid& set) {
     return a;
 }
 
-void put32(uint8_t* p, uint32_t v) {
-    for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
-}
-uint32_t get32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
 
 }  // namespace
 

@@ -1,4 +1,5 @@
 #include "store/superblock.hpp"
+#include "base/big_endian.hpp"
 
 #include "base/error.hpp"
 #include "base/io.hpp"
@@ -14,11 +15,6 @@ namespace {
 constexpr uint8_t kMagic[8] = {'N', 'V', 'R', 'F', 'S', 'S', 'B', '1'};
 constexpr uint32_t kVersion = 1;
 constexpr size_t kReservedOff = 132, kMacOff = 192, kSumOff = 224;
-
-void put32(uint8_t* p, uint32_t v) { for (int i = 3; i >= 0; --i, v >>= 8) p[i] = uint8_t(v); }
-void put64(uint8_t* p, uint64_t v) { for (int i = 7; i >= 0; --i, v >>= 8) p[i] = uint8_t(v); }
-uint32_t get32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
-uint64_t get64(const uint8_t* p) { return uint64_t(get32(p)) << 32 | get32(p + 4); }
 
 SecretKey kek(const SecretKey& host_key, const Uuid& set) {
     return hkdf_sha256(host_key, ByteView(set.data(), set.size()), "nvrfs master key wrap v1");

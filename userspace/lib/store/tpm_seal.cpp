@@ -1,5 +1,6 @@
 #include "store/tpm_seal.hpp"
 
+#include "base/big_endian.hpp"
 #include "base/error.hpp"
 
 #include <cstring>
@@ -262,9 +263,7 @@ std::optional<uint64_t> counter_value(Tpm& t, ESYS_TR h) {
     if (Esys_NV_Read(t.ctx(), h, h, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, 8, 0, &data) != TSS2_RC_SUCCESS) return std::nullopt;
     Owned<TPM2B_MAX_NV_BUFFER> d(data);
     if (d->size != 8) return std::nullopt;
-    uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v = v << 8 | d->buffer[i];
-    return v;
+    return get64(d->buffer);
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 #include "transfer/backup_archive.hpp"
+#include "base/big_endian.hpp"
 
 #include "base/error.hpp"
 #include "base/member_path.hpp"
@@ -18,8 +19,6 @@ namespace {
 constexpr uint8_t kMagic[8] = {'N', 'V', 'R', 'B', 'A', 'K', '0', '1'};
 constexpr size_t kHeader = 64, kRecord = 1 << 20;
 
-void put32(uint8_t* p, uint32_t v) { for (int i = 3; i >= 0; --i, v >>= 8) p[i] = uint8_t(v); }
-uint32_t get32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
 
 struct Keys {
     SecretKey header, data;
