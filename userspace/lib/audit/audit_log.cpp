@@ -296,20 +296,6 @@ std::optional<std::pair<uint64_t, std::string>> AuditLog::record_ending_at(uint6
     return std::nullopt;
 }
 
-VerifyResult AuditLog::replay(const std::function<void(nlohmann::json&&)>& each) const {
-    UniqueFd fd;
-    {
-        std::lock_guard lk(mu_);
-        for (size_t i : set_.healthy_members())
-            if (fds_[i]) {
-                fd.reset(::dup(fds_[i].get()));
-                break;
-            }
-    }
-    if (!fd) return VerifyResult{false, 0, 0, "no complete member holds an audit log"};
-    return read_audit_log(fd.get(), set_.keys(), set_.set_uuid(), each);
-}
-
 VerifyResult AuditLog::follow(Follower each, const LogPosition& from) {
     std::lock_guard lk(mu_);
     VerifyResult r{false, 0, 0, "no complete member holds an audit log"};

@@ -67,11 +67,9 @@ public:
         uint64_t end = 0;
     };
     Head synced_head();
-    // Every record of the log as it is now (one complete member's copy), in
-    // order, without holding up appends.
-    VerifyResult replay(const std::function<void(nlohmann::json&&)>& each) const;
-    // replay() from `from` (whose record must be the one there: the caller
-    // checks with record_ending_at), with appends held up meanwhile; from
+    // Every record of the log (one complete member's copy) from `from`
+    // (whose record must be the one there: the caller checks with
+    // record_ending_at), in order, with appends held up meanwhile; from
     // then on every record appended is handed to `each` too, in chain order,
     // with the offset it ends at (under the log's lock: `each` must not
     // append). One follower; set before the set is served.
