@@ -113,7 +113,7 @@ demo-tpm: deps
 clean:
 	rm -rf $(B)
 
--include $(wildcard $(B)/**/*.d $(B)/*/*/*.d $(B)/*/*.d)
+-include $(wildcard $(B)/*/*/*/*.d $(B)/*/*/*.d $(B)/*/*.d)
 
 bench: deps
 	$(MAKE) -j$$(nproc) all
