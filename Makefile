@@ -7,7 +7,7 @@ CXXFLAGS ?= -O2 -g
 SANFLAGS ?=
 CXXFLAGS += $(SANFLAGS) -std=c++20 -Wall -Wextra -Wno-missing-field-initializers -pthread -MMD -MP \
             -Iuserspace/lib $(shell pkg-config --cflags fuse3 openssl fmt blkid libcryptsetup libclamav libudev 2>/dev/null)
-LDLIBS   += $(shell pkg-config --libs openssl fmt tss2-esys tss2-tctildr tss2-mu tss2-rc 2>/dev/null) -pthread
+LDLIBS   += $(shell pkg-config --libs openssl fmt libcurl tss2-esys tss2-tctildr tss2-mu tss2-rc 2>/dev/null) -pthread
 DEVLIBS  := $(shell pkg-config --libs blkid libcryptsetup libclamav libudev 2>/dev/null)
 FUSELIBS := $(shell pkg-config --libs fuse3 2>/dev/null)
 
@@ -28,7 +28,9 @@ UNIT_OBJ   := $(patsubst %.cpp,$(B)/%.o,$(wildcard tests/unit/*.cpp))
 DEPS := g++ make pkg-config libfuse3-dev fuse3 libssl-dev libfmt-dev nlohmann-json3-dev doctest-dev \
         libblkid-dev libcryptsetup-dev libclamav-dev libudev-dev dosfstools cryptsetup-bin udev \
         ffmpeg e2fsprogs util-linux procps python3 bc fuse3 fio gocryptfs man-db groff-base lintian systemd prometheus \
-        libtss2-dev swtpm swtpm-tools tpm2-tools
+        libtss2-dev swtpm swtpm-tools tpm2-tools libcurl4-openssl-dev
+# A single-node Ceph for the archive tier's tests (installed without recommends).
+CEPH_DEPS := ceph-mon ceph-osd radosgw ceph-common s3cmd
 
 .PHONY: all deps test demo demo-tpm bench clean asan fuzz
 all: $(B)/nvrfsd $(B)/nvrctl $(B)/unit-tests $(B)/fuzz-parsers $(B)/release/nvrfsd $(B)/release/nvrctl
@@ -79,6 +81,11 @@ deps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing: $$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@missing=$$(for p in $(CEPH_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 test: deps

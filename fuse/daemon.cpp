@@ -1,5 +1,7 @@
 #include "daemon.hpp"
 
+#include "admin/archive.hpp"
+
 #include "base/error.hpp"
 #include "base/plain_path.hpp"
 #include "transfer/evidence.hpp"
@@ -17,15 +19,11 @@
 #include <fmt/format.h>
 
 namespace nvrfs {
-namespace {
 
-// Who asked over the control socket (peer credentials, control.cpp).
 Caller peer_of(const nlohmann::json& req) {
     const auto& peer = req.at("_peer");
     return Caller::of(peer.value("uid", 0u), peer.value("gid", 0u), peer.value("pid", 0));
 }
-
-}  // namespace
 
 // Through the host key (file or sealed in the TPM), or, on a machine that
 // lost it, through the recovery passphrase (store/recovery.hpp).
@@ -61,6 +59,7 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& co
     d->log = std::make_unique<AuditLog>(*d->set, &notes);
     d->alerts = std::make_unique<Alerts>(*d->log, cfg.text("alert_hook"), uuid_str(d->set->set_uuid()));
     d->vol = std::make_unique<Volume>(*d->set, *d->log, *d->alerts);
+    d->start_archive();
     d->export_key_ = ExportKey(d->set->keys().export_sign).fingerprint();  // shown by every status
 
     Daemon* self = d.get();
@@ -290,6 +289,7 @@ void Daemon::start_background() {
     // of the crash may differ; a repairing scrub makes them whole and equal.
     if (unclean_) start_scrub(true);
     if (set->healthy_count() < 2) promote_spare();
+    if (archive) archive->start();
     control->start();
     write_metrics();
 }
@@ -299,6 +299,8 @@ void Daemon::shutdown() {
     control.reset();
     if (scrub_thread.joinable()) scrub_thread.join();
     rebuilder.reset();
+    vol->set_archive(nullptr);
+    archive.reset();
     vol->set_on_full({});  // FUSE has stopped: no writer can be asking
     monitor.reset();
     stop_anchor_thread();
@@ -364,7 +366,8 @@ nlohmann::json Daemon::status() {
                           {"files", scrub.stats.files}, {"chunks", scrub.stats.chunks}, {"bad", scrub.stats.bad},
                           {"repaired", scrub.stats.repaired}, {"unrepairable", scrub.stats.unrepairable},
                           {"resynced", scrub.stats.resynced}, {"skipped", scrub.stats.skipped}, {"missing", scrub.stats.missing}, {"mismatched", scrub.stats.mismatched},
-                          {"first_skipped", scrub.stats.first_skipped},
+                          {"first_skipped", scrub.stats.first_skipped}, {"archived", scrub.stats.archived},
+                          {"archive_missing", scrub.stats.archive_missing},
                           {"percent", scrub.total_bytes ? std::min(100.0, 100.0 * double(scrub.stats.bytes) / double(scrub.total_bytes)) : (scrub.running ? 0.0 : 100.0)}};
         }
     }
@@ -376,6 +379,7 @@ nlohmann::json Daemon::status() {
     j["io"] = {{"bytes_written", vol->bytes_written()}, {"bytes_read", rc.bytes}, {"chunks_authenticated", rc.chunks_authenticated},
                {"chunk_copies_failed", rc.chunk_copies_failed}};
     j["export_key"] = export_key_;
+    if (archive) j["archive"] = archive->status();
     {
         // What this host holds of the set: it may trail by one check_interval.
         std::lock_guard lk(anchor_mu_);
@@ -449,6 +453,7 @@ nlohmann::json Daemon::handle(const nlohmann::json& req) {
         return nlohmann::json::object();
     }
     if (cmd.rfind("member-", 0) == 0 || cmd.rfind("spare-", 0) == 0) return handle_membership(cmd, req);
+    if (cmd.rfind("archive-", 0) == 0) return handle_archive(cmd, req);
     if (cmd == "audit") {
         // nvrctl's own actions (backups, device decisions) go into the same log.
         auto rec = audit_record(req.value("event", "nvrctl"), peer_of(req), path, req.value("errno", 0));

@@ -29,6 +29,11 @@
 
 namespace nvrfs {
 
+class ArchiveTier;
+
+// Who asked over the control socket (peer credentials, control.cpp).
+Caller peer_of(const nlohmann::json& req);
+
 struct ScrubState {
     bool running = false;
     bool repair = false;
@@ -45,6 +50,7 @@ struct Daemon {
     std::unique_ptr<AuditLog> log;
     std::unique_ptr<Alerts> alerts;
     std::unique_ptr<Volume> vol;
+    std::unique_ptr<ArchiveTier> archive;  // when `archive` is configured
     std::unique_ptr<SpaceMonitor> monitor;
     std::unique_ptr<Rebuilder> rebuilder;
     std::unique_ptr<ControlServer> control;
@@ -100,6 +106,8 @@ private:
     void check_namespace(const std::vector<std::string>& suspects, const std::unordered_set<std::string>& visited);
     nlohmann::json handle(const nlohmann::json& req);
     nlohmann::json handle_membership(const std::string& cmd, const nlohmann::json& req);
+    nlohmann::json handle_archive(const std::string& cmd, const nlohmann::json& req);
+    void start_archive();
     nlohmann::json status();
     nlohmann::json ledger_baseline(const Caller& who);
     void promote_spare();

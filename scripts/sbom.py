@@ -21,7 +21,7 @@ PURPOSE = {
     "libclamav12": "malware scan of backup devices", "libudev1": "udev database and device monitor",
     "libstdc++6": "C++ standard library", "libgcc-s1": "GCC runtime", "libc6": "C library",
     "libtss2-esys-3.0.2-0": "TPM 2.0 sealing of the host key (ESYS)", "libtss2-tctildr0": "reaching the TPM (TCTI loader)",
-    "libtss2-mu0": "TPM object (un)marshalling", "libtss2-rc0": "TPM error texts", "libtss2-sys1": "TPM command layer (used by ESYS)",
+    "libcurl4": "S3 requests of the archive tier, SigV4-signed by libcurl", "libtss2-mu0": "TPM object (un)marshalling", "libtss2-rc0": "TPM error texts", "libtss2-sys1": "TPM command layer (used by ESYS)",
 }
 
 

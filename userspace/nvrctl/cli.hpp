@@ -86,6 +86,7 @@ bool print_help(const std::string& verb, const Args& args);
 int cmd_member(const Args&);
 int cmd_spare(const Args&);
 int cmd_scrub(const Args&);
+int cmd_archive(const Args&);
 int cmd_set(const Args&);
 int cmd_upgrade(const Args&);
 int cmd_config(const Args&);

@@ -95,6 +95,21 @@ const std::vector<HelpEntry>& entries() {
          "Record each file of a set made before the namespace ledger (id, size, last tag as they are now), so that opens "
          "and scrub hold it to its place from now on.",
          {}, "nvrctl upgrade", "0 done; 1 no daemon runs for this set; 2 usage error", true},
+        {"archive", {"archive status [--json]", "archive now [--no-wait] [--json]", "archive recall PATH"},
+         "The archive tier: recordings moved, still encrypted and authenticated, to an S3 store (Ceph radosgw). Sub-verbs: "
+         "status, now, recall.",
+         {}, "nvrctl archive status", kExitsDefault, true},
+        {"archive status", {"archive status [--json]"},
+         "Bytes and files local and archived, what waits, the last rate and the last error.",
+         {}, "nvrctl archive status --json", "0 the archive answers; 1 it is unreachable or refused; 2 usage error", true},
+        {"archive now", {"archive now [--no-wait] [--json]"},
+         "Run an archive pass now (files older than archive_after, or the oldest under space pressure; expired files; "
+         "pending deletions) and print the status after it.",
+         {{"--no-wait", "request the pass and return"}}, "nvrctl archive now",
+         "0 the pass moved everything due; 1 something is left (unreachable, an error); 2 usage error", true},
+        {"archive recall", {"archive recall PATH"},
+         "Bring an archived file back onto the members (writing to an archived file does this first).",
+         {}, "nvrctl archive recall /srv/nvr/cam1/2026-01-01/seg-0001.mp4", kExitsDefault},
         {"scrub", {"scrub [--repair] [--no-wait] [--json]"},
          "Verify every chunk on every member and the namespace against the audit log; with --repair, rewrite bad copies "
          "from good ones.",

@@ -140,6 +140,7 @@ const std::vector<Verb>& verbs() {
         {"key", cmd_key, "key recovery create|remove | key recover --passphrase-file F --host-key NEWFILE  the recovery key"},
         {"upgrade", cmd_upgrade, "upgrade                              record files of a set made before the namespace ledger"},
         {"set", cmd_set, "set accept-rollback                  take members older than this host's record at the next mount"},
+        {"archive", cmd_archive, "archive status [--json] | archive now [--no-wait] | archive recall PATH  the archive tier (S3/Ceph)"},
         {"scrub", cmd_scrub, "scrub [--repair] [--no-wait] [--json]  verify every chunk on every member"},
         {"log", cmd_log, "log show|verify [--since T] [--until T] [--user U] [--path P] [--event E] [--json]"},
         {"alerts", cmd_alerts, "alerts [--all] [--ack ID|all] [--json]  alerts not yet acknowledged"},

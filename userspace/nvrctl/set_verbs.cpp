@@ -115,6 +115,13 @@ void print_online(const json& s) {
     }
     fmt::print("audit log: {} records\n", s["audit_records"].get<uint64_t>());
     if (s.contains("export_key")) fmt::print("export key: {}\n", s["export_key"].get<std::string>());
+    if (s.contains("archive")) {
+        const auto& a = s["archive"];
+        fmt::print("archive: {} ({}): {} file(s) archived ({}), {} local; {} waiting{}\n", a.value("target", ""),
+                   a.value("reachable", false) ? "reachable" : "UNREACHABLE", a.value("files_archived", uint64_t(0)),
+                   human_bytes(a.value("bytes_archived", uint64_t(0))), a.value("files_local", uint64_t(0)), a.value("queue", uint64_t(0)),
+                   a.value("last_error", "").empty() ? "" : "; last error: " + printable(a.value("last_error", "")));
+    }
     if (s.contains("anchor")) {
         const auto& a = s["anchor"];
         fmt::print("host anchor: the members matched it at mount; now at audit record #{}, event counter {} (members {}), "

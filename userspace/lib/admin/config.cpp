@@ -62,6 +62,14 @@ const std::vector<OptionSpec>& option_table() {
         {"control_socket", OptKind::Path, "/run/nvrfs/nvrfsd.sock", "Unix socket on which nvrfsd takes nvrctl's requests"},
         {"mask_dir", OptKind::Path, "/etc/nvrfs/masks", "privacy masks, one <camera>.json per camera (nvrctl mask)"},
         {"state_dir", OptKind::Path, "/var/lib/nvrfs", "the host's own record of each set (rollback detection); never on a member"},
+        {"archive", OptKind::Text, "", "archive tier: s3://BUCKET[/PREFIX] on an S3 store (Ceph radosgw); empty = none"},
+        {"archive_endpoint", OptKind::Text, "", "the S3 endpoint, http(s)://host:port"},
+        {"archive_credentials", OptKind::Path, "/etc/nvrfs/archive.credentials", "access_key = ... and secret_key = ... lines (mode 0600)"},
+        {"archive_after", OptKind::Duration, "7d", "closed files whose last write is older than this move to the archive (s/m/h/d)"},
+        {"archive_when_free_below", OptKind::Size, "20%", "below this much free space the oldest files move first, before any recycling"},
+        {"archive_retention", OptKind::Duration, "365d", "archived files older than this are deleted (from the archive and the namespace)"},
+        {"archive_max_rate", OptKind::Size, "0", "limit archive uploads and downloads to this many bytes per second (0 = no limit)"},
+        {"archive_cache", OptKind::Size, "2G", "local cache of archived bytes read back (under state_dir; encrypted as stored)"},
     };
     return t;
 }
@@ -91,6 +99,23 @@ std::optional<uint64_t> parse_size(const std::string& s) {
     return *v * mult;
 }
 
+std::optional<uint64_t> parse_duration(const std::string& s) {
+    if (s.empty()) return std::nullopt;
+    uint64_t mult = 1;
+    std::string num = s;
+    switch (s.back()) {
+        case 's': break;
+        case 'm': mult = 60; break;
+        case 'h': mult = 3600; break;
+        case 'd': mult = 86400; break;
+        default: num.push_back('s');
+    }
+    num.pop_back();
+    auto v = parse_uint(num);
+    if (!v || *v > UINT64_MAX / mult) return std::nullopt;
+    return *v * mult;
+}
+
 std::optional<MinFree> parse_min_free(const std::string& s) {
     if (!s.empty() && s.back() == '%') {
         auto v = parse_uint(s.substr(0, s.size() - 1));
@@ -113,14 +138,20 @@ void Config::set(const std::string& key, const std::string& value) {
     switch (o->kind) {
         case OptKind::Path:
         case OptKind::PathList: ok = !value.empty() && value[0] == '/'; break;
-        case OptKind::Size: ok = std::string(o->key) == "min_free" ? parse_min_free(value).has_value() : parse_size(value).has_value(); break;
+        case OptKind::Size: ok = is_fraction(o->key) ? parse_min_free(value).has_value() : parse_size(value).has_value(); break;
+        case OptKind::Duration: ok = parse_duration(value).value_or(0) > 0; break;
         case OptKind::Bool: ok = parse_bool(value).has_value(); break;
         case OptKind::Seconds: ok = parse_uint(value).value_or(0) > 0; break;
-        case OptKind::Text: break;
+        case OptKind::Text:
+            if (std::string(o->key) == "archive")
+                ok = value.empty() || (value.rfind("s3://", 0) == 0 && value.size() > 5 && value[5] != '/');
+            else if (std::string(o->key) == "archive_endpoint")
+                ok = value.empty() || value.rfind("http://", 0) == 0 || value.rfind("https://", 0) == 0;
+            break;
     }
     if (!ok) {
         static const char* what[] = {"an absolute path", "an absolute path", "a size like 10% or 500G",
-                                     "yes or no", "a whole number of seconds > 0", "text"};
+                                     "yes or no", "a whole number of seconds > 0", "text", "a duration like 7d, 12h, 30m or 90s"};
         throw Error(EINVAL, key, fmt::format("bad value '{}' for {}: expected {}", value, o->key, what[static_cast<int>(o->kind)]));
     }
     auto& v = values_[o->key];
@@ -190,6 +221,8 @@ std::vector<std::string> Config::list(const std::string& key) const {
 bool Config::boolean(const std::string& key) const { return parse_bool(text(key)).value_or(false); }
 uint64_t Config::seconds(const std::string& key) const { return parse_uint(text(key)).value_or(1); }
 MinFree Config::min_free() const { return *parse_min_free(text("min_free")); }
+MinFree Config::fraction(const std::string& key) const { return parse_min_free(text(key)).value_or(MinFree{}); }
+uint64_t Config::duration(const std::string& key) const { return parse_duration(text(key)).value_or(0); }
 uint64_t Config::size(const std::string& key) const { return parse_size(text(key)).value_or(0); }
 
 void Config::save(const std::string& path) const {

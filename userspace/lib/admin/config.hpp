@@ -14,7 +14,7 @@
 
 namespace nvrfs {
 
-enum class OptKind { Path, PathList, Size, Bool, Seconds, Text };
+enum class OptKind { Path, PathList, Size, Bool, Seconds, Text, Duration };
 
 struct OptionSpec {
     const char* key;
@@ -49,6 +49,8 @@ public:
     bool boolean(const std::string& key) const;
     uint64_t seconds(const std::string& key) const;
     MinFree min_free() const;
+    MinFree fraction(const std::string& key) const;  // min_free-like options
+    uint64_t duration(const std::string& key) const;  // a Duration option in seconds
     uint64_t size(const std::string& key) const;  // a Size option in bytes
     // The whole config in file form (for `nvrctl init` and `config get`).
     std::string render() const;
@@ -60,6 +62,10 @@ private:
 // "10%", "500M", "2G", "1048576" -> MinFree; nullopt when malformed.
 std::optional<MinFree> parse_min_free(const std::string& s);
 std::optional<uint64_t> parse_size(const std::string& s);
+// "7d", "12h", "30m", "90s", "3600" -> seconds; nullopt when malformed.
+std::optional<uint64_t> parse_duration(const std::string& s);
+// Size options that also take a percentage of the set (min_free, archive_when_free_below).
+inline bool is_fraction(const std::string& key) { return key == "min_free" || key == "archive_when_free_below"; }
 
 // The configured host key: the key file, or the key sealed in the TPM
 // (host_key ending in ".tpm", through tpm_tcti).

@@ -214,6 +214,9 @@ bool SpaceMonitor::recycle_until(uint64_t want_free, const SpaceSettings& s) {
     for (const auto& f : files) {
         if (info.free >= want_free) break;
         if (vol_.is_open(f.path)) continue;  // being recorded, played back or exported
+        // Archived: nothing of it is on the members to free, and the archive
+        // keeps it until archive_retention.
+        if (vol_.archived(f.path)) continue;
         try {
             const int64_t age = static_cast<int64_t>(now - f.mtime.tv_sec);
             vol_.unlink(f.path, self, [&](nlohmann::json& r) {

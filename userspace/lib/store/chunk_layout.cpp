@@ -7,6 +7,7 @@
 namespace nvrfs {
 namespace {
 constexpr uint8_t kMagic[4] = {'N', 'V', 'R', 'F'};
+constexpr uint16_t kArchivedKind = 4;
 
 }  // namespace
 
@@ -15,8 +16,10 @@ std::array<uint8_t, kHeaderSize> FileHeader::encode() const {
     std::memcpy(b.data(), kMagic, 4);
     b[4] = kFormatVersion >> 8;
     b[5] = kFormatVersion & 0xff;
-    // b[6..7]: flags = kind << 12 | perms; zero for a regular file
-    const uint16_t flags = static_cast<uint16_t>(static_cast<uint16_t>(kind) << 12 | (perms & 07777));
+    // b[6..7]: flags = kind << 12 | perms; zero for a regular file, 4 << 12
+    // for one whose chunks but the last are in the archive tier
+    const uint16_t k = archived ? kArchivedKind : static_cast<uint16_t>(kind);
+    const uint16_t flags = static_cast<uint16_t>(k << 12 | (perms & 07777));
     b[6] = static_cast<uint8_t>(flags >> 8);
     b[7] = static_cast<uint8_t>(flags & 0xff);
     std::memcpy(b.data() + 8, id.data(), id.size());
@@ -28,12 +31,16 @@ std::optional<FileHeader> FileHeader::decode(std::span<const uint8_t> b) {
     if (b.size() < kHeaderSize || std::memcmp(b.data(), kMagic, 4) != 0) return std::nullopt;
     if ((b[4] << 8 | b[5]) != kFormatVersion) return std::nullopt;
     const uint16_t flags = static_cast<uint16_t>(b[6] << 8 | b[7]);
-    const uint16_t kind = flags >> 12, perms = flags & 07777;
+    uint16_t kind = flags >> 12;
+    const uint16_t perms = flags & 07777;
+    const bool archived = kind == kArchivedKind;
+    if (archived) kind = static_cast<uint16_t>(Kind::File);
     if (kind > static_cast<uint16_t>(Kind::Socket) || (perms && kind != static_cast<uint16_t>(Kind::Fifo) &&
                                                         kind != static_cast<uint16_t>(Kind::Socket)))
         return std::nullopt;
     FileHeader h;
     h.kind = static_cast<Kind>(kind);
+    h.archived = archived;
     h.perms = perms;
     std::memcpy(h.id.data(), b.data() + 8, h.id.size());
     h.generation = get64(b.data() + 24);

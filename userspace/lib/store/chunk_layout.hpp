@@ -33,6 +33,11 @@ struct FileHeader {
     uint64_t generation = 0;  // bumped when the file is truncated to zero
     Kind kind = Kind::File;
     uint16_t perms = 0;       // fifos and sockets: their mode & 07777; else 0
+    // A regular file whose chunks, all but the last, are in the archive tier
+    // (object store) and holes on the members. Not bound into the key: the
+    // chunks are the same bytes either way, and a flag flipped on a disk
+    // sends reads where the chunks do not authenticate (EIO, never data).
+    bool archived = false;
 
     std::array<uint8_t, kHeaderSize> encode() const;
     static std::optional<FileHeader> decode(std::span<const uint8_t> b);

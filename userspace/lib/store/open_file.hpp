@@ -45,6 +45,9 @@ struct OpenFile {
     // allocate first; guarded by exclusive mu.
     bool sparse = false;
     ReadAffinity reads;          // which member serves this file's reads
+    // Raised by every change of the stored bytes (the archive tier moves a
+    // file only if nothing changed it while it was uploaded).
+    std::atomic<uint64_t> changes{0};
     int refs = 0;                // guarded by the table's mutex
 };
 

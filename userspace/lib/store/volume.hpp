@@ -32,6 +32,28 @@
 
 namespace nvrfs {
 
+// The archive tier (admin/archive.hpp) as the data path sees it: an object
+// per file holding its stored bytes exactly (header and sealed chunks), so
+// a chunk read from it authenticates like one read from a member.
+class ArchiveStore {
+public:
+    virtual ~ArchiveStore() = default;
+    struct Upload {
+        virtual ~Upload() = default;
+        virtual void part(ByteView stored) = 0;  // the next stored bytes, in order
+        virtual void finish() = 0;               // returns when the object is complete
+    };
+    virtual std::unique_ptr<Upload> upload(const FileId& id, uint64_t total) = 0;
+    // Stored bytes [off, off + len) of file `id`'s object (`total` long);
+    // `fresh` bypasses the local cache. Throws Error(EIO) saying why.
+    virtual void read(const FileId& id, uint64_t total, uint64_t off, size_t len, uint8_t* out, bool fresh) = 0;
+    // Why file `id`'s object is not there in full, or "" (scrub).
+    virtual std::string check(const FileId& id, uint64_t total) = 0;
+    // File `id` no longer needs its object (recalled, unlinked, replaced).
+    virtual void forget(const FileId& id, const std::string& path, const std::string& why) = 0;
+    virtual std::string object_name(const FileId& id) const = 0;
+};
+
 class Volume {
 public:
     Volume(MirrorSet& set, AuditLog& log, Alerts& alerts);
@@ -67,6 +89,24 @@ public:
     struct statvfs statfs();
 
     MirrorSet& mirror() { return set_; }
+
+    // The archive tier (volume_archive.cpp). Set before use, or never.
+    void set_archive(ArchiveStore* a) { archive_ = a; }
+    // Move a closed regular file to the archive: upload its authentic stored
+    // bytes, read the object back and authenticate every chunk, then mark
+    // the header archived and punch its chunks but the last out of every
+    // member. Returns the stored bytes moved; 0 when the file was skipped
+    // (gone, open for writing, changed meanwhile, not a regular file,
+    // archived already). Throws Error when the archive failed it.
+    uint64_t archive(const std::string& path);
+    // Bring an archived file back onto the members (writes do this first).
+    // Returns false when it was not archived.
+    bool recall(const std::string& path, const Caller& who);
+    // Is the file at `path` archived? (one header read; false when unsure)
+    bool archived(const std::string& path);
+    // The header of the file at `path` on a healthy member (nullopt when
+    // there is none, or it is not an nvrfs header).
+    std::optional<FileHeader> header_at(const std::string& path);
 
     // Space (issue 11). Each member keeps kMetaReserve free for the audit log
     // and metadata: data writes and creates answer ENOSPC before they would
@@ -127,7 +167,10 @@ public:
         // log says exist and no member holds, and files whose contents are
         // not what the log recorded at that path (swapped, rewound).
         uint64_t missing = 0, mismatched = 0;
+        // Archived files, and those whose archive object is gone or cut.
+        uint64_t archived = 0, archive_missing = 0;
         ScrubStats& operator+=(const ScrubStats& o) {
+            archived += o.archived, archive_missing += o.archive_missing;
             files += o.files, chunks += o.chunks, bad += o.bad, repaired += o.repaired;
             unrepairable += o.unrepairable, bytes += o.bytes, resynced += o.resynced, skipped += o.skipped;
             missing += o.missing, mismatched += o.mismatched;
@@ -150,6 +193,7 @@ private:
     bool scrub_leftover(const std::string& path, bool repair, ScrubStats& stats);
     void scrub_copy(OpenFile& f, size_t i, const std::vector<size_t>& members, bool repair, ScrubStats& st, std::vector<uint64_t>& bad);
     uint64_t resync_copies(OpenFile& f, const std::vector<size_t>& members);
+    void scrub_object(OpenFile& f, const std::string& path, ScrubStats& stats);
     // Long names (names.hpp): the side file a member entry `rel` of `path`
     // needs, written before the entry and removed after it.
     struct SideFile {
@@ -208,6 +252,13 @@ private:
     void alerts_once_full();
     void on_copies(Handle& h, const char* what, const std::function<int(int)>& op);
     Facts facts_locked(const OpenFile& f) const;
+    // Archive parts (volume_archive.cpp).
+    void load_archived(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out);
+    void verify_object(OpenFile& f, const std::string& path, uint64_t total);
+    void recall_locked(OpenFile& f, const std::string& path, const Caller& who);
+    void put_header(OpenFile& f, const std::string& path, const char* what, const std::vector<struct stat>& times);
+    std::vector<struct stat> file_times(const OpenFile& f) const;
+    void forget_archived(const std::optional<FileHeader>& h, const std::string& path, const std::string& why);
     // For open(): throws EIO (alerted once per file) when the file is not in
     // its place, ENOENT-like `Moved` when the path changed under the open.
     struct Moved {};
@@ -251,6 +302,7 @@ private:
     std::mutex root_mu_;
     RootAttr root_attr_;  // guarded by root_mu_
     PlaceCheck place_check_;
+    ArchiveStore* archive_ = nullptr;
     // Held shared from a change of what stands at a path (create, rename) or
     // of a file's recorded contents (truncate, a write session's close)
     // until its audit record is written; held exclusive by an open whose

@@ -20,6 +20,7 @@ using namespace volume_parts;
 
 void Volume::load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out) {
     const uint64_t size = f.size, last = last_chunk(size);
+    if (f.hdr.archived && c0 < last) return load_archived(f, path, c0, c1, out);
     uint64_t stored_len = 0;
     for (uint64_t i = c0; i <= c1; ++i) stored_len += chunk_plain_len(size, i) + kChunkOverhead;
 
@@ -112,6 +113,7 @@ void Volume::seal_and_store(OpenFile& f, const std::string& path, uint64_t c0, u
     // Per member: 0, or the first error any piece met there.
     std::array<std::atomic<int>, kMaxMembers> err{};
     const std::vector<size_t> targets = holders(f, true);
+    f.changes++;
     if (grows && end > f.reserved_to) reserve(f, targets, begin, end, err);
     else if (f.sparse) allocate_holes(f, targets, begin, end);
     const uint64_t pieces = (c1 - c0) / kPieceChunks + 1;
@@ -305,6 +307,7 @@ size_t Volume::write(Handle& h, const uint8_t* buf, size_t size, uint64_t off) {
     OpenFile& f = *h.file;
     try {
         std::unique_lock lk(f.mu);
+        recall_locked(f, h.path, h.who);  // an archived file comes back before it changes
         if (off > f.size) extend_locked(f, h.path, off);  // a hole is stored as encrypted zeros
         write_locked(f, h.path, buf, off, size);
     } catch (const Error& e) {

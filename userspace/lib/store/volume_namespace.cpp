@@ -222,6 +222,7 @@ void Volume::unlink(const std::string& path, const Caller& who, const std::funct
             size = static_cast<uint64_t>(getattr(path, nullptr).st_size);
         } catch (const Error&) {
         }
+        const auto hdr = archive_ ? header_at(path) : std::nullopt;
         check(set_.fan_out("unlink", path, [&](size_t, Member& m) {
             const int r = member_path::unlink(m.dirfd.get(), rel);
             if (r == 0) drop_side(m.dirfd.get(), rel);
@@ -233,8 +234,10 @@ void Volume::unlink(const std::string& path, const Caller& who, const std::funct
         }
         audit("unlink", who, path, 0, [&](nlohmann::json& r) {
             r["bytes"] = size;
+            if (hdr && hdr->archived) r["archived"] = true;
             if (extra) extra(r);
         });
+        forget_archived(hdr, path, "unlinked");
     } catch (const Error& e) {
         audit("unlink", who, path, e.code());
         throw;
@@ -269,6 +272,8 @@ void Volume::rename(const std::string& from, const std::string& to, unsigned fla
         // new name's and frees the old one's.
         const bool exchange = flags & RENAME_EXCHANGE;
         const auto side_b = exchange ? std::nullopt : side_of(to, b);
+        // A file replaced by the rename no longer needs its archive object.
+        const auto replaced = archive_ && !exchange && !dir && !target_dir ? header_at(to) : std::nullopt;
         check(set_.fan_out("rename", from, [&](size_t, Member& m) {
             const int root = m.dirfd.get();
             if (int r = put_side(root, side_b); r < 0) return r;
@@ -277,6 +282,7 @@ void Volume::rename(const std::string& from, const std::string& to, unsigned fla
             return r;
         }), "rename", from);
         if (dir || target_dir) forget_dirivs();
+        if (replaced && a != b) forget_archived(replaced, to, "replaced by a rename");
         track_rename(from, to, flags & RENAME_EXCHANGE);
         if (!dir && !flags && hidden_name(to) && is_open(to)) {
             // The user unlinked an open file: its bytes stay until the last

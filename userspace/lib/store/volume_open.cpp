@@ -188,7 +188,7 @@ void Volume::reconcile_lengths(OpenFile& f, const std::string& path) {
         std::vector<std::pair<size_t, int>> results;  // members whose copy is not this length
         for (auto [j, jl] : lens)
             if (jl != len) results.emplace_back(j, 0);
-        for (uint64_t c = 0; c <= li; ++c) {
+        for (uint64_t c = f.hdr.archived ? li : 0; c <= li; ++c) {
             const auto src = find_authentic(f, c, *ps, members, sealed.data(), plain.data());
             if (!src) {
                 ++unrecoverable;

@@ -102,7 +102,12 @@ uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
     Bytes sealed(kBatch * kStoredChunk), plain(kBatch * kChunkSize);
     std::vector<std::optional<size_t>> src(kBatch);
     uint64_t lost = 0;
-    for (uint64_t c0 = 0; c0 < n && err == 0; c0 += kBatch) {
+    // An archived file's chunks but the last are in the archive: holes here.
+    const uint64_t first = f.hdr.archived ? last_chunk(size) : 0;
+    if (f.hdr.archived && same_file)
+        ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(kHeaderSize),
+                    static_cast<off_t>(stored_offset(first) - kHeaderSize));
+    for (uint64_t c0 = first; c0 < n && err == 0; c0 += kBatch) {
         const uint64_t c1 = std::min(n, c0 + kBatch);
         set_.parallel_for(static_cast<size_t>(c1 - c0), [&](size_t k) {
             src[k] = find_authentic(f, c0 + k, size, candidates, sealed.data() + k * kStoredChunk, plain.data() + k * kChunkSize);
@@ -205,7 +210,7 @@ void Volume::scrub_copy(OpenFile& f, size_t i, const std::vector<size_t>& member
                         std::vector<uint64_t>& bad) {
     const uint64_t size = f.size, n = chunk_count(size), last = last_chunk(size);
     Bytes buf(16 * kStoredChunk), good(kStoredChunk), plain(kChunkSize);
-    for (uint64_t c0 = 0; c0 < n; c0 += 16) {
+    for (uint64_t c0 = f.hdr.archived ? last : 0; c0 < n; c0 += 16) {
         const uint64_t c1 = std::min(n - 1, c0 + 15);
         const uint64_t len = stored_offset(c1) + chunk_plain_len(size, c1) + kChunkOverhead - stored_offset(c0);
         ssize_t got = pread_full(f.fds[i].get(), buf.data(), static_cast<size_t>(len), static_cast<off_t>(stored_offset(c0)));
@@ -246,7 +251,7 @@ uint64_t Volume::resync_copies(OpenFile& f, const std::vector<size_t>& members) 
     const uint64_t size = f.size, n = chunk_count(size), last = last_chunk(size);
     uint64_t resynced = 0;
     Bytes buf(16 * kStoredChunk), other(16 * kStoredChunk), plain(kChunkSize);
-    for (uint64_t c0 = 0; c0 < n; c0 += 16) {
+    for (uint64_t c0 = f.hdr.archived ? last : 0; c0 < n; c0 += 16) {
         const uint64_t c1 = std::min(n - 1, c0 + 15);
         const size_t len = static_cast<size_t>(stored_offset(c1) + chunk_plain_len(size, c1) + kChunkOverhead - stored_offset(c0));
         if (pread_full(f.fds[members[0]].get(), buf.data(), len, static_cast<off_t>(stored_offset(c0))) != static_cast<ssize_t>(len)) continue;
@@ -304,11 +309,24 @@ void Volume::scrub_file(const std::string& path, bool repair, ScrubStats& stats)
     }
     std::sort(bad_chunks.begin(), bad_chunks.end());
     if (repair && members.size() > 1) stats.resynced += resync_copies(f, members);
+    if (f.hdr.archived) scrub_object(f, path, stats);
     if (!bad_chunks.empty())
         alerts_.raise(alert::TamperDetected,
                       fmt::format("scrub: {}: {} bad chunk copies (first: chunk {}){}", path, bad_chunks.size(), bad_chunks.front(),
                                   repair ? "; repaired where a good copy exists" : "; run scrub --repair"),
                       path);
+}
+
+// The object of an archived file: there, and as long as the file. (Its
+// chunks authenticate at every read; scrub does not download them all.)
+void Volume::scrub_object(OpenFile& f, const std::string& path, ScrubStats& stats) {
+    const std::string why = archive_ ? archive_->check(f.hdr.id, stored_size(f.size)) : "no archive is configured";
+    stats.archived++;
+    if (why.empty()) return;
+    stats.bad++;
+    stats.unrepairable++;
+    stats.archive_missing++;
+    alerts_.raise(alert::TamperDetected, fmt::format("scrub: {}: archived, but {}; reads of it fail", path, why), path);
 }
 
 }  // namespace nvrfs

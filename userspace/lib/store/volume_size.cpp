@@ -19,6 +19,7 @@ using namespace volume_parts;
 void Volume::extend_locked(OpenFile& f, const std::string& path, uint64_t new_size) {
     // Refuse what no member file system can hold (ext4's 16 TiB).
     if (new_size > kMaxFileSize) throw_errno(EFBIG, path, "extend");
+    recall_locked(f, path, Caller::daemon());
     // The last chunk is filled with sealed zeros up to its end; every whole
     // chunk past it is stored in the zero form (a hole on the member).
     const uint64_t boundary = chunk_count(f.size) * kChunkSize;
@@ -30,6 +31,7 @@ void Volume::extend_locked(OpenFile& f, const std::string& path, uint64_t new_si
 void Volume::store_zero_chunks(OpenFile& f, const std::string& path, uint64_t new_size) {
     // f.size ends on a chunk boundary (extend_locked filled the last chunk).
     const uint64_t a = f.size / kChunkSize, b = last_chunk(new_size);
+    f.changes++;
     // Each zero chunk takes a block or two of the member (its two ends), not
     // 64 KiB. Recycling is not asked: a `truncate -s` must never delete recordings.
     if (!make_room((b - a + 1) * 8192, holders(f, true), false)) throw_errno(ENOSPC, path, "extend");
@@ -70,11 +72,16 @@ void Volume::truncate_locked(OpenFile& f, const std::string& path, uint64_t new_
     const uint64_t size = f.size;
     if (new_size == size) return;
     if (new_size > size) return extend_locked(f, path, new_size);
+    f.changes++;
     f.reserved_to = 0;  // a shrinking truncate frees what lay past the new end
     std::vector<std::pair<size_t, int>> results;
     if (new_size == 0) {
-        // A new generation: no chunk from before can be replayed into the file.
+        // A new generation: no chunk from before can be replayed into the
+        // file, and none is needed from the archive.
+        const bool was_archived = f.hdr.archived;
         f.hdr.generation++;
+        f.hdr.archived = false;
+        if (was_archived && archive_) archive_->forget(f.hdr.id, path, "truncated to zero");
         const Bytes init = empty_file_image(f.hdr, f.key);
         for (size_t i : holders(f, true)) {
             int r = ::ftruncate(f.fds[i].get(), static_cast<off_t>(init.size())) < 0 ? neg_errno() : 0;
@@ -88,6 +95,7 @@ void Volume::truncate_locked(OpenFile& f, const std::string& path, uint64_t new_
         f.tail.plain.clear();
         return;
     }
+    recall_locked(f, path, Caller::daemon());
     const uint64_t nl = last_chunk(new_size);
     Bytes p(kChunkSize);
     chunk_plain(f, path, nl, p.data());

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Issue 16: the archive tier under space pressure, retention and a crash,
+# on a real single-node Ceph. Members are 64 MiB tmpfs with recycling on:
+# below archive_when_free_below the oldest recordings move to the archive
+# (whatever archive_after says) and nothing is deleted; archive_retention
+# deletes archived files only (audited, objects gone), never local ones;
+# nvrfsd killed -9 between marking a file archived and punching its chunks
+# leaves it readable after the remount.
+. "$(dirname "$0")/lib.sh"
+setup 64M
+. "$(dirname "$0")/archive.inc"
+start_ceph
+log "Ceph up at $ENDPOINT"
+sums() { ( cd "$MNT" && sha256sum cam1/*.mp4 ) > "$T/sums"; }
+intact() { ( cd "$MNT" && sha256sum -c --quiet "$T/sums" ); }
+
+# -- space pressure: the oldest move before recycling deletes anything ----------
+archive_config nvr/pressure "archive_after = 365d" "archive_when_free_below = 50%" "recycle = yes"
+start_daemon
+mkdir "$MNT/cam1"
+for i in 1 2 3 4; do head -c $((13000000 + i)) /dev/urandom > "$MNT/cam1/a$i.mp4"; done
+touch -d '5 days ago' "$MNT/cam1/a1.mp4"; touch -d '4 days ago' "$MNT/cam1/a2.mp4"; touch -d '3 days ago' "$MNT/cam1/a3.mp4"
+sums
+# The mover looks at free space every check_interval (1 s) by itself.
+wait_for 30 is_archived 13000001
+check "below archive_when_free_below the oldest recording moved on its own" is_archived 13000001
+wait_for 10 bash -c "[ \$(df --output=avail -B1 '$MNT' | tail -1) -gt \$((64 * 1048576 / 2)) ]"
+check "... and the next oldest until free space is back above the threshold" \
+    bash -c "[ \$(df --output=avail -B1 '$MNT' | tail -1) -gt \$((64 * 1048576 / 2)) ]"
+check_not "... the newest was left on the members" is_archived 13000004
+head -c 20000000 /dev/urandom > "$MNT/cam1/a5.mp4"; rc=$?
+check "a 20 MB recording after that fits (exit $rc)" test $rc -eq 0
+sums
+nothing_deleted() { ! "$NVRCTL" log show --config "$CONF" --event unlink | grep -q . && ! has_alert Recycled; }
+check "... nothing was deleted: no unlink, no Recycled alert" nothing_deleted
+drop_caches
+check "... every recording reads back byte-identical" intact
+stop_daemon
+
+# -- archive_retention: the archive's own rule, archived files only ------------
+archive_config nvr/pressure "archive_after = 365d" "archive_when_free_below = 1%" "archive_retention = 2d"
+start_daemon
+touch -d '3 days ago' "$MNT/cam1/a4.mp4"   # old, but local: retention does not touch it
+OBJ1=$(object_of nvr/pressure 13000001)
+"$NVRCTL" archive now --config "$CONF" >/dev/null 2>&1
+check "archived files older than archive_retention are deleted" bash -c "[ ! -e '$MNT/cam1/a1.mp4' ]"
+retention_audited() {
+  "$NVRCTL" log show --json --config "$CONF" --event unlink | python3 -c '
+import json, sys
+sys.exit(0 if any(r.get("path") == "/cam1/a1.mp4" and r.get("reason") == "archive_retention" for r in json.load(sys.stdin)) else 1)'
+}
+check "... audited with their reason" retention_audited
+check "... their objects are deleted from the archive (audited)" \
+    bash -c "! s3cmd -c '$S3CFG' ls '$OBJ1' | grep -q . && '$NVRCTL' log show --config '$CONF' --event archive-delete | grep -q a1.mp4"
+check "... a local file as old stays (retention is the archive's rule)" test -e "$MNT/cam1/a4.mp4"
+stop_daemon
+
+# -- nvrfsd killed during the switch -----------------------------------------------
+archive_config nvr/crash "archive_after = 1d" "archive_when_free_below = 1%"
+start_daemon
+head -c 9000000 /dev/urandom > "$MNT/cam1/k.mp4"; touch -d '2 days ago' "$MNT/cam1/k.mp4"
+ksum=$(sha256sum < "$MNT/cam1/k.mp4")
+stop_daemon
+NVRFS_ARCHIVE_SWITCH_DELAY_MS=4000 start_daemon
+"$NVRCTL" archive now --no-wait --config "$CONF" >/dev/null
+wait_for 20 is_archived 9000000
+kill -9 "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null; DAEMON_PID=
+umount -l "$MNT"
+check "killed between the header and the punch: the header says archived" is_archived 9000000
+unpunched() { [ "$(du -k "$(stored_by_size "$M1" 9000000)" | cut -f1)" -gt 8000 ]; }
+check "... the chunks are still on the members (nothing punched yet)" unpunched
+start_daemon
+drop_caches
+check "after the remount the file reads byte-identical" bash -c "[ \"\$(sha256sum < '$MNT/cam1/k.mp4')\" = '$ksum' ]"
+check "... and scrub finds nothing wrong" bash -c "'$NVRCTL' scrub --config '$CONF' >/dev/null"
+stop_daemon
+finish

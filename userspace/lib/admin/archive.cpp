@@ -1,0 +1,227 @@
+// archive.cpp — the archive tier's mover, read cache and bookkeeping.
+#include "admin/archive.hpp"
+
+#include "audit/alerts.hpp"
+#include "audit/audit_log.hpp"
+#include "base/caller.hpp"
+#include "base/error.hpp"
+#include "base/io.hpp"
+#include "base/plain_path.hpp"
+
+#include <algorithm>
+#include <fcntl.h>
+#include <filesystem>
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+namespace nvrfs {
+namespace {
+
+constexpr uint64_t kPart = 16 << 20;           // multipart part size
+constexpr auto kMaxBackoff = std::chrono::seconds(300);
+
+// Parts of at least kPart; one PUT when the whole object is no larger.
+class S3Upload : public ArchiveStore::Upload {
+public:
+    S3Upload(S3Client& c, std::string key, uint64_t total, std::function<void(const std::function<void()>&)> guard)
+        : c_(c), key_(std::move(key)), total_(total), guard_(std::move(guard)) {}
+    ~S3Upload() override {
+        if (!upload_id_.empty() && !finished_) {
+            try {
+                c_.abort_multipart(key_, upload_id_);
+            } catch (...) {
+                // the store forgets incomplete uploads by its own lifecycle rules
+            }
+        }
+    }
+    void part(ByteView stored) override {
+        buf_.insert(buf_.end(), stored.begin(), stored.end());
+        if (total_ > kPart)
+            while (buf_.size() >= kPart) flush(kPart);
+    }
+    void finish() override {
+        if (total_ <= kPart) {
+            guard_([&] { c_.put(key_, buf_); });
+        } else {
+            if (!buf_.empty()) flush(buf_.size());
+            guard_([&] { c_.complete_multipart(key_, upload_id_, etags_); });
+        }
+        finished_ = true;
+    }
+
+private:
+    void flush(size_t n) {
+        guard_([&] {
+            if (upload_id_.empty()) upload_id_ = c_.begin_multipart(key_);
+            etags_.push_back(c_.put_part(key_, upload_id_, static_cast<int>(etags_.size() + 1), ByteView(buf_.data(), n)));
+        });
+        buf_.erase(buf_.begin(), buf_.begin() + static_cast<long>(n));
+    }
+    S3Client& c_;
+    std::string key_;
+    uint64_t total_;
+    std::function<void(const std::function<void()>&)> guard_;
+    Bytes buf_;
+    std::string upload_id_;
+    std::vector<std::string> etags_;
+    bool finished_ = false;
+};
+
+}  // namespace
+
+std::optional<ArchiveSettings> ArchiveSettings::from(const Config& cfg) {
+    const std::string a = cfg.text("archive");
+    if (a.empty()) return std::nullopt;
+    ArchiveSettings s;
+    const std::string rest = a.substr(5);  // after s3://
+    const auto slash = rest.find('/');
+    s.bucket = rest.substr(0, slash);
+    if (slash != std::string::npos) s.prefix = rest.substr(slash + 1);
+    while (!s.prefix.empty() && s.prefix.back() == '/') s.prefix.pop_back();
+    s.endpoint = cfg.text("archive_endpoint");
+    if (s.endpoint.empty())
+        throw Error(EINVAL, "archive_endpoint", "archive = " + a + " needs archive_endpoint = http(s)://host:port");
+    s.credentials = cfg.text("archive_credentials");
+    s.after = cfg.duration("archive_after");
+    s.retention = cfg.duration("archive_retention");
+    s.max_rate = cfg.size("archive_max_rate");
+    s.cache = cfg.size("archive_cache");
+    s.when_free_below = cfg.fraction("archive_when_free_below");
+    s.check = std::chrono::seconds(cfg.seconds("check_interval"));
+    s.interval = std::chrono::seconds(std::max<uint64_t>(cfg.seconds("check_interval") * 12, 10));
+    return s;
+}
+
+ArchiveTier::ArchiveTier(Volume& vol, Alerts& alerts, AuditLog& log, ArchiveSettings s, const std::string& set_uuid,
+                         const std::string& state_dir)
+    : vol_(vol), alerts_(alerts), log_(log), s_(std::move(s)), set_uuid_(set_uuid),
+      forget_file_(set_uuid + ".archive-forget"), cache_dir_(set_uuid + ".archive-cache") {
+    client_ = std::make_unique<S3Client>(s_.endpoint, s_.bucket, S3Credentials::load(s_.credentials), s_.max_rate);
+    if (::mkdir(state_dir.c_str(), 0700) < 0 && errno != EEXIST) throw_errno(errno, state_dir, "cannot create state directory");
+    state_fd_.reset(::open(state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!state_fd_) throw_errno(errno, state_dir, "cannot open state directory");
+    // A cache from before may hold anything: start empty.
+    std::error_code ec;
+    std::filesystem::remove_all(state_dir + "/" + cache_dir_, ec);
+    if (::mkdirat(state_fd_.get(), cache_dir_.c_str(), 0700) < 0 && errno != EEXIST)
+        throw_errno(errno, state_dir + "/" + cache_dir_, "cannot create the archive cache");
+    cache_fd_.reset(::openat(state_fd_.get(), cache_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+    if (!cache_fd_) throw_errno(errno, state_dir + "/" + cache_dir_, "cannot open the archive cache");
+    // Deletions the store had not taken before the last stop.
+    try {
+        const std::string text = read_file_at(state_fd_.get(), forget_file_, 64 << 20);
+        size_t pos = 0;
+        while (pos < text.size()) {
+            auto nl = text.find('\n', pos);
+            if (nl == std::string::npos) break;
+            const std::string line = text.substr(pos, nl - pos);
+            pos = nl + 1;
+            const auto t1 = line.find('\t'), t2 = line.find('\t', t1 == std::string::npos ? t1 : t1 + 1);
+            if (t1 == 32 && t2 != std::string::npos && unhex(line.substr(0, 32)))
+                forgotten_.push_back({line.substr(0, 32), line.substr(t1 + 1, t2 - t1 - 1), line.substr(t2 + 1)});
+        }
+    } catch (const Error&) {
+        // none
+    }
+}
+
+ArchiveTier::~ArchiveTier() {
+    {
+        std::lock_guard lk(mu_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    {
+        std::lock_guard lk(cache_mu_);
+        prefetch_q_.clear();
+    }
+    prefetch_cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    if (prefetch_thread_.joinable()) prefetch_thread_.join();
+}
+
+void ArchiveTier::start() {
+    thread_ = std::thread([this] { loop(); });
+    prefetch_thread_ = std::thread([this] { prefetch_loop(); });
+}
+
+std::string ArchiveTier::object_name(const FileId& id) const {
+    return (s_.prefix.empty() ? "" : s_.prefix + "/") + set_uuid_ + "/" + hex(id);
+}
+
+void ArchiveTier::s3(const std::string& what, const std::function<void()>& f) {
+    try {
+        f();
+        note_ok();
+    } catch (const S3Error& e) {
+        note_error(what, e);
+        throw Error(e.not_found() ? ENOENT : EIO, what, fmt::format("{}: {}", what, e.what()));
+    }
+}
+
+void ArchiveTier::note_error(const std::string& what, const S3Error& e) {
+    if (e.not_found()) return;  // a missing object is the caller's to judge
+    bool first;
+    {
+        std::lock_guard lk(mu_);
+        first = reachable_;
+        reachable_ = false;
+        last_error_ = fmt::format("{}: {}", what, e.what());
+        last_error_at_ = rfc3339_now();
+        backoff_ = std::min<std::chrono::seconds>(kMaxBackoff, backoff_.count() ? backoff_ * 2 : std::chrono::seconds(5));
+        next_try_ = std::chrono::steady_clock::now() + backoff_;
+    }
+    if (first)
+        alerts_.raise("ArchiveUnreachable",
+                      fmt::format("the archive {} at {} {}: {}; recordings stay on the members, retrying with backoff",
+                                  s_.target(), s_.endpoint, e.refused() ? "refused the credentials" : "cannot be used", e.what()));
+}
+
+void ArchiveTier::note_ok() {
+    bool back;
+    {
+        std::lock_guard lk(mu_);
+        back = !reachable_;
+        reachable_ = true;
+        backoff_ = std::chrono::seconds(0);
+    }
+    if (back) alerts_.raise("ArchiveReachable", fmt::format("the archive {} answers again", s_.target()));
+}
+
+std::unique_ptr<ArchiveStore::Upload> ArchiveTier::upload(const FileId& id, uint64_t total) {
+    const std::string key = object_name(id);
+    return std::make_unique<S3Upload>(*client_, key, total, [this, key](const std::function<void()>& f) { s3("upload " + key, f); });
+}
+
+std::string ArchiveTier::check(const FileId& id, uint64_t total) {
+    const std::string key = object_name(id);
+    std::optional<uint64_t> n;
+    try {
+        s3("HEAD " + key, [&] { n = client_->head(key); });
+    } catch (const Error& e) {
+        return fmt::format("the archive could not be asked ({})", e.what());
+    }
+    if (!n) return fmt::format("its object {} is missing from the archive", key);
+    if (*n != total) return fmt::format("its object {} is {} bytes, not {}", key, *n, total);
+    return "";
+}
+
+void ArchiveTier::forget(const FileId& id, const std::string& path, const std::string& why) {
+    std::lock_guard lk(mu_);
+    if (why == "recalled") recalled_[hex(id)] = ::time(nullptr);
+    forgotten_.push_back({hex(id), path, why});
+    save_forgotten();
+}
+
+// Under mu_.
+void ArchiveTier::save_forgotten() {
+    std::string text;
+    for (const auto& f : forgotten_) text += f.id + "\t" + f.path + "\t" + f.why + "\n";
+    try {
+        write_file_atomic_at(state_fd_.get(), forget_file_, text.data(), text.size(), 0600);
+    } catch (const Error&) {
+        // the state dir is gone or full: the queue still lives in memory
+    }
+}
+
+}  // namespace nvrfs

@@ -1,0 +1,271 @@
+// archive_mover.cpp — the archive tier's thread: which files move, which
+// archived files expire, which objects are deleted, and what status says.
+#include "admin/archive.hpp"
+
+#include "audit/alerts.hpp"
+#include "audit/audit_log.hpp"
+#include "base/caller.hpp"
+#include "base/error.hpp"
+#include "base/plain_path.hpp"
+#include "store/chunk_layout.hpp"
+
+#include <algorithm>
+#include <ctime>
+#include <fmt/format.h>
+#include <sys/statvfs.h>
+
+namespace nvrfs {
+namespace {
+
+bool older(const struct timespec& a, const struct timespec& b) {
+    return a.tv_sec != b.tv_sec ? a.tv_sec < b.tv_sec : a.tv_nsec < b.tv_nsec;
+}
+
+}  // namespace
+
+uint64_t ArchiveTier::run_now() {
+    std::lock_guard lk(mu_);
+    next_try_ = {};  // an administrator's request skips the backoff
+    // A pass already running may have walked past what the caller just did.
+    wanted_ = std::max(wanted_, done_ + (running_ ? 2 : 1));
+    cv_.notify_all();
+    return wanted_;
+}
+
+// Below archive_when_free_below (checked every check_interval)?
+bool ArchiveTier::pressure() const {
+    const struct statvfs st = vol_.statfs();
+    const uint64_t total = static_cast<uint64_t>(st.f_blocks) * st.f_frsize, free = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+    const MinFree& m = s_.when_free_below;
+    return free < (m.percent ? static_cast<uint64_t>(static_cast<double>(total) * m.value / 100.0) : static_cast<uint64_t>(m.value));
+}
+
+void ArchiveTier::loop() {
+    auto last = std::chrono::steady_clock::now() - s_.interval;  // a first pass soon after mount
+    std::unique_lock lk(mu_);
+    while (!stop_) {
+        cv_.wait_for(lk, s_.check, [&] { return stop_ || wanted_ > done_; });
+        if (stop_) break;
+        const auto now = std::chrono::steady_clock::now();
+        const bool asked = wanted_ > done_;
+        if (!asked && now < next_try_) continue;  // backing off
+        lk.unlock();
+        const bool due = asked || now - last >= s_.interval || pressure();
+        lk.lock();
+        if (!due) continue;
+        running_ = true;
+        const uint64_t answering = std::max(wanted_, done_ + 1);
+        lk.unlock();
+        last = now;
+        try {
+            pass();
+        } catch (const std::exception& e) {
+            std::lock_guard el(mu_);
+            last_error_ = e.what();
+            last_error_at_ = rfc3339_now();
+        }
+        lk.lock();
+        running_ = false;
+        done_ = answering;
+        last_pass_at_ = rfc3339_now();
+        cv_.notify_all();
+    }
+}
+
+void ArchiveTier::pass() {
+    try {
+        s3("bucket " + s_.bucket, [&] { client_->ensure_bucket(); });
+    } catch (const Error&) {
+        return;  // noted; retried after the backoff
+    }
+    drain_forgotten();
+    Walk w = walk();
+    expire(w);
+    move(w);
+    drain_forgotten();
+}
+
+// Every regular file of the namespace, local or archived.
+ArchiveTier::Walk ArchiveTier::walk() {
+    Walk w;
+    std::vector<std::string> dirs = {"/"};
+    while (!dirs.empty()) {
+        const std::string d = dirs.back();
+        dirs.pop_back();
+        std::vector<std::string> names;
+        try {
+            names = vol_.readdir(d);
+        } catch (const Error&) {
+            continue;
+        }
+        for (const auto& n : names) {
+            const std::string p = child_path(d, n);
+            try {
+                const struct stat st = vol_.getattr(p, nullptr);
+                if (S_ISDIR(st.st_mode)) dirs.push_back(p);
+                if (!S_ISREG(st.st_mode)) continue;
+                Candidate c{p, st.st_mtim, stored_size(static_cast<uint64_t>(st.st_size)), {}};
+                const auto h = vol_.header_at(p);
+                if (h) c.id = hex(h->id);
+                if (h && h->archived) {
+                    w.bytes_archived += c.stored;
+                    w.archived.push_back(std::move(c));
+                } else {
+                    w.bytes_local += c.stored;
+                    w.local.push_back(std::move(c));
+                }
+            } catch (const Error&) {
+                // deleted meanwhile, or unreadable: scrub reports those
+            }
+        }
+    }
+    auto by_age = [](const Candidate& a, const Candidate& b) { return older(a.mtime, b.mtime) || (!older(b.mtime, a.mtime) && a.path < b.path); };
+    std::sort(w.local.begin(), w.local.end(), by_age);
+    std::sort(w.archived.begin(), w.archived.end(), by_age);
+    return w;
+}
+
+// archive_retention applies to the archive only: local files are never
+// deleted here (recycling, if on, is the members' own rule).
+void ArchiveTier::expire(const Walk& w) {
+    const time_t now = ::time(nullptr);
+    for (const auto& c : w.archived) {
+        const int64_t age = static_cast<int64_t>(now - c.mtime.tv_sec);
+        if (age < static_cast<int64_t>(s_.retention)) break;
+        if (vol_.is_open(c.path)) continue;
+        try {
+            vol_.unlink(c.path, Caller::daemon(), [&](nlohmann::json& r) {
+                r["reason"] = "archive_retention";
+                r["age_s"] = age;
+            });
+            std::lock_guard lk(mu_);
+            expired_++;
+        } catch (const Error&) {
+            continue;
+        }
+    }
+}
+
+void ArchiveTier::move(const Walk& w) {
+    const time_t now = ::time(nullptr);
+    const struct statvfs st = vol_.statfs();
+    const uint64_t total = static_cast<uint64_t>(st.f_blocks) * st.f_frsize;
+    uint64_t free = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+    const MinFree& m = s_.when_free_below;
+    // Oldest first (w.local is sorted): under pressure they move whatever their age.
+    const uint64_t want = m.percent ? static_cast<uint64_t>(static_cast<double>(total) * m.value / 100.0) : static_cast<uint64_t>(m.value);
+    // Under pressure, a little more than the threshold, so the next pass is not at once.
+    const uint64_t target = free < want ? want + total / 100 : 0;
+    uint64_t moved = 0, bytes = 0, left = 0;
+    Walk after;  // the namespace as this pass leaves it (status)
+    after.archived = w.archived, after.bytes_archived = w.bytes_archived;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (const auto& c : w.local) {
+        const auto stays = [&] {
+            after.local.push_back(c);
+            after.bytes_local += c.stored;
+        };
+        bool old_enough = now - c.mtime.tv_sec >= static_cast<time_t>(s_.after);
+        {
+            // Recalled by the administrator: stays local for archive_after
+            // from the recall (space pressure aside).
+            std::lock_guard lk(mu_);
+            const auto r = recalled_.find(c.id);
+            if (r != recalled_.end() && now - r->second < static_cast<time_t>(s_.after)) old_enough = false;
+        }
+        if ((!old_enough && free >= target) || vol_.is_open(c.path)) {
+            stays();
+            continue;
+        }
+        {
+            std::lock_guard lk(mu_);
+            if (stop_ || !reachable_) {
+                left++;
+                stays();
+                continue;
+            }
+        }
+        try {
+            const uint64_t n = vol_.archive(c.path);
+            if (!n) {
+                stays();
+                continue;
+            }
+            moved++, bytes += n;
+            free += n - kStoredChunk;
+            after.archived.push_back(c);
+            after.bytes_archived += c.stored;
+        } catch (const Error& e) {
+            stays();
+            std::lock_guard lk(mu_);
+            last_error_ = e.what();
+            last_error_at_ = rfc3339_now();
+            left++;
+        }
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::lock_guard lk(mu_);
+    moved_files_ += moved, moved_bytes_ += bytes, queue_ = left;
+    if (moved && secs > 0) rate_ = static_cast<double>(bytes) / secs;
+    last_walk_ = std::move(after);
+}
+
+// Objects of files that left the archive; each deletion is an audit record.
+void ArchiveTier::drain_forgotten() {
+    for (;;) {
+        Forgotten f;
+        {
+            std::lock_guard lk(mu_);
+            if (forgotten_.empty() || !reachable_ || stop_) return;
+            f = forgotten_.front();
+        }
+        const auto id = unhex(f.id);
+        FileId fid{};
+        if (id && id->size() == fid.size()) std::copy(id->begin(), id->end(), fid.begin());
+        const std::string key = object_name(fid);
+        try {
+            s3("DELETE " + key, [&] { client_->remove(key); });
+        } catch (const Error&) {
+            return;  // kept; retried at the next pass
+        }
+        auto rec = audit_record("archive-delete", Caller::daemon(), f.path, 0);
+        rec["object"] = key;
+        rec["id"] = f.id;
+        rec["reason"] = f.why;
+        log_.append(std::move(rec));
+        std::lock_guard lk(mu_);
+        forgotten_.pop_front();
+        deleted_++;
+        save_forgotten();
+    }
+}
+
+nlohmann::json ArchiveTier::status() const {
+    std::lock_guard lk(mu_);
+    nlohmann::json j;
+    j["target"] = s_.target();
+    j["endpoint"] = s_.endpoint;
+    j["reachable"] = reachable_;
+    j["running"] = running_;
+    j["passes"] = done_;
+    j["last_pass"] = last_pass_at_;
+    j["pass_requested"] = wanted_;
+    j["files_local"] = last_walk_.local.size();
+    j["bytes_local"] = last_walk_.bytes_local;
+    j["files_archived"] = last_walk_.archived.size();
+    j["bytes_archived"] = last_walk_.bytes_archived;
+    j["queue"] = queue_;
+    j["deletions_pending"] = forgotten_.size();
+    j["moved_files"] = moved_files_;
+    j["moved_bytes"] = moved_bytes_;
+    j["expired_files"] = expired_;
+    j["deleted_objects"] = deleted_;
+    j["rate_bytes_per_s"] = static_cast<uint64_t>(rate_);
+    j["last_error"] = last_error_;
+    j["last_error_at"] = last_error_at_;
+    j["archive_after_s"] = s_.after;
+    j["archive_retention_s"] = s_.retention;
+    return j;
+}
+
+}  // namespace nvrfs

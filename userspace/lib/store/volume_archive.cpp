@@ -1,0 +1,270 @@
+// volume_archive.cpp — files in the archive tier: the switch from local to
+// archived and back, and reads of archived chunks.
+//
+// An archived file keeps its name, attributes, header and last chunk on every
+// member; the chunks before the last are holes there and live in one object
+// (ArchiveStore) holding the file's stored bytes exactly. So stat, the
+// namespace ledger's checks (id, size, last tag) and the last chunk never
+// leave the recorder, and a chunk from the object authenticates with the
+// same key and associated data as on a member: an object altered, swapped
+// with another file's or cut is EIO and TamperDetected, never data.
+//
+// Order of the switch, each step durable before the next, so a crash or an
+// outage at any moment leaves a readable copy: (1) upload, (2) read the
+// whole object back and authenticate it, (3) header marked archived on every
+// member, (4) chunks punched out. Recall runs it backwards: chunks written
+// and synced, header cleared, then the object forgotten.
+#include "store/volume.hpp"
+#include "store/volume_parts.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+#include <fmt/format.h>
+#include <linux/falloc.h>
+
+namespace nvrfs {
+using namespace volume_parts;
+
+namespace {
+// Chunks per upload piece and per read-back request (8 MiB and a bit).
+constexpr uint64_t kPieceChunks = 128;
+}  // namespace
+
+std::optional<FileHeader> Volume::header_at(const std::string& path) {
+    std::string rel;
+    try {
+        rel = located(path);
+    } catch (const Error&) {
+        return std::nullopt;
+    }
+    for (size_t i : set_.healthy_members()) {
+        const int fd = member_path::open_file(set_.member(i).dirfd.get(), rel, O_RDONLY);
+        if (fd < 0) continue;
+        UniqueFd own(fd);
+        uint8_t b[kHeaderSize];
+        if (pread_full(fd, b, sizeof b, 0) == static_cast<ssize_t>(kHeaderSize)) return FileHeader::decode(b);
+    }
+    return std::nullopt;
+}
+
+std::vector<struct stat> Volume::file_times(const OpenFile& f) const {
+    std::vector<struct stat> out(f.fds.size());
+    for (size_t i = 0; i < f.fds.size(); ++i)
+        if (f.fds[i]) ::fstat(f.fds[i].get(), &out[i]);
+    return out;
+}
+
+bool Volume::archived(const std::string& path) {
+    const auto h = header_at(path);
+    return h && h->archived;
+}
+
+void Volume::forget_archived(const std::optional<FileHeader>& h, const std::string& path, const std::string& why) {
+    if (h && h->archived && archive_) archive_->forget(h->id, path, why);
+}
+
+// Header as it is in `f.hdr`, on every writable member, synced. The file's
+// times are what a recorder and recycling go by: a move keeps them.
+void Volume::put_header(OpenFile& f, const std::string& path, const char* what, const std::vector<struct stat>& times) {
+    const auto b = f.hdr.encode();
+    std::vector<std::pair<size_t, int>> results;
+    for (size_t i : holders(f, true)) {
+        int r = pwrite_full(f.fds[i].get(), b.data(), b.size(), 0);
+        const struct timespec ts[2] = {times[i].st_atim, times[i].st_mtim};
+        if (r == 0 && ::futimens(f.fds[i].get(), ts) < 0) r = neg_errno();
+        if (r == 0 && ::fdatasync(f.fds[i].get()) < 0) r = neg_errno();
+        results.emplace_back(i, r);
+    }
+    check(set_.combine(what, path, results), what, path);
+}
+
+void Volume::load_archived(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out) {
+    const uint64_t size = f.size, last = last_chunk(size), total = stored_size(size);
+    const uint64_t a1 = std::min(c1, last - 1);  // c0 < last here
+    const size_t len = static_cast<size_t>(stored_offset(a1 + 1) - stored_offset(c0));
+    if (!archive_)
+        throw Error(EIO, path, fmt::format("{}: archived, but no archive is configured (archive = s3://...)", path));
+    Bytes sealed(len);
+    for (int attempt = 0;; ++attempt) {
+        // A second try skips the local cache: a cached block may be what is bad.
+        archive_->read(f.hdr.id, total, stored_offset(c0), len, sealed.data(), attempt > 0);
+        uint64_t bad = UINT64_MAX;
+        for (uint64_t i = c0; i <= a1 && bad == UINT64_MAX; ++i)
+            if (!open_stored_chunk(f, i, last, ByteView(sealed.data() + (i - c0) * kStoredChunk, kStoredChunk),
+                                   out + (i - c0) * kChunkSize))
+                bad = i;
+        if (bad == UINT64_MAX) break;
+        if (attempt > 0) {
+            chunks_bad_++;
+            bool first;
+            {
+                // The kernel retries a failed read page by page: one alert.
+                std::lock_guard lk(place_alerted_mu_);
+                first = place_alerted_.insert(fmt::format("archive {} {}", hex(f.hdr.id), bad)).second;
+            }
+            if (first)
+                alerts_.raise(alert::TamperDetected,
+                          fmt::format("{}: chunk {} of its archive object {} is not authentic; read refused", path, bad,
+                                      archive_->object_name(f.hdr.id)), path);
+            throw Error(EIO, path, fmt::format("{}: archived chunk {} failed authentication", path, bad));
+        }
+    }
+    chunks_ok_ += a1 - c0 + 1;
+    if (c1 == last) load_chunks(f, path, last, last, out + (last - c0) * kChunkSize);
+}
+
+// Every chunk of the object, authenticated, and its header the file's.
+void Volume::verify_object(OpenFile& f, const std::string& path, uint64_t total) {
+    const uint64_t size = f.size, n = chunk_count(size), last = last_chunk(size);
+    uint8_t hb[kHeaderSize];
+    archive_->read(f.hdr.id, total, 0, kHeaderSize, hb, true);
+    const auto h = FileHeader::decode(hb);
+    if (!h || !(*h == f.hdr))
+        throw Error(EIO, path, fmt::format("{}: the archive object read back has another header", path));
+    Bytes sealed(kPieceChunks * kStoredChunk), plain(kChunkSize);
+    for (uint64_t c0 = 0; c0 < n; c0 += kPieceChunks) {
+        const uint64_t c1 = std::min(n - 1, c0 + kPieceChunks - 1);
+        const size_t len = static_cast<size_t>(stored_offset(c1) + chunk_plain_len(size, c1) + kChunkOverhead - stored_offset(c0));
+        archive_->read(f.hdr.id, total, stored_offset(c0), len, sealed.data(), true);
+        size_t pos = 0;
+        for (uint64_t c = c0; c <= c1; ++c) {
+            const size_t sl = chunk_plain_len(size, c) + kChunkOverhead;
+            if (!open_stored_chunk(f, c, last, ByteView(sealed.data() + pos, sl), plain.data()))
+                throw Error(EIO, path, fmt::format("{}: chunk {} of the archive object read back does not authenticate", path, c));
+            pos += sl;
+        }
+    }
+}
+
+uint64_t Volume::archive(const std::string& path) {
+    if (!archive_) return 0;
+    const auto h = pin(path);
+    if (!h) return 0;
+    OpenFile& f = *h->file;
+    if (f.hdr.kind != Kind::File || f.hdr.archived || written_elsewhere(*h) || last_chunk(f.size) == 0) return 0;
+    const uint64_t changes = f.changes, size = f.size, total = stored_size(size), n = chunk_count(size);
+    const FileHeader hdr = f.hdr;
+    // (1) Upload the authentic stored bytes. Readers go on meanwhile; a
+    // writer makes the move void (checked below, before anything changes).
+    {
+        auto up = archive_->upload(hdr.id, total);
+        Bytes piece;
+        for (uint64_t c0 = 0; c0 < n; c0 += kPieceChunks) {
+            const uint64_t c1 = std::min(n - 1, c0 + kPieceChunks - 1);
+            piece.clear();
+            if (c0 == 0) {
+                const auto hb = hdr.encode();
+                piece.assign(hb.begin(), hb.end());
+            }
+            std::shared_lock lk(f.mu);
+            if (f.changes != changes) return 0;
+            const std::vector<size_t> from = holders(f, false);
+            Bytes sealed(kStoredChunk), plain(kChunkSize);
+            for (uint64_t c = c0; c <= c1; ++c) {
+                if (!find_authentic(f, c, size, from, sealed.data(), plain.data()))
+                    throw Error(EIO, path, fmt::format("{}: chunk {} is authentic on no member; not archived", path, c));
+                piece.insert(piece.end(), sealed.begin(), sealed.begin() + static_cast<long>(chunk_plain_len(size, c) + kChunkOverhead));
+            }
+            lk.unlock();
+            up->part(piece);
+        }
+        up->finish();
+    }
+    // (2) Read back, end to end.
+    verify_object(f, path, total);
+    // (3) and (4), with no writer in between.
+    {
+        std::unique_lock lk(f.mu);
+        if (f.changes != changes || written_elsewhere(*h)) {
+            lk.unlock();
+            archive_->forget(hdr.id, path, "changed while it was uploaded");
+            return 0;
+        }
+        const auto times = file_times(f);
+        f.hdr.archived = true;
+        try {
+            put_header(f, path, "archive", times);
+        } catch (...) {
+            f.hdr.archived = false;
+            throw;
+        }
+        const uint64_t last = last_chunk(size);
+        // Tests: room to kill nvrfsd between the header and the punch.
+        if (const char* d = std::getenv("NVRFS_ARCHIVE_SWITCH_DELAY_MS"))
+            std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(d)));
+        for (size_t i : holders(f, true)) {
+            // A member file system that cannot punch keeps the bytes: reads
+            // still go to the archive, only the space is not given back.
+            ::fallocate(f.fds[i].get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(kHeaderSize),
+                        static_cast<off_t>(stored_offset(last) - kHeaderSize));
+            const struct timespec ts[2] = {times[i].st_atim, times[i].st_mtim};
+            ::futimens(f.fds[i].get(), ts);
+            ::fsync(f.fds[i].get());
+        }
+    }
+    audit("archive", Caller::daemon(), path, 0, [&](nlohmann::json& r) {
+        r["id"] = hex(hdr.id);
+        r["object"] = archive_->object_name(hdr.id);
+        r["bytes"] = total;
+    });
+    return total;
+}
+
+void Volume::recall_locked(OpenFile& f, const std::string& path, const Caller& who) {
+    if (!f.hdr.archived) return;
+    try {
+        const uint64_t size = f.size, last = last_chunk(size), total = stored_size(size);
+        const std::vector<size_t> targets = holders(f, true);
+        const auto times = file_times(f);
+        if (!make_room(stored_offset(last) - kHeaderSize, targets, false))
+            throw_errno(ENOSPC, path, "no room to bring the archived file back");
+        Bytes sealed(kPieceChunks * kStoredChunk), plain(kChunkSize);
+        for (uint64_t c0 = 0; c0 < last; c0 += kPieceChunks) {
+            const uint64_t c1 = std::min(last - 1, c0 + kPieceChunks - 1);
+            const size_t len = static_cast<size_t>(stored_offset(c1 + 1) - stored_offset(c0));
+            if (!archive_) throw Error(EIO, path, path + ": archived, but no archive is configured");
+            archive_->read(f.hdr.id, total, stored_offset(c0), len, sealed.data(), true);
+            for (uint64_t c = c0; c <= c1; ++c)
+                if (!open_stored_chunk(f, c, last, ByteView(sealed.data() + (c - c0) * kStoredChunk, kStoredChunk), plain.data()))
+                    throw Error(EIO, path, fmt::format("{}: archived chunk {} failed authentication; not recalled", path, c));
+            std::vector<std::pair<size_t, int>> results;
+            for (size_t i : targets) {
+                int r = ::fallocate(f.fds[i].get(), 0, static_cast<off_t>(stored_offset(c0)), static_cast<off_t>(len)) < 0 &&
+                                errno != EOPNOTSUPP ? neg_errno() : 0;
+                if (r == 0) r = pwrite_full(f.fds[i].get(), sealed.data(), len, static_cast<off_t>(stored_offset(c0)));
+                results.emplace_back(i, r);
+            }
+            check(set_.combine("recall", path, results), "recall", path);
+        }
+        for (size_t i : targets) ::fsync(f.fds[i].get());
+        f.hdr.archived = false;
+        try {
+            put_header(f, path, "recall", times);
+        } catch (...) {
+            f.hdr.archived = true;
+            throw;
+        }
+        f.sparse = false;
+        audit("recall", who, path, 0, [&](nlohmann::json& r) {
+            r["id"] = hex(f.hdr.id);
+            r["bytes"] = total;
+        });
+    } catch (const Error& e) {
+        audit("recall", who, path, e.code());
+        throw;
+    }
+    archive_->forget(f.hdr.id, path, "recalled");
+}
+
+bool Volume::recall(const std::string& path, const Caller& who) {
+    const auto h = pin(path);
+    if (!h) throw_errno(ENOENT, path, "recall");
+    std::unique_lock lk(h->file->mu);
+    if (!h->file->hdr.archived) return false;
+    recall_locked(*h->file, path, who);
+    return true;
+}
+
+}  // namespace nvrfs
