@@ -66,6 +66,9 @@ drop_caches
 check "archived files read back byte-identical (sha256)" bash -c "cd '$MNT' && sha256sum -c --quiet '$T/sums'"
 check "... and ffprobe reads an archived segment" bash -c "ffprobe -v error -show_entries format=duration -of csv=p=0 '$MNT/cam1/seg001.mp4' | grep -q '^2\\.'"
 check "status shows the tier" bash -c "'$NVRCTL' status --config '$CONF' | grep -q '^archive: s3://nvr/site1 (reachable): 4 file(s) archived'"
+metrics_ok() { "$NVRCTL" metrics --config "$CONF" > "$T/metrics.txt" && promtool check metrics < "$T/metrics.txt" >/dev/null 2>&1 &&
+  grep -q '^nvrfs_archive_files{where="archived"} 4$' "$T/metrics.txt" && grep -q '^nvrfs_archive_reachable 1$' "$T/metrics.txt"; }
+check "nvrctl metrics shows the tier and passes promtool" metrics_ok
 check "the move is audited with its object" bash -c "'$NVRCTL' log show --config '$CONF' --event archive | grep -q 'big.bin'"
 check "scrub passes over archived files (their objects are there)" bash -c "'$NVRCTL' scrub --config '$CONF' >/dev/null"
 stop_daemon

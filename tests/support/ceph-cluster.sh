@@ -9,6 +9,8 @@
 #   ceph-cluster.sh rgw-start DIR / rgw-stop DIR   radosgw alone (outage tests)
 #
 # Ports: CEPH_MON_PORT (default 36789), CEPH_RGW_PORT (default 37480).
+# CEPH_MEMSTORE_BYTES: the OSD's in-memory capacity (default 2 GiB); a full
+# OSD blocks writes rather than failing them.
 set -euo pipefail
 cmd=${1:?start|stop|rgw-start|rgw-stop}
 D=${2:?directory}
@@ -69,7 +71,7 @@ mon data = $D/mon.a
 [osd.0]
 osd data = $D/osd.0
 osd objectstore = memstore
-memstore device bytes = 2147483648
+memstore device bytes = ${CEPH_MEMSTORE_BYTES:-2147483648}
 osd max object size = 1073741824
 [client.rgw.a]
 rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT

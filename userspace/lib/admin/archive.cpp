@@ -137,12 +137,12 @@ ArchiveTier::~ArchiveTier() {
     }
     prefetch_cv_.notify_all();
     if (thread_.joinable()) thread_.join();
-    if (prefetch_thread_.joinable()) prefetch_thread_.join();
+    for (auto& t : prefetch_threads_) t.join();
 }
 
 void ArchiveTier::start() {
     thread_ = std::thread([this] { loop(); });
-    prefetch_thread_ = std::thread([this] { prefetch_loop(); });
+    for (int i = 0; i < 3; ++i) prefetch_threads_.emplace_back([this] { prefetch_loop(); });
 }
 
 std::string ArchiveTier::object_name(const FileId& id) const {

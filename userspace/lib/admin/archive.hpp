@@ -19,7 +19,7 @@
 //    store has taken the deletion, across restarts;
 //  * reads of archived files fetch 4 MiB blocks (HTTP Range) into a local
 //    cache (`archive_cache` bytes, least recently used out) and fetch the
-//    next block ahead; every chunk is authenticated at every read.
+//    next three blocks ahead, in parallel; every chunk is authenticated at every read.
 #pragma once
 #include "admin/config.hpp"
 #include "base/io.hpp"
@@ -32,6 +32,7 @@
 #include <functional>
 #include <list>
 #include <map>
+#include <set>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -138,8 +139,11 @@ private:
     uint64_t cache_bytes_ = 0;
     std::deque<std::tuple<FileId, uint64_t, uint64_t>> prefetch_q_;  // guarded by cache_mu_
     std::condition_variable prefetch_cv_;
+    std::set<std::string> inflight_;  // blocks being fetched (guarded by cache_mu_)
+    std::condition_variable cache_cv_;
 
-    std::thread thread_, prefetch_thread_;
+    std::thread thread_;
+    std::vector<std::thread> prefetch_threads_;
 };
 
 }  // namespace nvrfs

@@ -13,6 +13,7 @@
 namespace nvrfs {
 namespace {
 constexpr uint64_t kBlock = 4 << 20;
+constexpr uint64_t kAhead = 3;  // blocks fetched ahead, one per prefetch thread
 }  // namespace
 
 std::string ArchiveTier::cache_file(const FileId& id, uint64_t block) const { return fmt::format("{}.{}", hex(id), block); }
@@ -32,12 +33,34 @@ bool ArchiveTier::cached(const FileId& id, uint64_t block, uint64_t off, size_t 
 }
 
 Bytes ArchiveTier::fetch_block(const FileId& id, uint64_t total, uint64_t block) {
-    const std::string key = object_name(id);
+    const std::string key = object_name(id), name = cache_file(id, block);
     const uint64_t off = block * kBlock, len = std::min(kBlock, total - off);
+    {
+        // A block being fetched (read-ahead) is waited for, not fetched twice.
+        std::unique_lock lk(cache_mu_);
+        cache_cv_.wait(lk, [&] { return !inflight_.count(name); });
+        if (cache_.count(name)) {
+            lk.unlock();
+            Bytes b(len);
+            if (cached(id, block, 0, len, b.data())) return b;
+            lk.lock();
+        }
+        inflight_.insert(name);
+    }
+    struct Done {
+        ArchiveTier& t;
+        const std::string& n;
+        ~Done() {
+            {
+                std::lock_guard lk(t.cache_mu_);
+                t.inflight_.erase(n);
+            }
+            t.cache_cv_.notify_all();
+        }
+    } done{*this, name};
     Bytes b;
     s3("GET " + key, [&] { b = client_->get(key, off, len); });
     if (s_.cache == 0) return b;
-    const std::string name = cache_file(id, block);
     // No fsync: what the cache holds is authenticated at every read, and a
     // block that does not authenticate is fetched again.
     const std::string tmp = name + ".tmp" + std::to_string(::gettid());
@@ -85,9 +108,9 @@ void ArchiveTier::read(const FileId& id, uint64_t total, uint64_t off, size_t le
         }
         pos += n;
     }
-    // Sequential readers find the next block waiting.
+    // Sequential readers find the next blocks waiting.
     const uint64_t next = (off + len - 1) / kBlock + 1;
-    if (next * kBlock < total) prefetch(id, total, next);
+    for (uint64_t b = next; b < next + kAhead && b * kBlock < total; ++b) prefetch(id, total, b);
 }
 
 void ArchiveTier::prefetch(const FileId& id, uint64_t total, uint64_t block) {
@@ -96,7 +119,7 @@ void ArchiveTier::prefetch(const FileId& id, uint64_t total, uint64_t block) {
     if (cache_.count(cache_file(id, block))) return;
     for (const auto& [i, t, b] : prefetch_q_)
         if (i == id && b == block) return;
-    if (prefetch_q_.size() >= 8) prefetch_q_.pop_front();
+    if (prefetch_q_.size() >= 16) prefetch_q_.pop_front();
     prefetch_q_.emplace_back(id, total, block);
     prefetch_cv_.notify_one();
 }

@@ -118,6 +118,18 @@ std::string prometheus_metrics(const nlohmann::json& st) {
     const auto an = st.value("anchor", nlohmann::json::object());
     Family(out, "nvrfs_anchor_age_seconds", "gauge", "Seconds since this host last recorded the set's state (-1: never).").sample(num(an, "age_s"));
     Family(out, "nvrfs_anchor_failing", "gauge", "1 while the host's record of the set cannot be written.").sample(num(an, "failing"));
+    if (st.contains("archive")) {  // the archive tier, when configured
+        const auto& ar = st["archive"];
+        Family(out, "nvrfs_archive_reachable", "gauge", "1 while the archive store answers and takes the credentials.").sample(num(ar, "reachable"));
+        Family(out, "nvrfs_archive_files", "gauge", "Regular files by where their chunks are, as of the last archive pass.")
+            .sample(num(ar, "files_local"), {{"where", "local"}})
+            .sample(num(ar, "files_archived"), {{"where", "archived"}});
+        Family(out, "nvrfs_archive_bytes", "gauge", "Stored bytes by where they are, as of the last archive pass.")
+            .sample(num(ar, "bytes_local"), {{"where", "local"}})
+            .sample(num(ar, "bytes_archived"), {{"where", "archived"}});
+        Family(out, "nvrfs_archive_moved_bytes_total", "counter", "Stored bytes moved to the archive since mount.").sample(num(ar, "moved_bytes"));
+        Family(out, "nvrfs_archive_waiting_files", "gauge", "Files due to move that the last pass left (unreachable, errors).").sample(num(ar, "queue"));
+    }
     return out;
 }
 
