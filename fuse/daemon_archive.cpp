@@ -4,17 +4,47 @@
 
 #include "admin/archive.hpp"
 #include "base/error.hpp"
+#include "base/io.hpp"
 
 #include <fmt/format.h>
 
 namespace nvrfs {
 
+namespace {
+constexpr const char* kArchiveTarget = ".nvrfs/archive-target";  // where this set's archived files are
+}  // namespace
+
 // Bad settings (no endpoint, credentials unreadable or too open) refuse the
 // mount here, before anything is mounted; a store that refuses or does not
-// answer does not (ArchiveUnreachable, and recording goes on).
+// answer does not (ArchiveUnreachable, and recording goes on). The members
+// remember which bucket and prefix hold their archived files: an `archive`
+// changed to another would make every archived file unreadable, so it is
+// refused (the endpoint may change: the same bucket behind a new address).
 void Daemon::start_archive() {
     const auto as = ArchiveSettings::from(cfg);
-    if (!as) return;
+    std::string recorded;
+    for (size_t i : set->healthy_members()) {
+        try {
+            recorded = read_file_at(set->member(i).dirfd.get(), kArchiveTarget, 4096);
+            break;
+        } catch (const Error&) {
+        }
+    }
+    if (!recorded.empty() && recorded.back() == '\n') recorded.pop_back();
+    if (!as) {
+        if (!recorded.empty())
+            alerts->raise("ArchiveUnreachable", fmt::format("archive is not configured, but this set's archived files are in "
+                                                            "{}: reads of them fail until archive = {} is set again",
+                                                            recorded, recorded));
+        return;
+    }
+    if (!recorded.empty() && recorded != as->target())
+        throw Error(EINVAL, "archive", fmt::format("archive = {}, but this set's archived files are in {}: with another "
+                                                   "target they could not be read. Set archive = {} (the endpoint may change), "
+                                                   "or copy the objects there first", as->target(), recorded, recorded));
+    const std::string line = as->target() + "\n";
+    for (size_t i : set->writable_members())
+        write_file_atomic_at(set->member(i).dirfd.get(), kArchiveTarget, line.data(), line.size(), 0600);
     archive = std::make_unique<ArchiveTier>(*vol, *alerts, *log, *as, uuid_str(set->set_uuid()), cfg.text("state_dir"));
     vol->set_archive(archive.get());
 }

@@ -40,7 +40,7 @@ stop_daemon
 # -- archive_retention: the archive's own rule, archived files only ------------
 archive_config nvr/pressure "archive_after = 365d" "archive_when_free_below = 1%" "archive_retention = 2d"
 start_daemon
-touch -d '3 days ago' "$MNT/cam1/a4.mp4"   # old, but local: retention does not touch it
+head -c 300000 /dev/urandom > "$MNT/cam1/a6.mp4"; touch -d '3 days ago' "$MNT/cam1/a6.mp4"   # old, but local
 OBJ1=$(object_of nvr/pressure 13000001)
 "$NVRCTL" archive now --config "$CONF" >/dev/null 2>&1
 check "archived files older than archive_retention are deleted" bash -c "[ ! -e '$MNT/cam1/a1.mp4' ]"
@@ -52,11 +52,18 @@ sys.exit(0 if any(r.get("path") == "/cam1/a1.mp4" and r.get("reason") == "archiv
 check "... audited with their reason" retention_audited
 check "... their objects are deleted from the archive (audited)" \
     bash -c "! s3cmd -c '$S3CFG' ls '$OBJ1' | grep -q . && '$NVRCTL' log show --config '$CONF' --event archive-delete | grep -q a1.mp4"
-check "... a local file as old stays (retention is the archive's rule)" test -e "$MNT/cam1/a4.mp4"
+check "... a local file as old stays (retention is the archive's rule)" test -e "$MNT/cam1/a6.mp4"
+check_not "... (it is local)" is_archived 300000
 stop_daemon
 
+# -- another archive target would strand the archived files ----------------------
+archive_config nvr/elsewhere "archive_after = 1d" "archive_when_free_below = 1%"
+out=$(timeout 20 "$NVRFSD" --config "$CONF" -f "$MNT" 2>&1); rc=$?
+check "archive changed to another bucket/prefix: nvrfsd refuses (exit $rc) naming where the files are" \
+    bash -c "[ $rc -ne 0 ] && grep -q 'archived files are in s3://nvr/pressure' <<<\"\$1\"" _ "$out"
+
 # -- nvrfsd killed during the switch -----------------------------------------------
-archive_config nvr/crash "archive_after = 1d" "archive_when_free_below = 1%"
+archive_config nvr/pressure "archive_after = 1d" "archive_when_free_below = 1%"
 start_daemon
 head -c 9000000 /dev/urandom > "$MNT/cam1/k.mp4"; touch -d '2 days ago' "$MNT/cam1/k.mp4"
 ksum=$(sha256sum < "$MNT/cam1/k.mp4")
@@ -72,6 +79,23 @@ check "... the chunks are still on the members (nothing punched yet)" unpunched
 start_daemon
 drop_caches
 check "after the remount the file reads byte-identical" bash -c "[ \"\$(sha256sum < '$MNT/cam1/k.mp4')\" = '$ksum' ]"
-check "... and scrub finds nothing wrong" bash -c "'$NVRCTL' scrub --config '$CONF' >/dev/null"
+check "... and scrub finds nothing wrong" bash -c "'$NVRCTL' scrub --config '$CONF' > '$T/scrub.out' 2>&1 || { cat '$T/scrub.out'; '$NVRCTL' log show --config '$CONF' --event alert | tail -5; false; }"
+punched() { [ "$(du -k "$(stored_by_size "$M1" 9000000)" | cut -f1)" -lt 1000 ]; }
+wait_for 20 punched
+check "... the repairing scrub after the crash gave the space back (chunks punched)" punched
+check "... keeping the file's time" bash -c "[ \$(stat -c %Y '$MNT/cam1/k.mp4') -lt \$((\$(date +%s) - 86400)) ]"
+
+# -- deletions wait for the store, across a restart -----------------------------
+OBJK=$(object_of nvr/pressure 9000000)
+bash "$CEPH_CTL" rgw-stop "$CEPH_DIR"
+rm "$MNT/cam1/k.mp4"
+stop_daemon
+check "an archived file unlinked while the store is down: its deletion is kept on the host" \
+    grep -q '"why":"unlinked"' "$T/state/"*.archive-forget
+bash "$CEPH_CTL" rgw-start "$CEPH_DIR"
+start_daemon
+"$NVRCTL" archive now --config "$CONF" >/dev/null 2>&1
+check "... and done after the restart, when the store is back (audited)" \
+    bash -c "! s3cmd -c '$S3CFG' ls '$OBJK' | grep -q . && '$NVRCTL' log show --config '$CONF' --event archive-delete | grep -q k.mp4"
 stop_daemon
 finish

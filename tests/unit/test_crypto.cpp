@@ -125,7 +125,7 @@ TEST_CASE("a stored file's kind and mode are bound into its key") {
         CHECK(FileHeader::decode(b) == h);
     }
     auto bad = file.encode();
-    bad[6] = 0x40;  // kind 4: none
+    bad[6] = 0x50;  // kind 5: none (4 is an archived regular file)
     CHECK_FALSE(FileHeader::decode(bad));
     bad[6] = 0x11;  // a symlink with permission bits
     CHECK_FALSE(FileHeader::decode(bad));

@@ -113,12 +113,12 @@ ArchiveTier::ArchiveTier(Volume& vol, Alerts& alerts, AuditLog& log, ArchiveSett
         size_t pos = 0;
         while (pos < text.size()) {
             auto nl = text.find('\n', pos);
-            if (nl == std::string::npos) break;
-            const std::string line = text.substr(pos, nl - pos);
+            if (nl == std::string::npos) break;  // every line ends in one: the file is replaced whole
+            const auto j = nlohmann::json::parse(text.substr(pos, nl - pos), nullptr, false);
             pos = nl + 1;
-            const auto t1 = line.find('\t'), t2 = line.find('\t', t1 == std::string::npos ? t1 : t1 + 1);
-            if (t1 == 32 && t2 != std::string::npos && unhex(line.substr(0, 32)))
-                forgotten_.push_back({line.substr(0, 32), line.substr(t1 + 1, t2 - t1 - 1), line.substr(t2 + 1)});
+            if (!j.is_object() || !j.contains("id") || !j["id"].is_string()) continue;
+            const auto id = unhex(j["id"].get<std::string>());
+            if (id && id->size() == 16) forgotten_.push_back({j["id"], j.value("path", ""), j.value("why", "")});
         }
     } catch (const Error&) {
         // none
@@ -216,7 +216,8 @@ void ArchiveTier::forget(const FileId& id, const std::string& path, const std::s
 // Under mu_.
 void ArchiveTier::save_forgotten() {
     std::string text;
-    for (const auto& f : forgotten_) text += f.id + "\t" + f.path + "\t" + f.why + "\n";
+    // One JSON object a line: a path may hold any byte but NUL.
+    for (const auto& f : forgotten_) text += nlohmann::json{{"id", f.id}, {"path", f.path}, {"why", f.why}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     try {
         write_file_atomic_at(state_fd_.get(), forget_file_, text.data(), text.size(), 0600);
     } catch (const Error&) {

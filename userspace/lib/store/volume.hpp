@@ -193,7 +193,7 @@ private:
     bool scrub_leftover(const std::string& path, bool repair, ScrubStats& stats);
     void scrub_copy(OpenFile& f, size_t i, const std::vector<size_t>& members, bool repair, ScrubStats& st, std::vector<uint64_t>& bad);
     uint64_t resync_copies(OpenFile& f, const std::vector<size_t>& members);
-    void scrub_object(OpenFile& f, const std::string& path, ScrubStats& stats);
+    void scrub_object(OpenFile& f, const std::string& path, bool repair, ScrubStats& stats);
     // Long names (names.hpp): the side file a member entry `rel` of `path`
     // needs, written before the entry and removed after it.
     struct SideFile {

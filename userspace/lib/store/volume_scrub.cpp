@@ -309,7 +309,7 @@ void Volume::scrub_file(const std::string& path, bool repair, ScrubStats& stats)
     }
     std::sort(bad_chunks.begin(), bad_chunks.end());
     if (repair && members.size() > 1) stats.resynced += resync_copies(f, members);
-    if (f.hdr.archived) scrub_object(f, path, stats);
+    if (f.hdr.archived) scrub_object(f, path, repair, stats);
     if (!bad_chunks.empty())
         alerts_.raise(alert::TamperDetected,
                       fmt::format("scrub: {}: {} bad chunk copies (first: chunk {}){}", path, bad_chunks.size(), bad_chunks.front(),
@@ -319,9 +319,21 @@ void Volume::scrub_file(const std::string& path, bool repair, ScrubStats& stats)
 
 // The object of an archived file: there, and as long as the file. (Its
 // chunks authenticate at every read; scrub does not download them all.)
-void Volume::scrub_object(OpenFile& f, const std::string& path, ScrubStats& stats) {
+void Volume::scrub_object(OpenFile& f, const std::string& path, bool repair, ScrubStats& stats) {
     const std::string why = archive_ ? archive_->check(f.hdr.id, stored_size(f.size)) : "no archive is configured";
     stats.archived++;
+    const uint64_t last = last_chunk(f.size);
+    // A move stopped between the header and the punch (a crash): the
+    // chunks are still here too. With the object there, give the space back.
+    for (size_t i : repair && why.empty() ? holders(f, true) : std::vector<size_t>{}) {
+        struct stat st {};
+        if (::fstat(f.fds[i].get(), &st) < 0 || static_cast<uint64_t>(st.st_blocks) * 512 < stored_offset(last) / 2) continue;
+        ::fallocate(f.fds[i].get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(kHeaderSize),
+                    static_cast<off_t>(stored_offset(last) - kHeaderSize));
+        const struct timespec ts[2] = {st.st_atim, st.st_mtim};
+        ::futimens(f.fds[i].get(), ts);
+        stats.resynced++;
+    }
     if (why.empty()) return;
     stats.bad++;
     stats.unrepairable++;

@@ -81,14 +81,17 @@ void Volume::truncate_locked(OpenFile& f, const std::string& path, uint64_t new_
         const bool was_archived = f.hdr.archived;
         f.hdr.generation++;
         f.hdr.archived = false;
-        if (was_archived && archive_) archive_->forget(f.hdr.id, path, "truncated to zero");
         const Bytes init = empty_file_image(f.hdr, f.key);
         for (size_t i : holders(f, true)) {
             int r = ::ftruncate(f.fds[i].get(), static_cast<off_t>(init.size())) < 0 ? neg_errno() : 0;
             if (r == 0) r = pwrite_full(f.fds[i].get(), init.data(), init.size(), 0);
             results.emplace_back(i, r);
         }
-        check(set_.combine("truncate", path, results), "truncate", path);
+        if (const int r = set_.combine("truncate", path, results); r < 0) {
+            f.hdr.archived = was_archived;  // the object is still what holds the chunks
+            check(r, "truncate", path);
+        }
+        if (was_archived && archive_) archive_->forget(f.hdr.id, path, "truncated to zero");
         f.size = 0;
         f.tail.valid = true;
         f.tail.index = 0;
