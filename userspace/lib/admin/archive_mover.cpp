@@ -88,37 +88,19 @@ void ArchiveTier::pass() {
 // Every regular file of the namespace, local or archived.
 ArchiveTier::Walk ArchiveTier::walk() {
     Walk w;
-    std::vector<std::string> dirs = {"/"};
-    while (!dirs.empty()) {
-        const std::string d = dirs.back();
-        dirs.pop_back();
-        std::vector<std::string> names;
-        try {
-            names = vol_.readdir(d);
-        } catch (const Error&) {
-            continue;
+    vol_.walk({"/"}, [&](const std::string& p, const struct stat& st) {
+        if (!S_ISREG(st.st_mode)) return;
+        Candidate c{p, st.st_mtim, stored_size(static_cast<uint64_t>(st.st_size)), {}};
+        const auto h = vol_.header_at(p);
+        if (h) c.id = hex(h->id);
+        if (h && h->archived) {
+            w.bytes_archived += c.stored;
+            w.archived.push_back(std::move(c));
+        } else {
+            w.bytes_local += c.stored;
+            w.local.push_back(std::move(c));
         }
-        for (const auto& n : names) {
-            const std::string p = child_path(d, n);
-            try {
-                const struct stat st = vol_.getattr(p, nullptr);
-                if (S_ISDIR(st.st_mode)) dirs.push_back(p);
-                if (!S_ISREG(st.st_mode)) continue;
-                Candidate c{p, st.st_mtim, stored_size(static_cast<uint64_t>(st.st_size)), {}};
-                const auto h = vol_.header_at(p);
-                if (h) c.id = hex(h->id);
-                if (h && h->archived) {
-                    w.bytes_archived += c.stored;
-                    w.archived.push_back(std::move(c));
-                } else {
-                    w.bytes_local += c.stored;
-                    w.local.push_back(std::move(c));
-                }
-            } catch (const Error&) {
-                // deleted meanwhile, or unreadable: scrub reports those
-            }
-        }
-    }
+    });
     auto by_age = [](const Candidate& a, const Candidate& b) { return older(a.mtime, b.mtime) || (!older(b.mtime, a.mtime) && a.path < b.path); };
     std::sort(w.local.begin(), w.local.end(), by_age);
     std::sort(w.archived.begin(), w.archived.end(), by_age);

@@ -182,26 +182,9 @@ bool SpaceMonitor::recycle_until(uint64_t want_free, const SpaceSettings& s) {
         } catch (const Error&) {
         }
     }
-    while (!dirs.empty()) {
-        const std::string d = dirs.back();
-        dirs.pop_back();
-        std::vector<std::string> names;
-        try {
-            names = vol_.readdir(d);
-        } catch (const Error&) {
-            continue;
-        }
-        for (const auto& n : names) {
-            const std::string p = d + "/" + n;
-            try {
-                const struct stat st = vol_.getattr(p, nullptr);
-                if (S_ISDIR(st.st_mode)) dirs.push_back(p);
-                else if (S_ISREG(st.st_mode) && recyclable_path(p, s)) files.push_back({st.st_mtim, p});
-            } catch (const Error&) {
-                // deleted meanwhile, or unreadable: not a candidate
-            }
-        }
-    }
+    vol_.walk(std::move(dirs), [&](const std::string& p, const struct stat& st) {
+        if (S_ISREG(st.st_mode) && recyclable_path(p, s)) files.push_back({st.st_mtim, p});
+    });
     std::sort(files.begin(), files.end(), [](const Rec& a, const Rec& b) {
         if (a.mtime.tv_sec != b.mtime.tv_sec) return a.mtime.tv_sec < b.mtime.tv_sec;
         if (a.mtime.tv_nsec != b.mtime.tv_nsec) return a.mtime.tv_nsec < b.mtime.tv_nsec;

@@ -60,6 +60,10 @@ public:
 
     struct stat getattr(const std::string& path, Handle* h);
     std::vector<std::string> readdir(const std::string& path);
+    // Every entry below the directories `roots`, depth first: `visit(path,
+    // stat)` for each that is not a directory. Entries that vanish or cannot
+    // be read meanwhile are passed over (scrub is what reports those).
+    void walk(std::vector<std::string> roots, const std::function<void(const std::string&, const struct stat&)>& visit);
     void mkdir(const std::string& path, mode_t mode, const Caller& who);
     void rmdir(const std::string& path, const Caller& who);
     // `extra` adds fields to the audit record (recycling says why and how old).
@@ -256,7 +260,9 @@ private:
     void load_archived(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out);
     void verify_object(OpenFile& f, const std::string& path, uint64_t total);
     void recall_locked(OpenFile& f, const std::string& path, const Caller& who);
-    void put_header(OpenFile& f, const std::string& path, const char* what, const std::vector<struct stat>& times);
+    // Sets f.hdr.archived to `archived` and writes the header to every
+    // writable member with the file's times kept; on failure f.hdr is as before.
+    void set_archived(OpenFile& f, const std::string& path, bool archived, const std::vector<struct stat>& times);
     std::vector<struct stat> file_times(const OpenFile& f) const;
     void forget_archived(const std::optional<FileHeader>& h, const std::string& path, const std::string& why);
     // For open(): throws EIO (alerted once per file) when the file is not in

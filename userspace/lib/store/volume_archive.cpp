@@ -65,10 +65,13 @@ void Volume::forget_archived(const std::optional<FileHeader>& h, const std::stri
     if (h && h->archived && archive_) archive_->forget(h->id, path, why);
 }
 
-// Header as it is in `f.hdr`, on every writable member, synced. The file's
-// times are what a recorder and recycling go by: a move keeps them.
-void Volume::put_header(OpenFile& f, const std::string& path, const char* what, const std::vector<struct stat>& times) {
-    const auto b = f.hdr.encode();
+// Synced on every writable member. The file's times are what a recorder
+// and recycling go by: a move keeps them.
+void Volume::set_archived(OpenFile& f, const std::string& path, bool archived, const std::vector<struct stat>& times) {
+    const char* what = archived ? "archive" : "recall";
+    FileHeader h = f.hdr;
+    h.archived = archived;
+    const auto b = h.encode();
     std::vector<std::pair<size_t, int>> results;
     for (size_t i : holders(f, true)) {
         int r = pwrite_full(f.fds[i].get(), b.data(), b.size(), 0);
@@ -78,6 +81,7 @@ void Volume::put_header(OpenFile& f, const std::string& path, const char* what, 
         results.emplace_back(i, r);
     }
     check(set_.combine(what, path, results), what, path);
+    f.hdr = h;
 }
 
 void Volume::load_archived(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out) {
@@ -183,13 +187,7 @@ uint64_t Volume::archive(const std::string& path) {
             return 0;
         }
         const auto times = file_times(f);
-        f.hdr.archived = true;
-        try {
-            put_header(f, path, "archive", times);
-        } catch (...) {
-            f.hdr.archived = false;
-            throw;
-        }
+        set_archived(f, path, true, times);
         const uint64_t last = last_chunk(size);
         // Tests: room to kill nvrfsd between the header and the punch.
         if (const char* d = std::getenv("NVRFS_ARCHIVE_SWITCH_DELAY_MS"))
@@ -239,13 +237,7 @@ void Volume::recall_locked(OpenFile& f, const std::string& path, const Caller& w
             check(set_.combine("recall", path, results), "recall", path);
         }
         for (size_t i : targets) ::fsync(f.fds[i].get());
-        f.hdr.archived = false;
-        try {
-            put_header(f, path, "recall", times);
-        } catch (...) {
-            f.hdr.archived = true;
-            throw;
-        }
+        set_archived(f, path, false, times);
         f.sparse = false;
         audit("recall", who, path, 0, [&](nlohmann::json& r) {
             r["id"] = hex(f.hdr.id);

@@ -352,6 +352,29 @@ void Volume::utimens(const std::string& path, const struct timespec ts[2], Handl
     }), "utimens", path);
 }
 
+void Volume::walk(std::vector<std::string> dirs, const std::function<void(const std::string&, const struct stat&)>& visit) {
+    while (!dirs.empty()) {
+        const std::string d = dirs.back();
+        dirs.pop_back();
+        std::vector<std::string> names;
+        try {
+            names = readdir(d);
+        } catch (const Error&) {
+            continue;
+        }
+        for (const auto& n : names) {
+            const std::string p = child_path(d, n);
+            try {
+                const struct stat st = getattr(p, nullptr);
+                if (S_ISDIR(st.st_mode)) dirs.push_back(p);
+                else visit(p, st);
+            } catch (const Error&) {
+                // deleted meanwhile, or unreadable
+            }
+        }
+    }
+}
+
 struct statvfs Volume::statfs() {
     struct statvfs out {};
     bool first = true;
