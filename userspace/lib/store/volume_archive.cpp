@@ -176,8 +176,15 @@ uint64_t Volume::archive(const std::string& path) {
         }
         up->finish();
     }
-    // (2) Read back, end to end.
-    verify_object(f, path, total);
+    // (2) Read back, end to end. An object that fails is deleted: a writer
+    // came in (size or generation moved) or the store gave back other bytes.
+    try {
+        verify_object(f, path, total);
+    } catch (const Error&) {
+        archive_->forget(hdr.id, path, "did not read back as uploaded");
+        if (f.changes != changes) return 0;
+        throw;
+    }
     // (3) and (4), with no writer in between.
     {
         std::unique_lock lk(f.mu);
