@@ -34,14 +34,14 @@ void usage(FILE* out) {
     fmt::print(out,
                "usage: nvrfsd [options] [MOUNTPOINT]\n"
                "Mount an nvrfs mirror set (see nvrfsd(8)).\n\n"
-               "  --config FILE        read options from FILE (default {} if no --member is given)\n"
-               "  -f, --foreground     stay in the foreground\n"
-               "  -o OPTS              extra FUSE mount options\n",
+               "  --config FILE                  read options from FILE (default {} if no --member is given)\n"
+               "  -f, --foreground               stay in the foreground\n"
+               "  -o OPTS                        extra FUSE mount options\n",
                kDefaultConfig);
     for (const auto& o : option_table()) {
         std::string flag = o.key;
         std::replace(flag.begin(), flag.end(), '_', '-');
-        fmt::print(out, "  --{:<19}{}{}\n", flag + (o.kind == OptKind::Bool ? "" : " X"), o.help,
+        fmt::print(out, "  --{:<28} {}{}\n", flag + (o.kind == OptKind::Bool ? "" : " X"), o.help,
                    *o.def ? fmt::format(" [{}]", o.def) : "");
     }
 }
