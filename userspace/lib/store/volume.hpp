@@ -258,6 +258,11 @@ private:
     Facts facts_locked(const OpenFile& f) const;
     // Archive parts (volume_archive.cpp).
     void load_archived(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out);
+    // Chunks c0..c1 of `f` from its archive object into `sealed`, each
+    // authenticated; plaintext to out + (c - c0) * kChunkSize with `each`,
+    // else all into one chunk's room at `out`. The first that fails, or nullopt.
+    std::optional<uint64_t> fetch_archived(OpenFile& f, uint64_t c0, uint64_t c1, uint8_t* sealed, uint8_t* out, bool each,
+                                           bool fresh);
     void verify_object(OpenFile& f, const std::string& path, uint64_t total);
     void recall_locked(OpenFile& f, const std::string& path, const Caller& who);
     // Sets f.hdr.archived to `archived` and writes the header to every

@@ -39,13 +39,8 @@ std::optional<FileHeader> Volume::header_at(const std::string& path) {
     } catch (const Error&) {
         return std::nullopt;
     }
-    for (size_t i : set_.healthy_members()) {
-        const int fd = member_path::open_file(set_.member(i).dirfd.get(), rel, O_RDONLY);
-        if (fd < 0) continue;
-        UniqueFd own(fd);
-        uint8_t b[kHeaderSize];
-        if (pread_full(fd, b, sizeof b, 0) == static_cast<ssize_t>(kHeaderSize)) return FileHeader::decode(b);
-    }
+    for (size_t i : set_.healthy_members())
+        if (auto h = read_header(set_.member(i).dirfd.get(), rel)) return h;
     return std::nullopt;
 }
 
@@ -84,35 +79,43 @@ void Volume::set_archived(OpenFile& f, const std::string& path, bool archived, c
     f.hdr = h;
 }
 
+std::optional<uint64_t> Volume::fetch_archived(OpenFile& f, uint64_t c0, uint64_t c1, uint8_t* sealed, uint8_t* out,
+                                               bool each, bool fresh) {
+    const uint64_t size = f.size, last = last_chunk(size);
+    const size_t len = static_cast<size_t>(stored_offset(c1) + chunk_plain_len(size, c1) + kChunkOverhead - stored_offset(c0));
+    archive_->read(f.hdr.id, stored_size(size), stored_offset(c0), len, sealed, fresh);
+    size_t pos = 0;
+    for (uint64_t c = c0; c <= c1; ++c) {
+        const size_t sl = chunk_plain_len(size, c) + kChunkOverhead;
+        if (!open_stored_chunk(f, c, last, ByteView(sealed + pos, sl), out + (each ? (c - c0) * kChunkSize : 0))) return c;
+        pos += sl;
+    }
+    return std::nullopt;
+}
+
 void Volume::load_archived(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out) {
-    const uint64_t size = f.size, last = last_chunk(size), total = stored_size(size);
+    const uint64_t last = last_chunk(f.size);
     const uint64_t a1 = std::min(c1, last - 1);  // c0 < last here
-    const size_t len = static_cast<size_t>(stored_offset(a1 + 1) - stored_offset(c0));
     if (!archive_)
         throw Error(EIO, path, fmt::format("{}: archived, but no archive is configured (archive = s3://...)", path));
-    Bytes sealed(len);
+    Bytes sealed(static_cast<size_t>(stored_offset(a1 + 1) - stored_offset(c0)));
     for (int attempt = 0;; ++attempt) {
         // A second try skips the local cache: a cached block may be what is bad.
-        archive_->read(f.hdr.id, total, stored_offset(c0), len, sealed.data(), attempt > 0);
-        uint64_t bad = UINT64_MAX;
-        for (uint64_t i = c0; i <= a1 && bad == UINT64_MAX; ++i)
-            if (!open_stored_chunk(f, i, last, ByteView(sealed.data() + (i - c0) * kStoredChunk, kStoredChunk),
-                                   out + (i - c0) * kChunkSize))
-                bad = i;
-        if (bad == UINT64_MAX) break;
+        const auto bad = fetch_archived(f, c0, a1, sealed.data(), out, true, attempt > 0);
+        if (!bad) break;
         if (attempt > 0) {
             chunks_bad_++;
             bool first;
             {
                 // The kernel retries a failed read page by page: one alert.
                 std::lock_guard lk(place_alerted_mu_);
-                first = place_alerted_.insert(fmt::format("archive {} {}", hex(f.hdr.id), bad)).second;
+                first = place_alerted_.insert(fmt::format("archive {} {}", hex(f.hdr.id), *bad)).second;
             }
             if (first)
                 alerts_.raise(alert::TamperDetected,
-                          fmt::format("{}: chunk {} of its archive object {} is not authentic; read refused", path, bad,
+                          fmt::format("{}: chunk {} of its archive object {} is not authentic; read refused", path, *bad,
                                       archive_->object_name(f.hdr.id)), path);
-            throw Error(EIO, path, fmt::format("{}: archived chunk {} failed authentication", path, bad));
+            throw Error(EIO, path, fmt::format("{}: archived chunk {} failed authentication", path, *bad));
         }
     }
     chunks_ok_ += a1 - c0 + 1;
@@ -121,25 +124,16 @@ void Volume::load_archived(OpenFile& f, const std::string& path, uint64_t c0, ui
 
 // Every chunk of the object, authenticated, and its header the file's.
 void Volume::verify_object(OpenFile& f, const std::string& path, uint64_t total) {
-    const uint64_t size = f.size, n = chunk_count(size), last = last_chunk(size);
+    const uint64_t n = chunk_count(f.size);
     uint8_t hb[kHeaderSize];
     archive_->read(f.hdr.id, total, 0, kHeaderSize, hb, true);
     const auto h = FileHeader::decode(hb);
     if (!h || !(*h == f.hdr))
         throw Error(EIO, path, fmt::format("{}: the archive object read back has another header", path));
     Bytes sealed(kPieceChunks * kStoredChunk), plain(kChunkSize);
-    for (uint64_t c0 = 0; c0 < n; c0 += kPieceChunks) {
-        const uint64_t c1 = std::min(n - 1, c0 + kPieceChunks - 1);
-        const size_t len = static_cast<size_t>(stored_offset(c1) + chunk_plain_len(size, c1) + kChunkOverhead - stored_offset(c0));
-        archive_->read(f.hdr.id, total, stored_offset(c0), len, sealed.data(), true);
-        size_t pos = 0;
-        for (uint64_t c = c0; c <= c1; ++c) {
-            const size_t sl = chunk_plain_len(size, c) + kChunkOverhead;
-            if (!open_stored_chunk(f, c, last, ByteView(sealed.data() + pos, sl), plain.data()))
-                throw Error(EIO, path, fmt::format("{}: chunk {} of the archive object read back does not authenticate", path, c));
-            pos += sl;
-        }
-    }
+    for (uint64_t c0 = 0; c0 < n; c0 += kPieceChunks)
+        if (const auto bad = fetch_archived(f, c0, std::min(n - 1, c0 + kPieceChunks - 1), sealed.data(), plain.data(), false, true))
+            throw Error(EIO, path, fmt::format("{}: chunk {} of the archive object read back does not authenticate", path, *bad));
 }
 
 uint64_t Volume::archive(const std::string& path) {
@@ -230,10 +224,8 @@ void Volume::recall_locked(OpenFile& f, const std::string& path, const Caller& w
             const uint64_t c1 = std::min(last - 1, c0 + kPieceChunks - 1);
             const size_t len = static_cast<size_t>(stored_offset(c1 + 1) - stored_offset(c0));
             if (!archive_) throw Error(EIO, path, path + ": archived, but no archive is configured");
-            archive_->read(f.hdr.id, total, stored_offset(c0), len, sealed.data(), true);
-            for (uint64_t c = c0; c <= c1; ++c)
-                if (!open_stored_chunk(f, c, last, ByteView(sealed.data() + (c - c0) * kStoredChunk, kStoredChunk), plain.data()))
-                    throw Error(EIO, path, fmt::format("{}: archived chunk {} failed authentication; not recalled", path, c));
+            if (const auto bad = fetch_archived(f, c0, c1, sealed.data(), plain.data(), false, true))
+                throw Error(EIO, path, fmt::format("{}: archived chunk {} failed authentication; not recalled", path, *bad));
             std::vector<std::pair<size_t, int>> results;
             for (size_t i : targets) {
                 int r = ::fallocate(f.fds[i].get(), 0, static_cast<off_t>(stored_offset(c0)), static_cast<off_t>(len)) < 0 &&
