@@ -22,6 +22,7 @@
 //    next three blocks ahead, in parallel; every chunk is authenticated at every read.
 #pragma once
 #include "admin/config.hpp"
+#include "admin/space_monitor.hpp"
 #include "base/io.hpp"
 #include "store/volume.hpp"
 #include "transfer/s3_client.hpp"
@@ -89,12 +90,20 @@ private:
         std::vector<Candidate> local, archived;
         uint64_t bytes_local = 0, bytes_archived = 0;
     };
+    // What status shows of the namespace, as the last pass left it.
+    struct Tally {
+        uint64_t files_local = 0, bytes_local = 0, files_archived = 0, bytes_archived = 0;
+    };
+    // The set's size, free space and archive_when_free_below in bytes.
+    struct Room {
+        uint64_t total = 0, free = 0, want = 0;
+    };
+    Room room() const;
     void loop();
-    bool pressure() const;
     void pass();
     Walk walk();
-    void expire(const Walk& w);
-    void move(const Walk& w);
+    void expire(const Walk& w, Tally& t);
+    void move(const Walk& w, Tally& t);
     void drain_forgotten();
     void save_forgotten();
     // Runs an S3 request; an S3Error is noted (ArchiveUnreachable, backoff)
@@ -126,7 +135,7 @@ private:
     std::string last_error_, last_error_at_, last_pass_at_;
     uint64_t moved_files_ = 0, moved_bytes_ = 0, deleted_ = 0, expired_ = 0, queue_ = 0;
     double rate_ = 0;  // bytes per second of the last pass that moved anything
-    Walk last_walk_;
+    Tally tally_;
     struct Forgotten {
         std::string id, path, why;
     };

@@ -15,14 +15,6 @@
 #include <sys/statvfs.h>
 
 namespace nvrfs {
-namespace {
-
-bool older(const struct timespec& a, const struct timespec& b) {
-    return a.tv_sec != b.tv_sec ? a.tv_sec < b.tv_sec : a.tv_nsec < b.tv_nsec;
-}
-
-}  // namespace
-
 uint64_t ArchiveTier::run_now() {
     std::lock_guard lk(mu_);
     next_try_ = {};  // an administrator's request skips the backoff
@@ -32,12 +24,13 @@ uint64_t ArchiveTier::run_now() {
     return wanted_;
 }
 
-// Below archive_when_free_below (checked every check_interval)?
-bool ArchiveTier::pressure() const {
+ArchiveTier::Room ArchiveTier::room() const {
     const struct statvfs st = vol_.statfs();
-    const uint64_t total = static_cast<uint64_t>(st.f_blocks) * st.f_frsize, free = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
-    const MinFree& m = s_.when_free_below;
-    return free < (m.percent ? static_cast<uint64_t>(static_cast<double>(total) * m.value / 100.0) : static_cast<uint64_t>(m.value));
+    Room r;
+    r.total = static_cast<uint64_t>(st.f_blocks) * st.f_frsize;
+    r.free = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+    r.want = s_.when_free_below.bytes(r.total);
+    return r;
 }
 
 void ArchiveTier::loop() {
@@ -50,7 +43,11 @@ void ArchiveTier::loop() {
         const bool asked = wanted_ > done_;
         if (!asked && now < next_try_) continue;  // backing off
         lk.unlock();
-        const bool due = asked || now - last >= s_.interval || pressure();
+        // Below archive_when_free_below (looked at every check_interval)?
+        const bool due = asked || now - last >= s_.interval || [&] {
+            const Room r = room();
+            return r.free < r.want;
+        }();
         lk.lock();
         if (!due) continue;
         running_ = true;
@@ -79,9 +76,14 @@ void ArchiveTier::pass() {
         return;  // noted; retried after the backoff
     }
     drain_forgotten();
-    Walk w = walk();
-    expire(w);
-    move(w);
+    const Walk w = walk();
+    Tally t{w.local.size(), w.bytes_local, w.archived.size(), w.bytes_archived};
+    expire(w, t);
+    move(w, t);
+    {
+        std::lock_guard lk(mu_);
+        tally_ = t;
+    }
     drain_forgotten();
 }
 
@@ -101,7 +103,7 @@ ArchiveTier::Walk ArchiveTier::walk() {
             w.local.push_back(std::move(c));
         }
     });
-    auto by_age = [](const Candidate& a, const Candidate& b) { return older(a.mtime, b.mtime) || (!older(b.mtime, a.mtime) && a.path < b.path); };
+    auto by_age = [](const Candidate& a, const Candidate& b) { return oldest_first(a.mtime, a.path, b.mtime, b.path); };
     std::sort(w.local.begin(), w.local.end(), by_age);
     std::sort(w.archived.begin(), w.archived.end(), by_age);
     return w;
@@ -109,7 +111,7 @@ ArchiveTier::Walk ArchiveTier::walk() {
 
 // archive_retention applies to the archive only: local files are never
 // deleted here (recycling, if on, is the members' own rule).
-void ArchiveTier::expire(const Walk& w) {
+void ArchiveTier::expire(const Walk& w, Tally& t) {
     const time_t now = ::time(nullptr);
     for (const auto& c : w.archived) {
         const int64_t age = static_cast<int64_t>(now - c.mtime.tv_sec);
@@ -120,6 +122,7 @@ void ArchiveTier::expire(const Walk& w) {
                 r["reason"] = "archive_retention";
                 r["age_s"] = age;
             });
+            t.files_archived--, t.bytes_archived -= c.stored;
             std::lock_guard lk(mu_);
             expired_++;
         } catch (const Error&) {
@@ -128,57 +131,41 @@ void ArchiveTier::expire(const Walk& w) {
     }
 }
 
-void ArchiveTier::move(const Walk& w) {
+void ArchiveTier::move(const Walk& w, Tally& t) {
     const time_t now = ::time(nullptr);
-    const struct statvfs st = vol_.statfs();
-    const uint64_t total = static_cast<uint64_t>(st.f_blocks) * st.f_frsize;
-    uint64_t free = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
-    const MinFree& m = s_.when_free_below;
-    // Oldest first (w.local is sorted): under pressure they move whatever their age.
-    const uint64_t want = m.percent ? static_cast<uint64_t>(static_cast<double>(total) * m.value / 100.0) : static_cast<uint64_t>(m.value);
-    // Under pressure, a little more than the threshold, so the next pass is not at once.
-    const uint64_t target = free < want ? want + total / 100 : 0;
+    const Room r = room();
+    uint64_t free = r.free;
+    // Oldest first (w.local is sorted): under pressure they move whatever
+    // their age, until a little more than the threshold is free, so the
+    // next pass is not at once.
+    const uint64_t target = r.free < r.want ? r.want + r.total / 100 : 0;
     uint64_t moved = 0, bytes = 0, left = 0;
-    Walk after;  // the namespace as this pass leaves it (status)
-    after.archived = w.archived, after.bytes_archived = w.bytes_archived;
     const auto t0 = std::chrono::steady_clock::now();
     for (const auto& c : w.local) {
-        const auto stays = [&] {
-            after.local.push_back(c);
-            after.bytes_local += c.stored;
-        };
         bool old_enough = now - c.mtime.tv_sec >= static_cast<time_t>(s_.after);
         {
             // Recalled by the administrator: stays local for archive_after
             // from the recall (space pressure aside).
             std::lock_guard lk(mu_);
-            const auto r = recalled_.find(c.id);
-            if (r != recalled_.end() && now - r->second < static_cast<time_t>(s_.after)) old_enough = false;
+            const auto rc = recalled_.find(c.id);
+            if (rc != recalled_.end() && now - rc->second < static_cast<time_t>(s_.after)) old_enough = false;
         }
-        if ((!old_enough && free >= target) || vol_.is_open(c.path)) {
-            stays();
-            continue;
-        }
+        if ((!old_enough && free >= target) || vol_.is_open(c.path)) continue;
         {
             std::lock_guard lk(mu_);
             if (stop_ || !reachable_) {
                 left++;
-                stays();
                 continue;
             }
         }
         try {
             const uint64_t n = vol_.archive(c.path);
-            if (!n) {
-                stays();
-                continue;
-            }
+            if (!n) continue;
             moved++, bytes += n;
             free += n - kStoredChunk;
-            after.archived.push_back(c);
-            after.bytes_archived += c.stored;
+            t.files_local--, t.bytes_local -= c.stored;
+            t.files_archived++, t.bytes_archived += c.stored;
         } catch (const Error& e) {
-            stays();
             std::lock_guard lk(mu_);
             last_error_ = e.what();
             last_error_at_ = rfc3339_now();
@@ -189,7 +176,6 @@ void ArchiveTier::move(const Walk& w) {
     std::lock_guard lk(mu_);
     moved_files_ += moved, moved_bytes_ += bytes, queue_ = left;
     if (moved && secs > 0) rate_ = static_cast<double>(bytes) / secs;
-    last_walk_ = std::move(after);
 }
 
 // Objects of files that left the archive; each deletion is an audit record.
@@ -232,10 +218,10 @@ nlohmann::json ArchiveTier::status() const {
     j["passes"] = done_;
     j["last_pass"] = last_pass_at_;
     j["pass_requested"] = wanted_;
-    j["files_local"] = last_walk_.local.size();
-    j["bytes_local"] = last_walk_.bytes_local;
-    j["files_archived"] = last_walk_.archived.size();
-    j["bytes_archived"] = last_walk_.bytes_archived;
+    j["files_local"] = tally_.files_local;
+    j["bytes_local"] = tally_.bytes_local;
+    j["files_archived"] = tally_.files_archived;
+    j["bytes_archived"] = tally_.bytes_archived;
     j["queue"] = queue_;
     j["deletions_pending"] = forgotten_.size();
     j["moved_files"] = moved_files_;

@@ -31,6 +31,10 @@ inline constexpr const char* kDefaultConfig = "/etc/nvrfs/nvrfs.conf";
 struct MinFree {
     bool percent = true;
     double value = 0;  // percent of capacity, or bytes
+    // In bytes, for a set of `total` bytes.
+    uint64_t bytes(uint64_t total) const {
+        return percent ? static_cast<uint64_t>(static_cast<double>(total) * value / 100.0) : static_cast<uint64_t>(value);
+    }
 };
 
 class Config {

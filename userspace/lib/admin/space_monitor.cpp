@@ -113,8 +113,7 @@ SpaceInfo SpaceMonitor::space() const {
     SpaceInfo i;
     i.total = static_cast<uint64_t>(st.f_blocks) * st.f_frsize;
     i.free = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
-    i.threshold = s.min_free.percent ? static_cast<uint64_t>(static_cast<double>(i.total) * s.min_free.value / 100.0)
-                                     : static_cast<uint64_t>(s.min_free.value);
+    i.threshold = s.min_free.bytes(i.total);
     // What the writers may add before the next check, three times over, but
     // at most 5% of the set (a burst must not empty it), plus 1%.
     i.headroom = std::min(i.total / 20, 3 * rate * static_cast<uint64_t>(s.interval.count())) + i.total / 100;
@@ -185,11 +184,7 @@ bool SpaceMonitor::recycle_until(uint64_t want_free, const SpaceSettings& s) {
     vol_.walk(std::move(dirs), [&](const std::string& p, const struct stat& st) {
         if (S_ISREG(st.st_mode) && recyclable_path(p, s)) files.push_back({st.st_mtim, p});
     });
-    std::sort(files.begin(), files.end(), [](const Rec& a, const Rec& b) {
-        if (a.mtime.tv_sec != b.mtime.tv_sec) return a.mtime.tv_sec < b.mtime.tv_sec;
-        if (a.mtime.tv_nsec != b.mtime.tv_nsec) return a.mtime.tv_nsec < b.mtime.tv_nsec;
-        return a.path < b.path;
-    });
+    std::sort(files.begin(), files.end(), [](const Rec& a, const Rec& b) { return oldest_first(a.mtime, a.path, b.mtime, b.path); });
     const Caller self = Caller::daemon();
     const time_t now = ::time(nullptr);
     uint64_t removed = 0;

@@ -24,6 +24,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <ctime>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -47,6 +48,14 @@ struct SpaceSettings {
     std::vector<std::string> recycle_ext;   // lower-case extensions without the dot
     static SpaceSettings from(const Config& cfg);
 };
+
+// The order recycling and archiving take recordings in: oldest first by
+// modification time to the nanosecond, then by path.
+inline bool oldest_first(const struct timespec& a, const std::string& pa, const struct timespec& b, const std::string& pb) {
+    if (a.tv_sec != b.tv_sec) return a.tv_sec < b.tv_sec;
+    if (a.tv_nsec != b.tv_nsec) return a.tv_nsec < b.tv_nsec;
+    return pa < pb;
+}
 
 // Is `path` ("/cam1/2026/x.mp4") a recording that recycling may delete?
 bool recyclable_path(const std::string& path, const SpaceSettings& s);
