@@ -6,6 +6,7 @@
 #include "base/error.hpp"
 #include "base/io.hpp"
 
+#include <algorithm>
 #include <fmt/format.h>
 
 namespace nvrfs {
@@ -22,15 +23,20 @@ constexpr const char* kArchiveTarget = ".nvrfs/archive-target";  // where this s
 // refused (the endpoint may change: the same bucket behind a new address).
 void Daemon::start_archive() {
     const auto as = ArchiveSettings::from(cfg);
+    // What each writable member holds (a rebuilt member may hold nothing yet).
     std::string recorded;
-    for (size_t i : set->healthy_members()) {
+    std::vector<std::pair<size_t, std::string>> held;
+    const auto healthy = set->healthy_members();
+    for (size_t i : set->writable_members()) {
+        std::string t;
         try {
-            recorded = read_file_at(set->member(i).dirfd.get(), kArchiveTarget, 4096);
-            break;
+            t = read_file_at(set->member(i).dirfd.get(), kArchiveTarget, 4096);
         } catch (const Error&) {
         }
+        if (!t.empty() && t.back() == '\n') t.pop_back();
+        if (recorded.empty() && std::find(healthy.begin(), healthy.end(), i) != healthy.end()) recorded = t;  // not a rebuilding one's
+        held.emplace_back(i, std::move(t));
     }
-    if (!recorded.empty() && recorded.back() == '\n') recorded.pop_back();
     if (!as) {
         if (!recorded.empty())
             alerts->raise("ArchiveUnreachable", fmt::format("archive is not configured, but this set's archived files are in "
@@ -43,8 +49,8 @@ void Daemon::start_archive() {
                                                    "target they could not be read. Set archive = {} (the endpoint may change), "
                                                    "or copy the objects there first", as->target(), recorded, recorded));
     const std::string line = as->target() + "\n";
-    for (size_t i : set->writable_members())
-        write_file_atomic_at(set->member(i).dirfd.get(), kArchiveTarget, line.data(), line.size(), 0600);
+    for (const auto& [i, t] : held)
+        if (t != as->target()) write_file_atomic_at(set->member(i).dirfd.get(), kArchiveTarget, line.data(), line.size(), 0600);
     archive = std::make_unique<ArchiveTier>(*vol, *alerts, *log, *as, uuid_str(set->set_uuid()), cfg.text("state_dir"));
     vol->set_archive(archive.get());
 }
