@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # A real recorder load: 8 ffmpeg cameras (synthetic H.264, segment muxer,
-# 2-second files) record into nvrfs for 60 s at once. Every segment must play,
+# 2-second files) record into nvrfs for 30 s at once. Every segment must play,
 # and each member on its own (the other one absent) must decrypt to the same
 # recordings: the mirror is complete on both disks.
 . "$(dirname "$0")/lib.sh"
 command -v ffmpeg >/dev/null || { echo "ffmpeg is not installed"; exit 77; }
-SECS=${NVRFS_CAM_SECONDS:-60}
+SECS=${NVRFS_CAM_SECONDS:-30}
 setup
 start_daemon
 pids=()

@@ -45,7 +45,11 @@ log "$reads opens by readers while the writers changed the same paths"
 check "readers opened files thousands of times ($reads)" test "$reads" -gt 1000
 check "no open refused with EIO, to a reader or a writer" bash -c "! grep -h 'Input/output error' '$T'/read.err.* '$T'/write.err.* | head -3 | grep ."
 check "... no writer met any error" bash -c "! cat '$T'/write.err.* | head -3 | grep ."
-check "... nor any other error than a file recycled between readdir and open" bash -c "! grep -hv 'No such file' '$T'/read.err.* | head -3 | grep ."
+# A name removed or renamed over between the kernel's lookup and the open is
+# ENOENT, or ESTALE when libfuse has already dropped the looked-up node (the
+# kernel retries such an open once, so only a second race in a row reaches
+# cat). Both are the recorder's own recycling, never a refusal of ours.
+check "... nor any other error than a file replaced between lookup and open" bash -c "! grep -hvE '(recycled.ts|live.m3u8): (No such file|Stale file handle)' '$T'/read.err.* | head -3 | grep ."
 check "no TamperDetected alert" bash -c "! '$NVRCTL' log show --config '$CONF' --event alert | grep TamperDetected"
 stop_daemon
 start_daemon
