@@ -8,6 +8,30 @@
 # see no EIO and no TamperDetected alert.
 . "$(dirname "$0")/lib.sh"
 setup
+
+# A reader that has read a file's length off the members, and joins the
+# open-file table only after the last other holder truncated it and closed,
+# must see the new length: CI met the stale one as "chunk 0 is not authentic"
+# and a TamperDetected refusal of the path. nvrfsd widens that window here.
+NVRFS_OPEN_DELAY_MS=400 start_daemon
+head -c 200000 /dev/urandom > "$MNT/held.ts"
+python3 - "$MNT/held.ts" "$T/holding" <<'PY' &
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+open(sys.argv[2], "w").close()
+time.sleep(0.15)  # the reader below is inside its open by now
+os.ftruncate(fd, 34686)
+os.close(fd)
+PY
+holder=$!
+wait_for 5 test -e "$T/holding"
+cut_len=$(cat "$MNT/held.ts" 2>"$T/held.err" | wc -c)
+wait $holder
+check "a reader opening as the last holder truncates and closes reads the new length ($cut_len)" test "$cut_len" = 34686
+check "... without an error" bash -c "! grep . '$T/held.err'"
+check "... nor a TamperDetected alert" bash -c "! '$NVRCTL' log show --config '$CONF' --event alert | grep TamperDetected"
+stop_daemon
+
 start_daemon
 mkdir "$MNT/cam"
 echo start > "$MNT/cam/live.m3u8"; echo start > "$MNT/cam/grow.ts"; head -c 200000 /dev/urandom > "$MNT/cam/cut.ts"

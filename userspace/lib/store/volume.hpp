@@ -223,6 +223,8 @@ private:
     std::string make_special(const std::string& path, Kind kind, mode_t perms, const std::string& content, const Caller& who);
     void chmod_special(const std::string& path, mode_t mode);
     FileHeader choose_header(OpenFile& f, const std::string& path);
+    // The header and the plain length as the members hold them now.
+    void load_stored(OpenFile& f, const std::string& path);
     void reconcile_lengths(OpenFile& f, const std::string& path);
     void check_empty(OpenFile& f, const std::string& path);
     // The first of `from` whose copy of chunk idx (of a file `size` long)

@@ -8,10 +8,13 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <climits>
+#include <cstdlib>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <linux/falloc.h>
+#include <thread>
 
 namespace nvrfs {
 using namespace volume_parts;
@@ -58,6 +61,22 @@ FileHeader Volume::choose_header(OpenFile& f, const std::string& path) {
     }
     alerts_.raise(alert::TamperDetected, fmt::format("{}: no member holds an authentic file header", path), path);
     throw Error(EIO, path, "corrupt file header: " + path);
+}
+
+void Volume::load_stored(OpenFile& f, const std::string& path) {
+    f.hdr = choose_header(f, path);
+    f.key = file_key(set_.keys().content, f.hdr);
+    uint64_t best = 0;
+    bool any_valid = false;
+    for (size_t i = 0; i < f.fds.size(); ++i) {
+        if (!f.fds[i]) continue;
+        struct stat st {};
+        if (::fstat(f.fds[i].get(), &st) < 0) continue;
+        auto ps = plain_size(static_cast<uint64_t>(st.st_size));
+        if (ps && (!any_valid || *ps > best)) best = *ps, any_valid = true;
+        if (!any_valid) best = std::max(best, plain_size_lenient(static_cast<uint64_t>(st.st_size)));
+    }
+    f.size = best;
 }
 
 std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std::string& rel, int extra_flags, mode_t mode,
@@ -115,25 +134,29 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
         f->tail.valid = true;
         f->tail.index = 0;
     } else {
-        f->hdr = choose_header(*f, path);
-        f->key = file_key(set_.keys().content, f->hdr);
-        uint64_t best = 0;
-        bool any_valid = false;
-        for (size_t i = 0; i < f->fds.size(); ++i) {
-            if (!f->fds[i]) continue;
-            struct stat st {};
-            if (::fstat(f->fds[i].get(), &st) < 0) continue;
-            auto ps = plain_size(static_cast<uint64_t>(st.st_size));
-            if (ps && (!any_valid || *ps > best)) best = *ps, any_valid = true;
-            if (!any_valid) best = std::max(best, plain_size_lenient(static_cast<uint64_t>(st.st_size)));
-        }
-        f->size = best;
+        load_stored(*f, path);
+        // Tests: widen the window between reading the members and joining
+        // the open-file table (t32 closes another holder inside it).
+        static const int delay_ms = [] {
+            const char* d = std::getenv("NVRFS_OPEN_DELAY_MS");
+            return d ? std::atoi(d) : 0;
+        }();
+        if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     }
     auto shared = open_.acquire(f->hdr.id, f);
     if (shared == f && !fresh) {
         // First opener: nobody can write until the copies agree in length.
         std::unique_lock lk(f->mu);
         try {
+            // What was read above may predate the last holder's close: a
+            // truncate that had reached one member, a generation not yet
+            // written. Nobody else holds the file now: read it again.
+            const FileId id = f->hdr.id;
+            load_stored(*f, path);
+            if (f->hdr.id != id) {
+                f->hdr.id = id;  // the table knows it by this one
+                throw Error(EIO, path, path + ": its header changed while it was opened");
+            }
             reconcile_lengths(*f, path);
             check_empty(*f, path);
         } catch (...) {
