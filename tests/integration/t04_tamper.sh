@@ -14,7 +14,6 @@ A1=$(stored_files "$M1" | head -1); A2=$M2/${A1#"$M1"/}      # a.mp4 is the only
 cp "$T/b.bin" "$MNT/b.mp4"
 B1=$(stored_files "$M1" | grep -vx "$A1" | head -1)
 check "a.mp4 is stored under the same encrypted name on both members" test -f "$A2"
-flipbyte() { printf '\x5a' | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
 alerts() { "$NVRCTL" log show --config "$CONF" --event alert | grep -c "$1"; }
 reads_ok() { drop_caches; cmp -s "$MNT/a.mp4" "$T/a.bin" && cmp -s "$MNT/b.mp4" "$T/b.bin"; }
 

@@ -28,7 +28,7 @@ refuses() {  # refuses "what" PATTERN: both programs stop with the pattern in th
 }
 cp "$I_NVRFSD" "$T/nvrfsd.good"
 size=$(stat -c %s "$I_NVRFSD")
-printf '\x5a' | dd of="$I_NVRFSD" bs=1 seek=$((size - 200)) conv=notrunc status=none
+flipbyte "$I_NVRFSD" $((size - 200))
 refuses "a flipped byte in the installed nvrfsd" "usr/sbin/nvrfsd is modified"
 out=$("$I_NVRCTL" verify-install 2>&1); rc=$?
 check "verify-install names the modified binary (exit $rc)" bash -c "[ $rc -eq 1 ] && grep -q 'modified  */usr/sbin/nvrfsd' <<<'$out'"
@@ -49,7 +49,7 @@ quiet bash "$ROOT/scripts/sign-release" "$T/other.key" "$D"
 refuses "a manifest re-signed with another key" "not signed by the vendor key"
 cp "$T/man.good" "$MAN"; quiet make -C "$ROOT" install DESTDIR="$D"   # restore the vendor signature
 
-printf '\x5a' | dd of="$I_NVRCTL" bs=1 seek=$(( $(stat -c %s "$I_NVRCTL") - 300 )) conv=notrunc status=none
+flipbyte "$I_NVRCTL" $(( $(stat -c %s "$I_NVRCTL") - 300 ))
 newhash=$(sha256sum "$I_NVRCTL" | cut -d' ' -f1)
 sed -i "s|^[0-9a-f]\{64\}  usr/sbin/nvrctl\$|$newhash  usr/sbin/nvrctl|" "$MAN"
 refuses "a manifest edited to match a tampered binary" "not signed by the vendor key"

@@ -6,7 +6,6 @@
 . "$(dirname "$0")/lib.sh"
 setup
 CH=65564; HDR=32   # stored chunk and header size (docs/format.md)
-flipbyte() { printf '\x5a' | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
 alerts() { "$NVRCTL" log show --config "$CONF" --event alert 2>/dev/null | grep -c "$1"; }
 # new_stored NAME: the stored path (below M1) of the file NAME just created.
 before_files() { stored_files "$M1" > "$T/before"; }
