@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 #include <new>
+#include <optional>
+#include <vector>
 
 namespace nvrfs {
 namespace {
@@ -49,6 +51,9 @@ void* op_init(fuse_conn_info* conn, fuse_config* cfg) {
     conn->max_write = 1 << 20;
     // Writeback caching would acknowledge writes before they are sealed and
     // mirrored; splice buys nothing as every byte is encrypted in memory anyway.
+    // Attributes with every listing, not only its first piece: a recorder's
+    // directories are listed to be stat'ed (ls -l, retention scripts).
+    conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
     conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
     daemon().fuse_initialized = true;
     return fuse_get_context()->private_data;
@@ -61,12 +66,45 @@ int op_getattr(const char* path, struct stat* st, fuse_file_info* fi) {
     });
 }
 
-int op_readdir(const char* path, void* buf, fuse_fill_dir_t fill, off_t, fuse_file_info*, fuse_readdir_flags) {
+// A directory's listing, taken when a pass over it starts (offset 0) and
+// served from here in the pieces the kernel asks for. Giving libfuse each
+// entry's offset is what lets it pass the attributes on (READDIRPLUS), so
+// that `ls -l` of a camera directory needs no lookup per file.
+struct DirListing {
+    std::vector<std::pair<std::string, std::optional<struct stat>>> entries;
+};
+
+int op_opendir(const char*, fuse_file_info* fi) {
+    auto* d = new (std::nothrow) DirListing;
+    if (!d) return -ENOMEM;
+    fi->fh = reinterpret_cast<uint64_t>(d);
+    return 0;
+}
+
+int op_releasedir(const char*, fuse_file_info* fi) {
+    delete reinterpret_cast<DirListing*>(fi->fh);
+    return 0;
+}
+
+int op_readdir(const char* path, void* buf, fuse_fill_dir_t fill, off_t off, fuse_file_info* fi, fuse_readdir_flags flags) {
     return guard([&] {
-        const auto names = vol().readdir(path);
-        fill(buf, ".", nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
-        fill(buf, "..", nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
-        for (const auto& n : names) fill(buf, n.c_str(), nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
+        auto& d = *reinterpret_cast<DirListing*>(fi->fh);
+        if (off == 0) {
+            if (flags & FUSE_READDIR_PLUS) {
+                d.entries = vol().readdir_plus(path);
+            } else {
+                d.entries.clear();
+                for (auto& n : vol().readdir(path)) d.entries.emplace_back(std::move(n), std::nullopt);
+            }
+        }
+        // Offsets: "." is 1, ".." is 2, entries[i] is i + 3 (the offset of the next one).
+        const auto none = static_cast<fuse_fill_dir_flags>(0);
+        for (auto k = static_cast<size_t>(std::max<off_t>(off, 0)); k < d.entries.size() + 2; ++k) {
+            const bool dot = k < 2;
+            const auto& st = dot ? std::nullopt : d.entries[k - 2].second;
+            const char* name = dot ? (k == 0 ? "." : "..") : d.entries[k - 2].first.c_str();
+            if (fill(buf, name, st ? &*st : nullptr, static_cast<off_t>(k + 1), st ? FUSE_FILL_DIR_PLUS : none)) break;
+        }
         return 0;
     });
 }
@@ -221,7 +259,9 @@ const fuse_operations kOps = [] {
     fuse_operations o{};
     o.init = op_init;
     o.getattr = op_getattr;
+    o.opendir = op_opendir;
     o.readdir = op_readdir;
+    o.releasedir = op_releasedir;
     o.readlink = op_readlink;
     o.symlink = op_symlink;
     o.mknod = op_mknod;

@@ -60,6 +60,8 @@ public:
 
     struct stat getattr(const std::string& path, Handle* h);
     std::vector<std::string> readdir(const std::string& path);
+    // The entries with what getattr would say of each (nullopt: ask getattr).
+    std::vector<std::pair<std::string, std::optional<struct stat>>> readdir_plus(const std::string& path);
     // Every entry below the directories `roots`, depth first: `visit(path,
     // stat)` for each that is not a directory. Entries that vanish or cannot
     // be read meanwhile are passed over (scrub is what reports those).
@@ -223,6 +225,16 @@ private:
     std::string make_special(const std::string& path, Kind kind, mode_t perms, const std::string& content, const Caller& who);
     void chmod_special(const std::string& path, mode_t mode);
     FileHeader choose_header(OpenFile& f, const std::string& path);
+    // getattr of what is stored at `rel` (the member path of `path`).
+    struct stat stat_stored(const std::string& path, const std::string& rel);
+    struct Listed {
+        std::string rel;  // the directory's member path
+        struct Entry {
+            std::string name, stored;
+        };
+        std::vector<Entry> entries;
+    };
+    Listed list_dir(const std::string& path);
     // The header and the plain length as the members hold them now.
     void load_stored(OpenFile& f, const std::string& path);
     void reconcile_lengths(OpenFile& f, const std::string& path);
