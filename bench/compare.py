@@ -9,22 +9,35 @@ Targets, all on the same disk (BENCH_DIR, default /var/tmp):
   nvrfs      nvrfs with two members
   before     (with --baseline DIR) the nvrfsd/nvrctl in DIR, e.g. an older
              build, on its own two members: before/after ratios in one run
+  btrfs      (with --peers) btrfs RAID1 over two loop files: the kernel's mirror
+  gcf-btrfs  (with --peers) gocryptfs over that btrfs RAID1
+With --peers every other target lives on ext4 file systems on loop files of
+the same disk (first and second member, a third for spares), so that all of
+them write through a loop device the same way (see peers.py).
 Workloads (fio where it fits):
   (a) N camera streams (fio jobs) at 1 MiB/s (8 Mbit/s) in 32 KiB writes, a new
       2-second file every 2 MiB; a stream "keeps up" when its data is down
       within one second of schedule; raw writes every stream to both dirs
   (b) one sequential writer, 1 MiB writes to a new file, fsync at the end
+  (w) 8 sequential writers at once, --writers-mib each, fsync at the end
   (c) sequential 1 MiB reads and random 64 KiB reads (each block once) of (b)'s
       file, page cache dropped first
+  (r) 8 sequential readers at once of (w)'s files, page cache dropped first
   (d) metadata: create + stat + unlink of many small files
-  (e) rebuild of a hot spare after a member fails, vs `cp -a` of a member;
-      scrub of both members, vs reading both members' files
+  (l) `ls -l` of a directory of 10 000 files, caches dropped first
+  (e) rebuild of a hot spare after a member fails, vs `cp -a` of a member (and
+      `btrfs replace`); scrub of both members, vs reading both members' files
+      (and `btrfs scrub`), all holding the same recordings
+--only picks workloads by their letters (default: all).
 For each: MiB/s (or ops/s, or seconds), CPU seconds per GiB (benchmark tools +
 the filesystem daemon), and the daemon's peak memory during that workload.
 (b), (c) and (d) run --rounds times, interleaved across targets; the median counts.
 Usage: bench/compare.py [--streams 16,64,128] [--seconds 10] [--size-mib 1024]
-                        [--rebuild-mib 1024] [--rounds 3] [--baseline DIR]"""
+                        [--writers-mib 192] [--rebuild-mib 1024] [--rounds 3]
+                        [--baseline DIR] [--peers [--loop-gib 24]] [--only abwcrdle]"""
 import argparse, json, os, resource, shutil, subprocess, sys, tempfile, time
+
+import peers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEEP_UP_SLACK = 1.0  # seconds a stream may end behind schedule
@@ -111,6 +124,51 @@ def seq_write(t, mib):
     return mib / (time.monotonic() - t0)
 
 
+WRITERS = 8  # (w) and (r)
+
+
+def seq_writers(t, mib):
+    """WRITERS sequential writers per directory at once, each a new file; MiB/s of one copy."""
+    for d in t.dirs:
+        for f in os.listdir(d):
+            if f.startswith("many"):
+                os.unlink(os.path.join(d, f))
+    wo = ["--sync_file_range=write:8"] if t.name == "raw+wo" else []
+    jobs = [[f"--name=many{k}", f"--directory={d}", f"--numjobs={WRITERS}", "--rw=write", "--bs=1m", f"--size={mib}m",
+             "--end_fsync=1", *wo] for k, d in enumerate(t.dirs)]
+    t0 = time.monotonic()
+    fio(*jobs)
+    return WRITERS * mib / (time.monotonic() - t0)
+
+
+def seq_readers(t, mib):
+    """WRITERS sequential readers at once of (w)'s files."""
+    job = ["--name=many0", f"--directory={t.dirs[0]}", f"--numjobs={WRITERS}", "--rw=read", "--bs=1m", f"--size={mib}m",
+           "--invalidate=1"]
+    res = fio(job)
+    return sum(j["read"]["bw_bytes"] for j in res) / 2**20, sum(j["read"]["io_bytes"] for j in res)
+
+
+LS_FILES = 10000  # (l): a camera directory after a few days of 2-second segments
+
+
+def ls_prepare(t):
+    """LS_FILES files of 4 KiB (empty ones would be a case of their own: nvrfs
+    authenticates an empty file's one chunk when it is stat'ed)."""
+    d = os.path.join(t.dirs[0], "cam")
+    os.makedirs(d, exist_ok=True)
+    data = os.urandom(4096)
+    for i in range(LS_FILES):
+        with open(os.path.join(d, f"seg{i:05}.mp4"), "wb") as f:
+            f.write(data)
+
+
+def ls_l(t):
+    t0 = time.monotonic()
+    run("ls", "-l", os.path.join(t.dirs[0], "cam"), stdout=subprocess.DEVNULL)
+    return time.monotonic() - t0, None
+
+
 def reads(t, rand):
     path = f"{t.dirs[0]}/seq.bin"
     job = ["--name=rd", f"--filename={path}", "--rw=randread" if rand else "--rw=read", "--bs=64k" if rand else "--bs=1m",
@@ -136,9 +194,9 @@ def tree_bytes(d):
     return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(d) for f in fs)
 
 
-def rebuild(t, base):
+def rebuild(t):
     """Fails the second member with a spare standing by; seconds until the set is clean again."""
-    spare = f"{base}/{t.name}-spare"
+    spare = f"{t.spare_root}/{t.name}-spare"
     os.makedirs(spare)
     run(t.nvrctl, "spare", "add", "--config", t.conf, spare, stdout=subprocess.DEVNULL)
     drop_caches()
@@ -158,14 +216,31 @@ def scrub(t):
     return time.monotonic() - t0
 
 
-def start_nvrfs(name, bindir, base):
-    m = [f"{base}/{name}-m1", f"{base}/{name}-m2"]
+def start_nvrfs(name, bindir, base, roots):
+    """nvrfs with its members under roots[0] and roots[1], its spare (for (e)) under roots[2]."""
+    m = [f"{roots[0]}/{name}-m1", f"{roots[1]}/{name}-m2"]
     conf, mnt = f"{base}/{name}.conf", f"{base}/{name}-mnt"
     os.makedirs(mnt)
     run(f"{bindir}/nvrctl", "init", "--member", m[0], "--member", m[1], "--host-key", f"{base}/{name}.key",
         "--config", conf, "--control-socket", f"{base}/{name}.sock", stdout=subprocess.DEVNULL)
     p = subprocess.Popen([f"{bindir}/nvrfsd", "--config", conf, "-f", mnt])
-    return Target(name, [mnt], p, f"{bindir}/nvrctl", conf, m)
+    t = Target(name, [mnt], p, f"{bindir}/nvrctl", conf, m)
+    t.spare_root = roots[2]
+    return t
+
+
+def start_gocryptfs(name, cipher, plain, base):
+    os.makedirs(cipher)
+    os.makedirs(plain)
+    run("gocryptfs", "-q", "-init", "-passfile", f"{base}/pass", cipher, stdout=subprocess.DEVNULL)
+    return Target(name, [plain], subprocess.Popen(["gocryptfs", "-q", "-fg", "-passfile", f"{base}/pass", cipher, plain]))
+
+
+def empty_dirs(t):
+    for d in t.dirs:
+        for f in os.listdir(d):
+            p = os.path.join(d, f)
+            shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
 
 
 def main():
@@ -173,119 +248,186 @@ def main():
     ap.add_argument("--streams", default="16,64,128")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--writers-mib", type=int, default=192, help=f"MiB each of the {WRITERS} writers of (w)")
     ap.add_argument("--rebuild-mib", type=int, default=1024)
-    ap.add_argument("--rounds", type=int, default=3, help="rounds of (b), (c) and (d); the median counts")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of (b), (w), (c), (r), (d) and (l); the median counts")
     ap.add_argument("--baseline", help="directory with an older nvrfsd and nvrctl to compare against")
+    ap.add_argument("--peers", action="store_true", help="add btrfs RAID1 and gocryptfs on it; all targets on loop devices")
+    ap.add_argument("--loop-gib", type=int, default=24, help="size of each (sparse) loop file with --peers")
+    ap.add_argument("--only", default="abwcrdle", help="the workloads to run, by letter")
     args = ap.parse_args()
     base = tempfile.mkdtemp(dir=os.environ.get("BENCH_DIR", "/var/tmp"), prefix="nvrfs-compare.")
-    targets = []
+    targets, stack = [], peers.Stack()
     try:
-        for d in ("raw1", "raw2", "gcipher", "gplain"):
-            os.makedirs(f"{base}/{d}")
         open(f"{base}/pass", "w").write("benchmark\n")
-        run("gocryptfs", "-q", "-init", "-passfile", f"{base}/pass", f"{base}/gcipher", stdout=subprocess.DEVNULL)
-        g = subprocess.Popen(["gocryptfs", "-q", "-fg", "-passfile", f"{base}/pass", f"{base}/gcipher", f"{base}/gplain"])
-        targets = [Target("raw", [f"{base}/raw1", f"{base}/raw2"]), Target("raw+wo", [f"{base}/raw1", f"{base}/raw2"]),
-                   Target("gocryptfs", [f"{base}/gplain"], g),
-                   start_nvrfs("nvrfs", f"{ROOT}/build", base)]
+        btrfs = None
+        if args.peers:
+            roots = [peers.ext4(stack, base, f"e{i}", args.loop_gib) for i in (1, 2, 3)]
+            btrfs = peers.Btrfs(stack, base, args.loop_gib)
+        else:
+            roots = [base] * 3
+        for d in (f"{roots[0]}/raw1", f"{roots[1]}/raw2"):
+            os.makedirs(d)
+        targets = [Target("raw", [f"{roots[0]}/raw1", f"{roots[1]}/raw2"]),
+                   Target("raw+wo", [f"{roots[0]}/raw1", f"{roots[1]}/raw2"]),
+                   start_gocryptfs("gocryptfs", f"{roots[0]}/gcipher", f"{base}/gplain", base)]
+        if btrfs:
+            os.makedirs(f"{btrfs.mnt}/plain")
+            targets.append(Target("btrfs", [f"{btrfs.mnt}/plain"]))
+            targets[-1].btrfs = btrfs
+            targets.append(start_gocryptfs("gcf-btrfs", f"{btrfs.mnt}/gcipher", f"{base}/gbplain", base))
+        targets.append(start_nvrfs("nvrfs", f"{ROOT}/build", base, roots))
         if args.baseline:
-            targets.append(start_nvrfs("before", args.baseline, base))
-        for t in targets[2:]:
+            targets.append(start_nvrfs("before", args.baseline, base, roots))
+        fuse = [t for t in targets if t.proc]
+        stack.push(lambda: stop_fuse(fuse))
+        for t in fuse:
             for _ in range(200):
                 if os.path.ismount(t.dirs[0]):
                     break
                 time.sleep(0.05)
             else:
                 sys.exit(f"compare.py: {t.name} did not mount")
+        rows, stored_mib = measure_all(args, base, targets)
+        report(args, targets, rows, stored_mib)
+    finally:
+        stack.close()
+        subprocess.run(["rm", "-rf", base])
 
-        rows = []  # (label, unit, [(value, cpu s/GiB or None, peak MiB or None) per target], higher_is_better)
 
-        def row(label, fn, gib=None, only=None, better_high=True, rounds=1):
-            """Measures fn on every target, rounds interleaved (the disk's mood changes by the
-            minute); keeps each target's median round."""
-            runs = {t.name: [] for t in targets}
-            for _ in range(rounds):
-                for t in targets:
-                    if only and t.name not in only:
-                        continue
-                    drop_caches()
-                    (v, nbytes), cpu, peak = t.measure(lambda: fn(t))
-                    g = (nbytes if nbytes is not None else 0) / 2**30 if gib is None else gib(t)
-                    runs[t.name].append((v, cpu / g if g else None, peak / 1024 if t.pid else None))
-            vals = [sorted(runs[t.name], key=lambda r: r[0])[len(runs[t.name]) // 2] if runs[t.name] else None
-                    for t in targets]
-            rows.append((label + (f" (median of {rounds})" if rounds > 1 else ""), vals, better_high))
-            print(f"  done: {label}", file=sys.stderr, flush=True)
+def stop_fuse(fuse):
+    for t in fuse:
+        subprocess.run(["fusermount3", "-u", t.dirs[0]], stderr=subprocess.DEVNULL)
+    for t in fuse:
+        try:
+            t.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            t.proc.kill()
 
-        names = [t.name for t in targets]
-        most = [n for n in names if n != "raw+wo"]
+
+def measure_all(args, base, targets):
+    """Runs the workloads args.only names; returns the rows
+    (label, [(value, cpu s/GiB or None, peak MiB or None) per target], higher_is_better)."""
+    rows = []
+
+    def row(label, fn, gib=None, only=None, better_high=True, rounds=1):
+        """Measures fn on every target, rounds interleaved (the disk's mood changes by the
+        minute); keeps each target's median round."""
+        runs = {t.name: [] for t in targets}
+        for _ in range(rounds):
+            for t in targets:
+                if only and t.name not in only:
+                    continue
+                drop_caches()
+                (v, nbytes), cpu, peak = t.measure(lambda: fn(t))
+                g = (nbytes if nbytes is not None else 0) / 2**30 if gib is None else gib(t)
+                runs[t.name].append((v, cpu / g if g else None, peak / 1024 if t.pid else None))
+        vals = [sorted(runs[t.name], key=lambda r: r[0])[len(runs[t.name]) // 2] if runs[t.name] else None
+                for t in targets]
+        rows.append((label + (f" (median of {rounds})" if rounds > 1 else ""), vals, better_high))
+        print(f"  done: {label}", file=sys.stderr, flush=True)
+
+    names = [t.name for t in targets]
+    most = [n for n in names if n != "raw+wo"]
+    want = args.only
+    if "a" in want:
         for n in [int(x) for x in args.streams.split(",")]:
             row(f"(a) {n} cameras at 8 Mbit/s: streams kept up", lambda t: cameras(t, n, args.seconds), only=most)
-        mib = args.size_mib
-        row("(b) one sequential writer, MiB/s", lambda t: (seq_write(t, mib), None), gib=lambda t: mib * len(t.dirs) / 1024,
-            rounds=args.rounds)
-        row("(c) sequential read (cold), MiB/s", lambda t: reads(t, False), only=most, rounds=args.rounds)
-        row("(c) random 64 KiB read (cold), MiB/s", lambda t: reads(t, True), only=most, rounds=args.rounds)
-        row("(d) create/stat/unlink, ops/s", lambda t: (metadata(t), 0), only=most, rounds=args.rounds)
-        nv = [t.name for t in targets if t.nvrctl]
-        src = next(t for t in targets if t.nvrctl)  # the raw rows copy and read nvrfs's members
-        for t in targets:  # recordings for the rebuild and scrub
-            if t.nvrctl:
-                os.makedirs(f"{t.dirs[0]}/rec")
-                for i in range(args.rebuild_mib // 256):
-                    fio(["--name=fill", f"--filename={t.dirs[0]}/rec/seg{i}.mp4", "--rw=write", "--bs=1m", "--size=256m"])
-        stored_gib = tree_bytes(src.members[0]) / 2**30
+    mib, wmib, rounds = args.size_mib, args.writers_mib, args.rounds
+    if "b" in want or "c" in want:
+        row("(b) one sequential writer, MiB/s", lambda t: (seq_write(t, mib), None),
+            gib=lambda t: mib * len(t.dirs) / 1024, rounds=rounds)
+    if "w" in want or "r" in want:
+        row(f"(w) {WRITERS} sequential writers, MiB/s", lambda t: (seq_writers(t, wmib), None),
+            gib=lambda t: WRITERS * wmib * len(t.dirs) / 1024, rounds=rounds)
+    if "c" in want:
+        row("(c) sequential read (cold), MiB/s", lambda t: reads(t, False), only=most, rounds=rounds)
+        row("(c) random 64 KiB read (cold), MiB/s", lambda t: reads(t, True), only=most, rounds=rounds)
+    if "r" in want:
+        row(f"(r) {WRITERS} sequential readers (cold), MiB/s", lambda t: seq_readers(t, wmib), only=most, rounds=rounds)
+    if "d" in want:
+        row("(d) create/stat/unlink, ops/s", lambda t: (metadata(t), 0), only=most, rounds=rounds)
+    if "l" in want:
+        for t in targets:
+            if t.name in most:
+                ls_prepare(t)
+        row(f"(l) ls -l of {LS_FILES} files (cold), s", ls_l, only=most, better_high=False, rounds=rounds)
+    stored_mib = rebuild_rows(args, base, targets, row) if "e" in want else None
+    return rows, stored_mib
 
-        def raw_copy(t):
-            t0 = time.monotonic()
-            run("cp", "-a", src.members[0], f"{base}/rawcopy")
-            os.sync()
-            secs = time.monotonic() - t0
-            shutil.rmtree(f"{base}/rawcopy")
-            return secs, None
 
-        def raw_read2(t):
-            t0 = time.monotonic()
-            for m in src.members:
-                for r, _, fs in os.walk(m):
-                    for f in fs:
-                        with open(os.path.join(r, f), "rb") as fh:
-                            while fh.read(1 << 20):
-                                pass
-            return time.monotonic() - t0, None
+def rebuild_rows(args, base, targets, row):
+    """(e): the same recordings on nvrfs (and btrfs), rebuilt onto a spare and scrubbed."""
+    for t in targets:  # only the recordings, so that every mirror holds the same bytes
+        if t.name != "raw+wo":
+            empty_dirs(t)
+    holders = [t for t in targets if t.nvrctl or hasattr(t, "btrfs")]
+    for t in holders:
+        os.makedirs(f"{t.dirs[0]}/rec")
+        for i in range(args.rebuild_mib // 256):
+            fio(["--name=fill", f"--filename={t.dirs[0]}/rec/seg{i}.mp4", "--rw=write", "--bs=1m", "--size=256m"])
+    os.sync()
+    src = next(t for t in targets if t.nvrctl)  # the raw rows copy and read nvrfs's members
+    stored_gib = tree_bytes(src.members[0]) / 2**30
 
-        row("(e) rebuild a spare (raw: cp -a a member), s", lambda t: raw_copy(t) if t.name == "raw" else (rebuild(t, base), None),
-            gib=lambda t: stored_gib, only=["raw"] + nv, better_high=False)
-        row("(e) scrub both members (raw: read both), s", lambda t: raw_read2(t) if t.name == "raw" else (scrub(t), None),
-            gib=lambda t: 2 * stored_gib, only=["raw"] + nv, better_high=False)
+    def raw_copy(t):
+        dst = f"{src.spare_root}/rawcopy"
+        t0 = time.monotonic()
+        run("cp", "-a", src.members[0], dst)
+        os.sync()
+        secs = time.monotonic() - t0
+        shutil.rmtree(dst)
+        return secs, None
 
-        ratios = [("nv/raw", "nvrfs", "raw"), ("nv/raw+wo", "nvrfs", "raw+wo"), ("nv/gcf", "nvrfs", "gocryptfs")]
-        if args.baseline:
-            ratios.append(("nv/before", "nvrfs", "before"))
-        head = f"{'workload (same run)':<56}" + "".join(f"{n:>10}" for n in names) + "".join(f"{r[0]:>10}" for r in ratios)
-        print(head + "   CPU s/GiB " + "/".join(names) + "   peak MiB " + "/".join(names[2:]))
-        for label, vals, high in rows:
-            cell = lambda v: f"{v[0]:>10.1f}" if v else f"{'-':>10}"
-            line = f"{label:<56}" + "".join(cell(v) for v in vals)
-            for _, a, b in ratios:
-                va, vb = vals[names.index(a)], vals[names.index(b)]
-                ok = va and vb and va[0] and vb[0]
-                line += f"{(va[0] / vb[0] if high else vb[0] / va[0]):>10.2f}" if ok else f"{'-':>10}"
-            fmt = lambda x, spec: "-" if x is None else format(x, spec)
-            line += "   " + "/".join(fmt(v[1] if v else None, ".1f") for v in vals)
-            line += "   " + "/".join(fmt(v[2] if v else None, ".0f") for v in vals[2:])
-            print(line)
-        print("ratios: higher is better for nvrfs (times are inverted); 'kept up' counts streams within "
-              f"{KEEP_UP_SLACK:.0f} s of schedule; stored bytes per member for (e): {stored_gib * 1024:.0f} MiB")
-    finally:
-        for t in targets[2:]:
-            subprocess.run(["fusermount3", "-u", t.dirs[0]], stderr=subprocess.DEVNULL)
-        for t in targets[2:]:
-            try:
-                t.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                t.proc.kill()
-        subprocess.run(["rm", "-rf", base])
+    def raw_read2(t):
+        t0 = time.monotonic()
+        for m in src.members:
+            for r, _, fs in os.walk(m):
+                for f in fs:
+                    with open(os.path.join(r, f), "rb") as fh:
+                        while fh.read(1 << 20):
+                            pass
+        return time.monotonic() - t0, None
+
+    def rebuilt(t):
+        return raw_copy(t) if t.name == "raw" else (t.btrfs.replace() if hasattr(t, "btrfs") else rebuild(t), None)
+
+    def scrubbed(t):
+        return raw_read2(t) if t.name == "raw" else (t.btrfs.scrub() if hasattr(t, "btrfs") else scrub(t), None)
+
+    names = ["raw"] + [t.name for t in holders]
+    row("(e) rebuild a spare (raw: cp -a a member), s", rebuilt, gib=lambda t: stored_gib, only=names, better_high=False)
+    row("(e) scrub both members (raw: read both), s", scrubbed, gib=lambda t: 2 * stored_gib, only=names,
+        better_high=False)
+    return stored_gib * 1024
+
+
+def report(args, targets, rows, stored_mib):
+    names = [t.name for t in targets]
+    ratios = [("nv/raw", "nvrfs", "raw"), ("nv/raw+wo", "nvrfs", "raw+wo"), ("nv/gcf", "nvrfs", "gocryptfs")]
+    if args.peers:
+        ratios += [("nv/btrfs", "nvrfs", "btrfs"), ("nv/gcf-bt", "nvrfs", "gcf-btrfs")]
+    if args.baseline:
+        ratios.append(("nv/before", "nvrfs", "before"))
+    fuse = [t.name for t in targets if t.proc]
+    head = f"{'workload (same run)':<56}" + "".join(f"{n:>10}" for n in names) + "".join(f"{r[0]:>10}" for r in ratios)
+    print(head + "   CPU s/GiB " + "/".join(names) + "   peak MiB " + "/".join(fuse))
+    for label, vals, high in rows:
+        cell = lambda v: f"{v[0]:>10.1f}" if v else f"{'-':>10}"
+        line = f"{label:<56}" + "".join(cell(v) for v in vals)
+        for _, a, b in ratios:
+            va, vb = vals[names.index(a)], vals[names.index(b)]
+            ok = va and vb and va[0] and vb[0]
+            line += f"{(va[0] / vb[0] if high else vb[0] / va[0]):>10.2f}" if ok else f"{'-':>10}"
+        fmt = lambda x, spec: "-" if x is None else format(x, spec)
+        line += "   " + "/".join(fmt(v[1] if v else None, ".1f") for v in vals)
+        line += "   " + "/".join(fmt(v[2] if v else None, ".0f") for v, t in zip(vals, targets) if t.proc)
+        print(line)
+    print("ratios: higher is better for nvrfs (times are inverted); 'kept up' counts streams within "
+          f"{KEEP_UP_SLACK:.0f} s of schedule; CPU s/GiB counts the benchmark tools and FUSE daemons, "
+          "not kernel threads (btrfs's own work)")
+    if stored_mib is not None:
+        print(f"(e): every mirror holds the same recordings, {stored_mib:.0f} MiB stored per nvrfs member")
 
 
 if __name__ == "__main__":
