@@ -61,6 +61,15 @@ std::shared_ptr<Handle> Volume::pin(const std::string& path) {
     }
 }
 
+namespace {
+
+// The spare's disk writes one batch while the next is read and authenticated.
+void start_write_out(int fd, uint64_t from, uint64_t to) {
+    ::sync_file_range(fd, static_cast<off64_t>(from), static_cast<off64_t>(to - from), SYNC_FILE_RANGE_WRITE);
+}
+
+}  // namespace
+
 uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
     const auto h = pin(path);
     if (!h) return 0;
@@ -97,10 +106,7 @@ uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
     const uint64_t size = f.size, n = chunk_count(size);
     const auto hdr = f.hdr.encode();
     int err = pwrite_full(fd, hdr.data(), hdr.size(), 0);
-    // Chunks are authenticated in batches on every core, then written; the
-    // target's write-out is started after each batch, so its disk works while
-    // the next batch is read and authenticated.
-    constexpr uint64_t kBatch = 64;
+    constexpr uint64_t kBatch = 64;  // authenticated on every core, written, write-out started
     Bytes sealed(kBatch * kStoredChunk), plain(kBatch * kChunkSize);
     std::vector<std::optional<size_t>> src(kBatch);
     uint64_t lost = 0;
@@ -128,8 +134,7 @@ uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
             else
                 err = pwrite_full(fd, sc, sl, static_cast<off_t>(stored_offset(c)));
         }
-        ::sync_file_range(fd, static_cast<off64_t>(stored_offset(c0)), static_cast<off64_t>(stored_offset(c1) - stored_offset(c0)),
-                          SYNC_FILE_RANGE_WRITE);
+        start_write_out(fd, stored_offset(c0), stored_offset(c1));
     }
     if (same_file) f.fds[target].reset();
     if (err == 0 && ::ftruncate(fd, static_cast<off_t>(stored_size(size))) < 0) err = -errno;
