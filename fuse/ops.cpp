@@ -49,11 +49,11 @@ void* op_init(fuse_conn_info* conn, fuse_config* cfg) {
     cfg->attr_timeout = 1.0;
     cfg->negative_timeout = 0;
     conn->max_write = 1 << 20;
-    // Writeback caching would acknowledge writes before they are sealed and
-    // mirrored; splice buys nothing as every byte is encrypted in memory anyway.
     // Attributes with every listing, not only its first piece: a recorder's
     // directories are listed to be stat'ed (ls -l, retention scripts).
     conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+    // Writeback caching would acknowledge writes before they are sealed and
+    // mirrored; splice buys nothing as every byte is encrypted in memory anyway.
     conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
     daemon().fuse_initialized = true;
     return fuse_get_context()->private_data;

@@ -224,7 +224,9 @@ private:
     // Returns the new file's id (hex).
     std::string make_special(const std::string& path, Kind kind, mode_t perms, const std::string& content, const Caller& who);
     void chmod_special(const std::string& path, mode_t mode);
-    FileHeader choose_header(OpenFile& f, const std::string& path);
+    // settle: the caller is the file's only holder, so members that disagree
+    // are judged (by chunk 0) and repaired; else any header, for its id.
+    FileHeader choose_header(OpenFile& f, const std::string& path, bool settle);
     // getattr of what is stored at `rel` (the member path of `path`).
     struct stat stat_stored(const std::string& path, const std::string& rel);
     struct Listed {
@@ -236,7 +238,7 @@ private:
     };
     Listed list_dir(const std::string& path);
     // The header and the plain length as the members hold them now.
-    void load_stored(OpenFile& f, const std::string& path);
+    void load_stored(OpenFile& f, const std::string& path, bool settle);
     void reconcile_lengths(OpenFile& f, const std::string& path);
     void check_empty(OpenFile& f, const std::string& path);
     // The first of `from` whose copy of chunk idx (of a file `size` long)

@@ -21,7 +21,7 @@ using namespace volume_parts;
 
 // ---- open files ----------------------------------------------------------
 
-FileHeader Volume::choose_header(OpenFile& f, const std::string& path) {
+FileHeader Volume::choose_header(OpenFile& f, const std::string& path, bool settle) {
     struct Cand {
         size_t member;
         std::optional<FileHeader> hdr;
@@ -52,6 +52,10 @@ FileHeader Volume::choose_header(OpenFile& f, const std::string& path) {
         if (n < static_cast<ssize_t>(kChunkOverhead)) continue;
         const ByteView chunk(st.data(), static_cast<size_t>(n));
         if (!open_chunk(k, *c.hdr, 0, true, chunk, pt.data()) && !open_chunk(k, *c.hdr, 0, false, chunk, pt.data())) continue;
+        // Not yet the file's only holder: another may be rewriting the header
+        // (a truncate to zero) right now, so nothing is repaired or alerted
+        // until nobody else holds it.
+        if (!settle) return *c.hdr;
         const auto good = c.hdr->encode();
         for (auto& o : cands)
             if (o.hdr != c.hdr) pwrite_full(f.fds[o.member].get(), good.data(), good.size(), 0);
@@ -59,12 +63,15 @@ FileHeader Volume::choose_header(OpenFile& f, const std::string& path) {
                                                          set_.member(c.member).path), path);
         return *c.hdr;
     }
+    if (!settle)
+        for (auto& c : cands)
+            if (c.hdr) return *c.hdr;  // any names the file; judged once it is ours alone
     alerts_.raise(alert::TamperDetected, fmt::format("{}: no member holds an authentic file header", path), path);
     throw Error(EIO, path, "corrupt file header: " + path);
 }
 
-void Volume::load_stored(OpenFile& f, const std::string& path) {
-    f.hdr = choose_header(f, path);
+void Volume::load_stored(OpenFile& f, const std::string& path, bool settle) {
+    f.hdr = choose_header(f, path, settle);
     f.key = file_key(set_.keys().content, f.hdr);
     uint64_t best = 0;
     bool any_valid = false;
@@ -134,7 +141,7 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
         f->tail.valid = true;
         f->tail.index = 0;
     } else {
-        load_stored(*f, path);
+        load_stored(*f, path, false);
         // Tests: widen the window between reading the members and joining
         // the open-file table (t32 closes another holder inside it).
         static const int delay_ms = [] {
@@ -152,7 +159,7 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
             // truncate that had reached one member, a generation not yet
             // written. Nobody else holds the file now: read it again.
             const FileId id = f->hdr.id;
-            load_stored(*f, path);
+            load_stored(*f, path, true);
             if (f->hdr.id != id) {
                 f->hdr.id = id;  // the table knows it by this one
                 throw Error(EIO, path, path + ": its header changed while it was opened");
