@@ -22,7 +22,7 @@ for i in 1 2 3 4; do head -c $((13000000 + i)) /dev/urandom > "$MNT/cam1/a$i.mp4
 touch -d '5 days ago' "$MNT/cam1/a1.mp4"; touch -d '4 days ago' "$MNT/cam1/a2.mp4"; touch -d '3 days ago' "$MNT/cam1/a3.mp4"
 sums
 # The mover looks at free space every check_interval (1 s) by itself.
-wait_for 30 is_archived 13000001
+wait_for 60 is_archived 13000001 || { "$NVRCTL" archive status --config "$CONF"; "$NVRCTL" log show --config "$CONF" --event alert | tail -5; }
 check "below archive_when_free_below the oldest recording moved on its own" is_archived 13000001
 wait_for 10 bash -c "[ \$(df --output=avail -B1 '$MNT' | tail -1) -gt \$((64 * 1048576 / 2)) ]"
 check "... and the next oldest until free space is back above the threshold" \
