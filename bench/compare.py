@@ -38,13 +38,10 @@ Usage: bench/compare.py [--streams 16,64,128] [--seconds 10] [--size-mib 1024]
 import argparse, json, os, resource, shutil, subprocess, sys, tempfile, time
 
 import peers
+from peers import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEEP_UP_SLACK = 1.0  # seconds a stream may end behind schedule
-
-
-def run(*a, **kw):
-    return subprocess.run(a, check=True, **kw)
 
 
 def proc_cpu(pid):
@@ -288,7 +285,7 @@ def main():
                 time.sleep(0.05)
             else:
                 sys.exit(f"compare.py: {t.name} did not mount")
-        rows, stored_mib = measure_all(args, base, targets)
+        rows, stored_mib = measure_all(args, targets)
         report(args, targets, rows, stored_mib)
     finally:
         stack.close()
@@ -305,7 +302,7 @@ def stop_fuse(fuse):
             t.proc.kill()
 
 
-def measure_all(args, base, targets):
+def measure_all(args, targets):
     """Runs the workloads args.only names; returns the rows
     (label, [(value, cpu s/GiB or None, peak MiB or None) per target], higher_is_better)."""
     rows = []
@@ -352,11 +349,11 @@ def measure_all(args, base, targets):
             if t.name in most:
                 ls_prepare(t)
         row(f"(l) ls -l of {LS_FILES} files (cold), s", ls_l, only=most, better_high=False, rounds=rounds)
-    stored_mib = rebuild_rows(args, base, targets, row) if "e" in want else None
+    stored_mib = rebuild_rows(args, targets, row) if "e" in want else None
     return rows, stored_mib
 
 
-def rebuild_rows(args, base, targets, row):
+def rebuild_rows(args, targets, row):
     """(e): the same recordings on nvrfs (and btrfs), rebuilt onto a spare and scrubbed."""
     for t in targets:  # only the recordings, so that every mirror holds the same bytes
         if t.name != "raw+wo":

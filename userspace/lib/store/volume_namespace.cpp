@@ -127,7 +127,7 @@ Volume::Listed Volume::list_dir(const std::string& path) {
     // Every member is listed: a name altered or removed on one member must not
     // hide a recording from listings, scrub, rebuild or backups.
     struct Seen {
-        std::string name;
+        std::string name, stored;
         std::vector<size_t> on;  // members holding it
     };
     std::vector<Seen> seen;
@@ -143,7 +143,7 @@ Volume::Listed Volume::list_dir(const std::string& path) {
                 seen[it->second].on.push_back(i);
             } else if (auto name = entry_name(set_.member(i).dirfd.get(), rel, iv, n)) {
                 index.emplace(n, seen.size());
-                seen.push_back({std::move(*name), {i}});
+                seen.push_back({std::move(*name), n, {i}});
             } else {
                 ++foreign;
             }
@@ -169,10 +169,8 @@ Volume::Listed Volume::list_dir(const std::string& path) {
             if (now > 0 && now < listed.size()) lacking.push_back(e.name);
         }
     }
-    std::vector<const std::string*> stored_of(seen.size());
-    for (const auto& [stored_name, k] : index) stored_of[k] = &stored_name;
     for (size_t k = 0; k < seen.size(); ++k)
-        if (!gone[k]) out.entries.push_back({std::move(seen[k].name), *stored_of[k]});
+        if (!gone[k]) out.entries.push_back({std::move(seen[k].name), std::move(seen[k].stored)});
     if (!lacking.empty())
         alerts_.raise(alert::MemberInconsistent,
                       fmt::format("{}: {} entries are missing on some members (first: {}); the other members' copies "
