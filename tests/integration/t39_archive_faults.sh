@@ -18,11 +18,18 @@ intact() { ( cd "$MNT" && sha256sum -c --quiet "$T/sums" ); }
 archive_config nvr/pressure "archive_after = 365d" "archive_when_free_below = 50%" "recycle = yes"
 start_daemon
 mkdir "$MNT/cam1"
-for i in 1 2 3 4; do head -c $((13000000 + i)) /dev/urandom > "$MNT/cam1/a$i.mp4"; done
-touch -d '5 days ago' "$MNT/cam1/a1.mp4"; touch -d '4 days ago' "$MNT/cam1/a2.mp4"; touch -d '3 days ago' "$MNT/cam1/a3.mp4"
+# Each file gets its age before the next is written: space runs short with
+# the third, and a pass must never meet a1 younger than the others (a touch
+# during its upload abandons the move; CI met a pass that then moved a2 and
+# a3, enough to end the pressure, and left a1 local).
+ages=("5 days ago" "4 days ago" "3 days ago")
+for i in 1 2 3 4; do
+  head -c $((13000000 + i)) /dev/urandom > "$MNT/cam1/a$i.mp4"
+  if [ "$i" -le 3 ]; then touch -d "${ages[i - 1]}" "$MNT/cam1/a$i.mp4"; fi
+done
 sums
 # The mover looks at free space every check_interval (1 s) by itself.
-wait_for 60 is_archived 13000001 || { "$NVRCTL" archive status --config "$CONF"; "$NVRCTL" log show --config "$CONF" --event alert | tail -5; }
+wait_for 30 is_archived 13000001 || { "$NVRCTL" archive status --config "$CONF"; "$NVRCTL" log show --config "$CONF" --event alert | tail -5; }
 check "below archive_when_free_below the oldest recording moved on its own" is_archived 13000001
 wait_for 10 bash -c "[ \$(df --output=avail -B1 '$MNT' | tail -1) -gt \$((64 * 1048576 / 2)) ]"
 check "... and the next oldest until free space is back above the threshold" \
