@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # A throw-away single-node Ceph cluster for the archive tests and bench:
 # one ceph-mon, one ceph-osd on the in-memory memstore, one radosgw (S3 on
-# 127.0.0.1), all bound to 127.0.0.1 on fixed unusual ports, cephx on.
+# 127.0.0.1), all bound to 127.0.0.1, cephx on.
 # No ceph-mgr: nothing here needs it.
 #
 #   ceph-cluster.sh start DIR   prints "endpoint access secret"; PIDs in DIR/pids
 #   ceph-cluster.sh stop DIR    SIGKILLs what start left running
 #   ceph-cluster.sh rgw-start DIR / rgw-stop DIR   radosgw alone (outage tests)
 #
-# Ports: CEPH_MON_PORT (default 36789), CEPH_RGW_PORT (default 37480).
+# Ports: CEPH_MON_PORT (default 16789), CEPH_RGW_PORT (default 17480), or the
+# next free one above each. Both lie below the kernel's ephemeral range
+# (32768-60999): a port inside it can be taken at any moment as the source
+# port of an outgoing connection (CI saw radosgw fail with "Address already in
+# use" on 37480 while the OSD and monitor were connecting).
 # CEPH_MEMSTORE_BYTES: the OSD's in-memory capacity (default 2 GiB); a full
 # OSD blocks writes rather than failing them.
 set -euo pipefail
 cmd=${1:?start|stop|rgw-start|rgw-stop}
 D=${2:?directory}
-MON_PORT=${CEPH_MON_PORT:-36789}
-RGW_PORT=${CEPH_RGW_PORT:-37480}
 ACCESS=NVRFSTESTACCESSKEY01
 SECRET=nvrfs-test-secret-key-0123456789abcdefghij
 C=$D/ceph.conf
@@ -25,7 +27,17 @@ wait_for() {  # SECONDS command...
     until "$@" >/dev/null 2>&1; do [ $SECONDS -lt $end ] || return 1; sleep 0.2; done
 }
 
+# free_port FROM: the first port from FROM up that nothing on 127.0.0.1 listens on.
+free_port() {
+    local p=$1
+    while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do
+        p=$((p + 1)); [ "$p" -lt $(($1 + 100)) ] || { echo "no free port in $1..$p" >&2; return 1; }
+    done
+    echo "$p"
+}
+
 start_rgw() {
+    local RGW_PORT; RGW_PORT=$(cat "$D/rgw.port")
     # -f: in the foreground, so $! is radosgw itself (rgw-stop kills it).
     radosgw -f -c "$C" -n client.rgw.a --keyring "$D/keyring" >> "$D/rgw.log" 2>&1 &
     echo $! > "$D/rgw.pid"
@@ -36,6 +48,9 @@ start_rgw() {
 case $cmd in
 start)
     mkdir -p "$D/mon.a" "$D/osd.0" "$D/run"
+    MON_PORT=${CEPH_MON_PORT:-$(free_port 16789)}
+    RGW_PORT=${CEPH_RGW_PORT:-$(free_port 17480)}
+    echo "$RGW_PORT" > "$D/rgw.port"
     fsid=$(cat /proc/sys/kernel/random/uuid)
     cat > "$C" <<EOF
 [global]
