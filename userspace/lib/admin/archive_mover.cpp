@@ -150,7 +150,10 @@ void ArchiveTier::move(const Walk& w, Tally& t) {
             const auto rc = recalled_.find(c.id);
             if (rc != recalled_.end() && now - rc->second < static_cast<time_t>(s_.after)) old_enough = false;
         }
-        if ((!old_enough && free >= target) || vol_.is_open(c.path)) continue;
+        // A file being recorded waits; one being read moves (its readers
+        // go on from the archive). Skipping readers let a playback or a
+        // checksum run put the oldest recording behind newer ones.
+        if ((!old_enough && free >= target) || vol_.is_open(c.path, true)) continue;
         {
             std::lock_guard lk(mu_);
             if (stop_ || !reachable_) {

@@ -154,8 +154,9 @@ public:
     // place is not opened: EIO and a TamperDetected alert. Set before use.
     using PlaceCheck = std::function<std::optional<std::string>(const std::string& path, const Facts& now, bool settled)>;
     void set_place_check(PlaceCheck f) { place_check_ = std::move(f); }
-    // Is a file of this path open now (recycling leaves it alone)?
-    bool is_open(const std::string& path);
+    // Is a file of this path open now (recycling leaves it alone), or, with
+    // `for_writing`, open by a writer (the archive tier leaves it alone)?
+    bool is_open(const std::string& path, bool for_writing = false);
     std::string stored_path(const std::string& path) { return stored(path); }
 
     // Rebuild support: copy one directory (its IV and attributes) or one file's

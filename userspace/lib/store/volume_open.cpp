@@ -340,9 +340,10 @@ void Volume::track_open(const Handle& h) {
     opened_[&h] = h.path;
 }
 
-bool Volume::is_open(const std::string& path) {
+bool Volume::is_open(const std::string& path, bool for_writing) {
     std::lock_guard lk(opened_mu_);
-    return std::any_of(opened_.begin(), opened_.end(), [&](const auto& e) { return e.second == path; });
+    return std::any_of(opened_.begin(), opened_.end(),
+                       [&](const auto& e) { return e.second == path && (!for_writing || e.first->writable); });
 }
 
 // Open files follow a rename of themselves or of a directory above them, so
