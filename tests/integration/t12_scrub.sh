@@ -35,6 +35,21 @@ check "the one with no good copy is refused, not forged" bash -c "! cat '$MNT/ar
 rm "$MNT/archive/a4.mp4"
 check "a clean set scrubs clean (exit 0)" quiet "$NVRCTL" scrub --config "$CONF"
 
+# Both copies authentic but not the same bytes (a crash between resealing a
+# chunk on one member and the other): member 2 gets back its copy of chunk 1
+# from before the same bytes were written there again (a fresh nonce).
+C2=${S2/$M1/$M2}
+dd if="$C2" of="$T/old-chunk" bs=65564 count=1 skip=65596 iflag=skip_bytes status=none  # 32-byte header, chunk 0
+dd if="$T/a2" of="$MNT/archive/a2.mp4" bs=65536 skip=1 seek=1 count=1 conv=notrunc status=none
+dd if="$T/old-chunk" of="$C2" bs=65564 seek=65596 oflag=seek_bytes conv=notrunc status=none
+check "  an old but authentic copy: the copies differ" bash -c "! cmp -s '$S2' '$C2'"
+out=$(scrub_json); rc=$?
+check "  ... scrub finds nothing bad (exit $rc, $(field bad <<<"$out") bad)" test $rc -eq 0 -a "$(field bad <<<"$out")" -eq 0
+out=$(scrub_json --repair)
+check "  ... --repair resyncs that one chunk ($(field resynced <<<"$out"))" test "$(field resynced <<<"$out")" -eq 1
+check "  ... and the copies are the same bytes again" cmp -s "$S2" "$C2"
+check "  ... holding the recording" cmp -s "$T/a2" "$MNT/archive/a2.mp4"
+
 mkdir -p "$MNT/cam1"
 ffmpeg -nostdin -loglevel error -re -f lavfi -i testsrc2=size=640x360:rate=25 -t 5 -c:v libx264 -preset ultrafast -g 25 \
   -pix_fmt yuv420p -f segment -segment_time 1 "$MNT/cam1/seg_%03d.mp4" &

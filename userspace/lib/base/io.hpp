@@ -6,6 +6,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <string>
 #include <sys/types.h>
 #include <utility>
@@ -44,6 +46,28 @@ int write_full(int fd, const void* buf, size_t len);
 // Copy len bytes from in (at in_off) to out (at out_off): copy_file_range where
 // the kernel allows it, a read/write loop across file systems. 0 or -errno.
 int copy_range(int in, off_t in_off, int out, off_t out_off, uint64_t len);
+
+// Reads of a whole file once through (scrub, rebuild) that pass the page
+// cache by (O_DIRECT) where the file system allows it: they cost the kernel
+// one copy less, and do not push the recordings being played out of memory.
+// Elsewhere (tmpfs, an O_DIRECT refusal) they are plain reads.
+class UncachedReader {
+public:
+    explicit UncachedReader(int fd);
+    // Up to len bytes at off (short only at end of file) into a buffer of
+    // the reader's, valid until the next read; bytes read, or -errno.
+    ssize_t read(uint64_t off, size_t len, uint8_t*& data);
+
+private:
+    struct Free {
+        void operator()(uint8_t* p) const noexcept { std::free(p); }
+    };
+    static constexpr size_t kAlign = 4096;  // any logical block size up to a page
+    int fd_;
+    UniqueFd direct_;
+    std::unique_ptr<uint8_t, Free> buf_;
+    size_t cap_ = 0;
+};
 
 // Whole small files (keys, superblocks); throw Error on failure. `rel` is
 // resolved beneath the directory `dirfd` without following any link

@@ -198,8 +198,7 @@ private:
     std::string stored(const std::string& path);
     // Parts of scrub_file (volume_scrub.cpp).
     bool scrub_leftover(const std::string& path, bool repair, ScrubStats& stats);
-    void scrub_copy(OpenFile& f, size_t i, const std::vector<size_t>& members, bool repair, ScrubStats& st, std::vector<uint64_t>& bad);
-    uint64_t resync_copies(OpenFile& f, const std::vector<size_t>& members);
+    void scrub_copies(OpenFile& f, const std::vector<size_t>& members, bool repair, ScrubStats& st, std::vector<uint64_t>& bad);
     void scrub_object(OpenFile& f, const std::string& path, bool repair, ScrubStats& stats);
     // Long names (names.hpp): the side file a member entry `rel` of `path`
     // needs, written before the entry and removed after it.
