@@ -199,6 +199,7 @@ private:
     // Parts of scrub_file (volume_scrub.cpp).
     bool scrub_leftover(const std::string& path, bool repair, ScrubStats& stats);
     void scrub_copies(OpenFile& f, const std::vector<size_t>& members, bool repair, ScrubStats& st, std::vector<uint64_t>& bad);
+    int copy_chunks(OpenFile& f, int fd, size_t target, const std::vector<size_t>& candidates, bool same_file, uint64_t& lost);
     void scrub_object(OpenFile& f, const std::string& path, bool repair, ScrubStats& stats);
     // Long names (names.hpp): the side file a member entry `rel` of `path`
     // needs, written before the entry and removed after it.

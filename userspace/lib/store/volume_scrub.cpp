@@ -70,54 +70,23 @@ void start_write_out(int fd, uint64_t from, uint64_t to) {
 
 }  // namespace
 
-uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
-    const auto h = pin(path);
-    if (!h) return 0;
-    const std::string rel = stored(path);
-    OpenFile& f = *h->file;
-    std::unique_lock lk(f.mu);
-    const std::vector<size_t> sources = holders(f, false);
-    if (sources.empty()) throw_errno(EIO, path, "no complete member holds");
-    struct stat st {};
-    if (::fstat(f.fds[sources.front()].get(), &st) < 0) throw_errno(errno, path, "cannot stat");
-    Member& t = set_.member(target);
-    const std::string where = t.path + "/" + rel;
-    // The target's own copy (a member coming back stale) is kept where it is
-    // authentic and the sources' is not: a rebuild never trades a good chunk
-    // for a bad one. Anything else at that name is replaced.
-    int fd = member_path::open_file(t.dirfd.get(), rel, O_RDWR);
-    if (fd < 0 && fd != -ENOENT) {
-        if (int u = member_path::unlink(t.dirfd.get(), rel); u < 0 && u != -ENOENT) throw_errno(-u, where, "cannot remove");
-        fd = -ENOENT;
-    }
-    if (fd == -ENOENT) {
-        fd = put_side(t.dirfd.get(), side_of(path, rel));
-        if (fd == 0) fd = member_path::open_file(t.dirfd.get(), rel, O_RDWR | O_CREAT | O_EXCL, 0600);
-    }
-    if (fd < 0) throw_errno(-fd, where, "cannot create");
-    UniqueFd out(fd);
-    uint8_t th[kHeaderSize];
-    const bool same_file = pread_full(fd, th, sizeof th, 0) == static_cast<ssize_t>(kHeaderSize) && FileHeader::decode(th) == f.hdr;
-    std::vector<size_t> candidates = sources;
-    if (same_file) {
-        f.fds[target] = UniqueFd(::dup(fd));
-        candidates.push_back(target);
-    }
+// The chunks of f onto `fd` (member `target`), each from the first
+// candidate where it is authentic; `lost` counts those authentic nowhere.
+// 0 or the first -errno writing them.
+int Volume::copy_chunks(OpenFile& f, int fd, size_t target, const std::vector<size_t>& candidates, bool same_file, uint64_t& lost) {
     const uint64_t size = f.size, n = chunk_count(size);
-    const auto hdr = f.hdr.encode();
-    int err = pwrite_full(fd, hdr.data(), hdr.size(), 0);
     constexpr uint64_t kBatch = 64;  // read at once, authenticated on every core, written, write-out started
     Bytes plain(kBatch * kChunkSize);
     std::vector<std::optional<size_t>> src(kBatch);
     const std::vector<size_t> others(candidates.begin() + 1, candidates.end());
     const size_t first_src = candidates.front();
     UncachedReader reader(f.fds[first_src].get());
-    uint64_t lost = 0;
     // An archived file's chunks but the last are in the archive: holes here.
     const uint64_t first = f.hdr.archived ? last_chunk(size) : 0;
     if (f.hdr.archived && same_file)
         ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(kHeaderSize),
                     static_cast<off_t>(stored_offset(first) - kHeaderSize));
+    int err = 0;
     for (uint64_t c0 = first; c0 < n && err == 0; c0 += kBatch) {
         const uint64_t c1 = std::min(n, c0 + kBatch);
         const auto at = [&](uint64_t c) { return static_cast<size_t>(stored_offset(c) - stored_offset(c0)); };
@@ -156,6 +125,47 @@ uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
         flush(c1);
         start_write_out(fd, stored_offset(c0), stored_offset(c1));
     }
+    return err;
+}
+
+uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
+    const auto h = pin(path);
+    if (!h) return 0;
+    const std::string rel = stored(path);
+    OpenFile& f = *h->file;
+    std::unique_lock lk(f.mu);
+    const std::vector<size_t> sources = holders(f, false);
+    if (sources.empty()) throw_errno(EIO, path, "no complete member holds");
+    struct stat st {};
+    if (::fstat(f.fds[sources.front()].get(), &st) < 0) throw_errno(errno, path, "cannot stat");
+    Member& t = set_.member(target);
+    const std::string where = t.path + "/" + rel;
+    // The target's own copy (a member coming back stale) is kept where it is
+    // authentic and the sources' is not: a rebuild never trades a good chunk
+    // for a bad one. Anything else at that name is replaced.
+    int fd = member_path::open_file(t.dirfd.get(), rel, O_RDWR);
+    if (fd < 0 && fd != -ENOENT) {
+        if (int u = member_path::unlink(t.dirfd.get(), rel); u < 0 && u != -ENOENT) throw_errno(-u, where, "cannot remove");
+        fd = -ENOENT;
+    }
+    if (fd == -ENOENT) {
+        fd = put_side(t.dirfd.get(), side_of(path, rel));
+        if (fd == 0) fd = member_path::open_file(t.dirfd.get(), rel, O_RDWR | O_CREAT | O_EXCL, 0600);
+    }
+    if (fd < 0) throw_errno(-fd, where, "cannot create");
+    UniqueFd out(fd);
+    uint8_t th[kHeaderSize];
+    const bool same_file = pread_full(fd, th, sizeof th, 0) == static_cast<ssize_t>(kHeaderSize) && FileHeader::decode(th) == f.hdr;
+    std::vector<size_t> candidates = sources;
+    if (same_file) {
+        f.fds[target] = UniqueFd(::dup(fd));
+        candidates.push_back(target);
+    }
+    const uint64_t size = f.size;
+    const auto hdr = f.hdr.encode();
+    int err = pwrite_full(fd, hdr.data(), hdr.size(), 0);
+    uint64_t lost = 0;
+    if (err == 0) err = copy_chunks(f, fd, target, candidates, same_file, lost);
     if (same_file) f.fds[target].reset();
     if (err == 0 && ::ftruncate(fd, static_cast<off_t>(stored_size(size))) < 0) err = -errno;
     if (err < 0) {
