@@ -283,7 +283,9 @@ void Daemon::start_background() {
     });
     monitor = std::make_unique<SpaceMonitor>(*vol, *alerts, *log, SpaceSettings::from(cfg));
     vol->set_on_full([m = monitor.get()](uint64_t bytes) { return m->recycle_for(bytes); });
-    rebuilder = std::make_unique<Rebuilder>(*vol, *set, *log, *alerts, cfg.size("rebuild_max_rate"));
+    // A member that failed while another was rebuilt gets the next spare
+    // when that rebuild ends (promote_spare leaves a busy rebuilder alone).
+    rebuilder = std::make_unique<Rebuilder>(*vol, *set, *log, *alerts, cfg.size("rebuild_max_rate"), [this] { promote_spare(); });
     for (size_t i : set->in_state({MemberState::Rebuilding})) rebuilder->start(i);
     // Like md's resync after an unclean shutdown: copies written at the moment
     // of the crash may differ; a repairing scrub makes them whole and equal.

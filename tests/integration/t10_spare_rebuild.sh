@@ -49,4 +49,16 @@ stop_daemon
 start_daemon
 check "after a restart the former spare is an active member" bash -c "'$NVRCTL' status --config '$CONF' | grep -q 'active .*spare'"
 check "and the set is clean" test "$(state)" = clean
+
+# A member fails while another is being rebuilt, with a spare standing by:
+# the spare waits for that rebuild, then takes the failed member's place.
+# (It used to wait forever: the set stayed degraded with an idle spare.)
+SP2=$T/third; SP3=$T/spare2; mkdir "$SP2" "$SP3"
+quiet "$NVRCTL" member add --config "$CONF" "$SP2"   # a third copy, rebuilt at 20 MB/s
+quiet "$NVRCTL" spare add --config "$CONF" "$SP3"
+check "a member fails during the rebuild of another" quiet "$NVRCTL" member fail --config "$CONF" "$SP"
+wait_for 60 bash -c "[ \"\$('$NVRCTL' status --config '$CONF' --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])')\" = clean ]"
+check "... the spare then took its place: the set is clean again ($(state))" test "$(state)" = clean
+check "... with the spare an active member" bash -c "'$NVRCTL' status --config '$CONF' | grep -q 'active .*spare2'"
+check "... holding the survivor's stored bytes" diff -r --exclude=superblock "$M1" "$SP3"
 finish

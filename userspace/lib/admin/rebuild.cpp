@@ -99,8 +99,8 @@ double RebuildProgress::eta_seconds() const {
     return static_cast<double>(total_bytes - done_bytes) / (static_cast<double>(done_bytes) / seconds);
 }
 
-Rebuilder::Rebuilder(Volume& vol, MirrorSet& set, AuditLog& log, Alerts& alerts, uint64_t max_rate)
-    : vol_(vol), set_(set), log_(log), alerts_(alerts), max_rate_(max_rate) {
+Rebuilder::Rebuilder(Volume& vol, MirrorSet& set, AuditLog& log, Alerts& alerts, uint64_t max_rate, std::function<void()> on_idle)
+    : vol_(vol), set_(set), log_(log), alerts_(alerts), max_rate_(max_rate), on_idle_(std::move(on_idle)) {
     thread_ = std::thread([this] {
         for (;;) {
             Job job;
@@ -120,8 +120,13 @@ Rebuilder::Rebuilder(Volume& vol, MirrorSet& set, AuditLog& log, Alerts& alerts,
             } catch (const std::exception& e) {
                 alerts_.raise("RebuildFailed", fmt::format("rebuild of {} stopped: {}", set_.member(job.target).path, e.what()));
             }
-            std::lock_guard lk(mu_);
-            progress_.running = false;
+            bool idle;
+            {
+                std::lock_guard lk(mu_);
+                progress_.running = false;
+                idle = queue_.empty() && !stop_;
+            }
+            if (idle && on_idle_) on_idle_();
         }
     });
 }

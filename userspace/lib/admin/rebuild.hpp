@@ -43,7 +43,10 @@ struct RebuildProgress {
 class Rebuilder {
 public:
     // max_rate: bytes per second, 0 for no limit (like mdadm's speed_limit_max).
-    Rebuilder(Volume& vol, MirrorSet& set, AuditLog& log, Alerts& alerts, uint64_t max_rate);
+    // on_idle runs on the rebuild thread each time the last queued rebuild
+    // has ended, done or not: a member that failed meanwhile is still
+    // waiting for a spare (the daemon promotes one there).
+    Rebuilder(Volume& vol, MirrorSet& set, AuditLog& log, Alerts& alerts, uint64_t max_rate, std::function<void()> on_idle = {});
     void set_max_rate(uint64_t bytes_per_second) { max_rate_ = bytes_per_second; }
     ~Rebuilder();
     Rebuilder(const Rebuilder&) = delete;
@@ -75,6 +78,7 @@ private:
     RebuildProgress progress_;
     std::atomic<bool> stop_{false};
     std::atomic<uint64_t> max_rate_{0};
+    std::function<void()> on_idle_;
     std::thread thread_;
 };
 
