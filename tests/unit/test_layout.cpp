@@ -11,6 +11,9 @@ TEST_CASE("stored and plain sizes are inverse for every boundary case") {
         CAPTURE(s);
         CHECK(plain_size(stored_size(s)) == s);
         CHECK(plain_size_lenient(stored_size(s)) == s);
+        // The last chunk ends where the stored file does; a full chunk ends kStoredChunk after it starts.
+        CHECK(stored_end(s, last_chunk(s)) == stored_size(s));
+        if (s > kChunkSize) CHECK(stored_end(s, 0) == stored_offset(1));
     }
     CHECK(stored_size(0) == kHeaderSize + kChunkOverhead);
     CHECK(stored_size(kChunkSize) == kHeaderSize + kStoredChunk);

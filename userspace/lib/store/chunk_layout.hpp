@@ -50,6 +50,8 @@ inline uint64_t last_chunk(uint64_t plain) { return chunk_count(plain) - 1; }
 inline uint64_t stored_offset(uint64_t chunk) { return kHeaderSize + chunk * kStoredChunk; }
 // Plaintext bytes held by chunk `idx` of a file of `plain` bytes.
 uint64_t chunk_plain_len(uint64_t plain, uint64_t idx);
+// One past the last stored byte of chunk `idx` of a file of `plain` bytes.
+inline uint64_t stored_end(uint64_t plain, uint64_t idx) { return stored_offset(idx) + chunk_plain_len(plain, idx) + kChunkOverhead; }
 uint64_t stored_size(uint64_t plain);
 
 // Plaintext size of a stored file, or nullopt when the stored size cannot be a

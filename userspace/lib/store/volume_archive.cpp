@@ -82,7 +82,7 @@ void Volume::set_archived(OpenFile& f, const std::string& path, bool archived, c
 std::optional<uint64_t> Volume::fetch_archived(OpenFile& f, uint64_t c0, uint64_t c1, uint8_t* sealed, uint8_t* out,
                                                bool each, bool fresh) {
     const uint64_t size = f.size, last = last_chunk(size);
-    const size_t len = static_cast<size_t>(stored_offset(c1) + chunk_plain_len(size, c1) + kChunkOverhead - stored_offset(c0));
+    const size_t len = static_cast<size_t>(stored_end(size, c1) - stored_offset(c0));
     archive_->read(f.hdr.id, stored_size(size), stored_offset(c0), len, sealed, fresh);
     size_t pos = 0;
     for (uint64_t c = c0; c <= c1; ++c) {

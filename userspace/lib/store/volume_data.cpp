@@ -21,8 +21,7 @@ using namespace volume_parts;
 void Volume::load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out) {
     const uint64_t size = f.size, last = last_chunk(size);
     if (f.hdr.archived && c0 < last) return load_archived(f, path, c0, c1, out);
-    uint64_t stored_len = 0;
-    for (uint64_t i = c0; i <= c1; ++i) stored_len += chunk_plain_len(size, i) + kChunkOverhead;
+    const uint64_t stored_len = stored_end(size, c1) - stored_offset(c0);
 
     const std::vector<size_t> readers = holders(f, false);
     if (readers.empty()) throw_errno(EIO, path, "no healthy member holds");
@@ -108,7 +107,7 @@ constexpr uint64_t kPieceChunks = 4;
 void Volume::seal_and_store(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint64_t new_size,
                             const std::vector<const uint8_t*>& plain, bool grows) {
     const uint64_t new_last = last_chunk(new_size);
-    const uint64_t begin = stored_offset(c0), end = stored_offset(c1) + chunk_plain_len(new_size, c1) + kChunkOverhead;
+    const uint64_t begin = stored_offset(c0), end = stored_end(new_size, c1);
     uint8_t* sealed = scratch(kWriteSealed, static_cast<size_t>(end - begin));
     // Per member: 0, or the first error any piece met there.
     std::array<std::atomic<int>, kMaxMembers> err{};

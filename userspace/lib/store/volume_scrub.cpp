@@ -94,7 +94,7 @@ int Volume::copy_chunks(OpenFile& f, int fd, size_t target, const std::vector<si
         // The batch as it lies on the first source, in one read; a chunk
         // that is not authentic there is looked for on the others.
         uint8_t* sealed = nullptr;
-        const ssize_t got = reader.read(stored_offset(c0), at(c1 - 1) + len(c1 - 1), sealed);
+        const ssize_t got = reader.read(stored_offset(c0), static_cast<size_t>(stored_end(size, c1 - 1) - stored_offset(c0)), sealed);
         set_.parallel_for(static_cast<size_t>(c1 - c0), [&](size_t k) {
             const uint64_t c = c0 + k;
             uint8_t* sc = sealed + at(c);
@@ -107,7 +107,8 @@ int Volume::copy_chunks(OpenFile& f, int fd, size_t target, const std::vector<si
         uint64_t run = c1;
         const auto flush = [&](uint64_t upto) {
             if (run < upto && err == 0)
-                err = pwrite_full(fd, sealed + at(run), at(upto - 1) + len(upto - 1) - at(run), static_cast<off_t>(stored_offset(run)));
+                err = pwrite_full(fd, sealed + at(run), static_cast<size_t>(stored_end(size, upto - 1) - stored_offset(run)),
+                                  static_cast<off_t>(stored_offset(run)));
             run = c1;
         };
         for (uint64_t c = c0; c < c1 && err == 0; ++c) {
@@ -268,13 +269,14 @@ void Volume::scrub_copies(OpenFile& f, const std::vector<size_t>& members, bool 
     std::vector<std::array<uint8_t, kMaxMembers>> same(kBatch), ok(kBatch);
     for (uint64_t c0 = f.hdr.archived ? last : 0; c0 < n; c0 += kBatch) {
         const uint64_t c1 = std::min(n - 1, c0 + kBatch - 1);
-        const uint64_t len = stored_offset(c1) + chunk_plain_len(size, c1) + kChunkOverhead - stored_offset(c0);
+        const auto at = [&](uint64_t c) { return static_cast<size_t>(stored_offset(c) - stored_offset(c0)); };
+        const auto len = [&](uint64_t c) { return chunk_plain_len(size, c) + kChunkOverhead; };
         set_.parallel_for(m, [&](size_t k) {
-            got[k] = std::max<ssize_t>(0, readers[k].read(stored_offset(c0), static_cast<size_t>(len), copy[k]));
+            got[k] = std::max<ssize_t>(0, readers[k].read(stored_offset(c0), static_cast<size_t>(stored_end(size, c1) - stored_offset(c0)), copy[k]));
         });
         set_.parallel_for(static_cast<size_t>(c1 - c0 + 1), [&](size_t j) {
             const uint64_t c = c0 + j;
-            const size_t pos = static_cast<size_t>(stored_offset(c) - stored_offset(c0)), sl = chunk_plain_len(size, c) + kChunkOverhead;
+            const size_t pos = at(c), sl = len(c);
             for (size_t k = 0; k < m; ++k) {
                 same[j][k] = static_cast<uint8_t>(k);
                 ok[j][k] = false;
@@ -289,8 +291,7 @@ void Volume::scrub_copies(OpenFile& f, const std::vector<size_t>& members, bool 
             }
         });
         for (uint64_t c = c0; c <= c1; ++c) {
-            const size_t j = static_cast<size_t>(c - c0), pos = static_cast<size_t>(stored_offset(c) - stored_offset(c0));
-            const size_t sl = chunk_plain_len(size, c) + kChunkOverhead;
+            const size_t j = static_cast<size_t>(c - c0), pos = at(c), sl = len(c);
             st.chunks += m;
             st.bytes += m * sl;
             size_t good = m;  // the first authentic copy
