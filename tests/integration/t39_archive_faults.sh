@@ -19,9 +19,8 @@ archive_config nvr/pressure "archive_after = 365d" "archive_when_free_below = 50
 start_daemon
 mkdir "$MNT/cam1"
 # Each file gets its age before the next is written: space runs short with
-# the third, and a pass must never meet a1 younger than the others (a touch
-# during its upload abandons the move; CI met a pass that then moved a2 and
-# a3, enough to end the pressure, and left a1 local).
+# the third, and a pass may come at any moment after that; it must already
+# see a1 as the oldest.
 ages=("5 days ago" "4 days ago" "3 days ago")
 for i in 1 2 3 4; do
   head -c $((13000000 + i)) /dev/urandom > "$MNT/cam1/a$i.mp4"
