@@ -103,7 +103,7 @@ std::vector<std::string> Daemon::scrub_walk(bool repair) {
                 }
                 files.push_back(p);  // files, and symlinks, fifos and sockets (stored files too)
                 std::lock_guard lk(scrub_mu);
-                scrub.total_bytes += stored_size(static_cast<uint64_t>(st.st_size)) * set->healthy_count();
+                scrub.total_bytes += stored_size(kFormatVersion, static_cast<uint64_t>(st.st_size)) * set->healthy_count();
             } catch (const Error& e) {
                 if (e.code() != ENOENT) skip(p, e);  // ENOENT: deleted while we walk
             }

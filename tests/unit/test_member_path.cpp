@@ -95,6 +95,25 @@ TEST_CASE("superblock: reserved bytes and unknown flags are refused") {
     flags[15] |= 4;
     flags = reseal(flags);
     CHECK_THROWS_WITH_AS(Superblock::decode(ByteView(flags.data(), flags.size()), "m"), doctest::Contains("unknown flags"), Error);
+
+    // Version 1 (written by builds before format version 2 files): read, its
+    // MAC checked as written, and rewritten as version 2, which a version 1
+    // build refuses. Version 3 is refused here.
+    CHECK(good[11] == 2);
+    auto v1 = good;
+    v1[11] = 1;
+    const auto mac = hmac_sha256(keys.sb_mac, ByteView(v1.data(), 192));
+    std::memcpy(v1.data() + 192, mac.data(), 32);
+    v1 = reseal(v1);
+    Superblock old = Superblock::decode(ByteView(v1.data(), v1.size()), "m");
+    CHECK(old.version == 1);
+    CHECK(old.mac_ok(keys));
+    CHECK(old.encode(keys)[11] == 2);
+    CHECK(old.mac_ok(keys));
+    auto v3 = good;
+    v3[11] = 3;
+    v3 = reseal(v3);
+    CHECK_THROWS_WITH_AS(Superblock::decode(ByteView(v3.data(), v3.size()), "m"), doctest::Contains("version 3 is not supported"), Error);
 }
 
 TEST_CASE("member_path: chown of a planted link is refused, not applied to the link or its target") {

@@ -25,8 +25,12 @@ using namespace nvrfs::test;
 
 }  // namespace
 
-TEST_CASE("random writes, holes, truncates and reads match a reference model") {
+namespace {
+// Random writes, holes, truncates and reads of one file of format `version`
+// against a string; then the copies, a remount and the stored bytes.
+void model_test(uint16_t version) {
     Fixture fx;
+    fx.vol->set_new_file_version(version);
     std::mt19937_64 rng(12345);
     std::string model;
     auto h = fx.vol->create("/clip.mp4", 0644, O_CREAT | O_RDWR, fx.who);
@@ -63,7 +67,12 @@ TEST_CASE("random writes, holes, truncates and reads match a reference model") {
     fx.unmount();
     fx.mount();
     CHECK(fx.read_file("/clip.mp4") == model);
+    CHECK(FileHeader::decode(as_bytes(slurp(fx.stored_file(0)).substr(0, kHeaderSize)))->version == version);
 }
+}  // namespace
+
+TEST_CASE("random writes, holes, truncates and reads match a reference model") { model_test(kFormatVersion); }
+TEST_CASE("the same for a version 1 file (written before version 2): read and changed as version 1") { model_test(kFormatV1); }
 
 TEST_CASE("names and contents are not visible on the members") {
     Fixture fx;
@@ -234,8 +243,9 @@ TEST_CASE("audit log: every write session once; edits, deletions and reordering 
     std::ofstream(path, std::ios::binary | std::ios::trunc) << orig;
 }
 
-TEST_CASE("a crash between appending and resealing the old last chunk leaves a readable file") {
+TEST_CASE("version 1: a crash between appending and resealing the old last chunk leaves a readable file") {
     Fixture fx;
+    fx.vol->set_new_file_version(kFormatV1);
     std::mt19937_64 rng(12);
     const std::string data = fx.write_file("/a.mp4", make_data(rng, 2 * kChunkSize));
     // Re-create the crash state: chunk 0 sealed as last although chunk 1 follows.
@@ -253,6 +263,80 @@ TEST_CASE("a crash between appending and resealing the old last chunk leaves a r
     flip(fx.stored_file(0), static_cast<off_t>(stored_offset(1) + 20));
     flip(fx.stored_file(1), static_cast<off_t>(stored_offset(1) + 20));
     CHECK_THROWS_AS(fx.read_file("/a.mp4"), Error);
+}
+
+TEST_CASE("version 2: a file ending on a chunk boundary ends in an empty chunk that proves its end") {
+    Fixture fx;
+    std::mt19937_64 rng(21);
+    // Appends of half a chunk, as a camera writes: each full chunk is sealed
+    // once as it fills and never again; the file ends in a partial or empty chunk.
+    const std::string data = make_data(rng, 4 * kChunkSize);
+    auto h = fx.vol->create("/a.mp4", 0644, O_CREAT | O_WRONLY, fx.who);
+    for (uint64_t off = 0; off < data.size(); off += kChunkSize / 2) {
+        fx.vol->write(*h, reinterpret_cast<const uint8_t*>(data.data() + off), kChunkSize / 2, off);
+        struct stat st {};
+        REQUIRE(::stat(fx.stored_file(0).c_str(), &st) == 0);
+        CHECK(static_cast<uint64_t>(st.st_size) == stored_size(kFormatVersion, off + kChunkSize / 2));
+    }
+    fx.vol->release(std::move(h));
+    CHECK(fx.read_file("/a.mp4") == data);
+    // A middle chunk sealed as last never comes from a version 2 writer: refused.
+    h = fx.vol->open("/a.mp4", O_RDONLY, fx.who);
+    const SecretKey key = h->file->key;
+    const FileHeader hdr = h->file->hdr;
+    fx.vol->release(std::move(h));
+    const std::string orig = slurp(fx.stored_file(0));
+    Bytes s(kStoredChunk);
+    seal_chunk(key, hdr, 1, true, ByteView(reinterpret_cast<const uint8_t*>(data.data()) + kChunkSize, kChunkSize), s.data());
+    for (size_t i = 0; i < 2; ++i) {
+        int fd = ::open(fx.stored_file(i).c_str(), O_WRONLY);
+        REQUIRE(::pwrite(fd, s.data(), s.size(), static_cast<off_t>(stored_offset(1))) == static_cast<ssize_t>(s.size()));
+        ::close(fd);
+    }
+    CHECK_THROWS_AS(fx.read_file("/a.mp4"), Error);
+    for (size_t i = 0; i < 2; ++i) std::ofstream(fx.stored_file(i), std::ios::binary | std::ios::trunc) << orig;
+    CHECK(fx.read_file("/a.mp4") == data);
+    // Cut at the boundary on every member: the empty chunk is gone, and a
+    // read to the end (which holds no byte of it) still fails.
+    for (size_t i = 0; i < 2; ++i) REQUIRE(::truncate(fx.stored_file(i).c_str(), static_cast<off_t>(stored_offset(4))) == 0);
+    CHECK_THROWS_AS(fx.read_file("/a.mp4"), Error);
+    for (size_t i = 0; i < 2; ++i) REQUIRE(::truncate(fx.stored_file(i).c_str(), static_cast<off_t>(stored_offset(3))) == 0);
+    CHECK_THROWS_AS(fx.read_file("/a.mp4"), Error);
+}
+
+TEST_CASE("a version 1 file is appended as version 1 and starts again as version 2 when truncated to zero") {
+    Fixture fx;
+    fx.vol->set_new_file_version(kFormatV1);
+    std::mt19937_64 rng(22);
+    std::string data = fx.write_file("/a.mp4", make_data(rng, 2 * kChunkSize));
+    fx.unmount();
+    fx.mount();  // a build that writes version 2
+    auto version = [&] { return FileHeader::decode(as_bytes(slurp(fx.stored_file(0)).substr(0, kHeaderSize)))->version; };
+    auto stored = [&] {
+        struct stat st {};
+        REQUIRE(::stat(fx.stored_file(0).c_str(), &st) == 0);
+        return static_cast<uint64_t>(st.st_size);
+    };
+    CHECK(version() == kFormatV1);
+    CHECK(stored() == stored_size(kFormatV1, data.size()));
+    CHECK(fx.read_file("/a.mp4") == data);
+    const std::string more = make_data(rng, 100);
+    auto h = fx.vol->open("/a.mp4", O_WRONLY, fx.who);
+    fx.vol->write(*h, reinterpret_cast<const uint8_t*>(more.data()), more.size(), data.size());
+    fx.vol->release(std::move(h));
+    data += more;
+    CHECK(version() == kFormatV1);
+    CHECK(fx.read_file("/a.mp4") == data);
+    fx.vol->truncate("/a.mp4", 2 * kChunkSize, nullptr, fx.who);
+    CHECK(stored() == stored_size(kFormatV1, 2 * kChunkSize));
+    CHECK(fx.read_file("/a.mp4") == data.substr(0, 2 * kChunkSize));
+    data = fx.write_file("/a.mp4", make_data(rng, 2 * kChunkSize));  // O_TRUNC
+    CHECK(version() == kFormatVersion);
+    CHECK(stored() == stored_size(kFormatVersion, data.size()));
+    fx.unmount();
+    fx.mount();
+    CHECK(fx.read_file("/a.mp4") == data);
+    CHECK(tree_of(fx.members[0]) == tree_of(fx.members[1]));
 }
 
 TEST_CASE("an audit log left a record short by a crash is completed from the other member") {
@@ -328,7 +412,7 @@ TEST_CASE("space reserved ahead of small appends is given back at close, times k
     for (size_t m = 0; m < 2; ++m) {
         struct stat st {};
         REQUIRE(::stat(fx.stored_file(m).c_str(), &st) == 0);
-        CHECK(st.st_size == static_cast<off_t>(stored_size(all.size())));
+        CHECK(st.st_size == static_cast<off_t>(stored_size(kFormatVersion, all.size())));
         CHECK(st.st_blocks * 512 < st.st_size + 65536);  // nothing left reserved past the end
         CHECK(st.st_mtim.tv_sec == 1700000000);
     }

@@ -92,7 +92,7 @@ ArchiveTier::Walk ArchiveTier::walk() {
     Walk w;
     vol_.walk({"/"}, [&](const std::string& p, const struct stat& st) {
         if (!S_ISREG(st.st_mode)) return;
-        Candidate c{p, st.st_mtim, stored_size(static_cast<uint64_t>(st.st_size)), {}};
+        Candidate c{p, st.st_mtim, stored_size(kFormatVersion, static_cast<uint64_t>(st.st_size)), {}};
         const auto h = vol_.header_at(p);
         if (h) c.id = hex(h->id);
         if (h && h->archived) {

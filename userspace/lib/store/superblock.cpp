@@ -13,7 +13,10 @@
 namespace nvrfs {
 namespace {
 constexpr uint8_t kMagic[8] = {'N', 'V', 'R', 'F', 'S', 'S', 'B', '1'};
-constexpr uint32_t kVersion = 1;
+// Version 2: the set may hold version 2 files (chunk_layout.hpp), which a
+// version 1 build cannot read; it refuses the set instead. Version 1
+// superblocks are read and rewritten as version 2.
+constexpr uint32_t kVersion = 2, kVersion1 = 1;
 constexpr size_t kReservedOff = 132, kMacOff = 192, kSumOff = 224;
 
 SecretKey kek(const SecretKey& host_key, const Uuid& set) {
@@ -23,7 +26,7 @@ SecretKey kek(const SecretKey& host_key, const Uuid& set) {
 std::array<uint8_t, kSuperblockSize> body(const Superblock& sb) {
     std::array<uint8_t, kSuperblockSize> b{};
     std::memcpy(b.data(), kMagic, 8);
-    put32(b.data() + 8, kVersion);
+    put32(b.data() + 8, sb.version);
     put32(b.data() + 12, (sb.dirty ? 1u : 0u) | (sb.rebuilding ? 2u : 0u));
     std::memcpy(b.data() + 16, sb.set_uuid.data(), 16);
     std::memcpy(b.data() + 32, sb.member_uuid.data(), 16);
@@ -70,6 +73,7 @@ SecretKey Superblock::unwrap_master(const SecretKey& host_key, const std::string
 }
 
 std::array<uint8_t, kSuperblockSize> Superblock::encode(const KeySet& keys) {
+    version = kVersion;
     auto b = body(*this);
     mac = hmac_sha256(keys.sb_mac, ByteView(b.data(), kMacOff));
     std::memcpy(b.data() + kMacOff, mac.data(), 32);
@@ -84,7 +88,8 @@ Superblock Superblock::decode(ByteView b, const std::string& where) {
     auto sum = sha256(b.first(kSumOff));
     if (!equal_ct(sum, b.subspan(kSumOff, 32)))
         throw Error(EINVAL, where, fmt::format("{}: superblock checksum mismatch (corrupt member)", where));
-    if (get32(b.data() + 8) != kVersion)
+    const uint32_t version = get32(b.data() + 8);
+    if (version != kVersion && version != kVersion1)
         throw Error(EINVAL, where, fmt::format("{}: superblock version {} is not supported", where, get32(b.data() + 8)));
     if (get32(b.data() + 64) != 64 * 1024)
         throw Error(EINVAL, where, fmt::format("{}: unsupported chunk size", where));
@@ -95,6 +100,7 @@ Superblock Superblock::decode(ByteView b, const std::string& where) {
     for (size_t i = kReservedOff; i < kMacOff; ++i)
         if (b[i] != 0) throw Error(EINVAL, where, fmt::format("{}: superblock reserved byte {} is not zero (corrupt or tampered)", where, i));
     Superblock sb;
+    sb.version = version;
     sb.dirty = get32(b.data() + 12) & 1;
     sb.rebuilding = get32(b.data() + 12) & 2;
     std::memcpy(sb.set_uuid.data(), b.data() + 16, 16);

@@ -34,6 +34,7 @@ inline constexpr const char* kOrphanDir = ".nvrfs/orphans";
 enum class MemberRole : uint32_t { Data = 0, Spare = 1 };
 
 struct Superblock {
+    uint32_t version = 2;  // as read; encode() writes the current one
     Uuid set_uuid{};
     Uuid member_uuid{};
     uint64_t events = 0;

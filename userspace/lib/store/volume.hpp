@@ -122,6 +122,9 @@ public:
     // The largest file: its stored form must fit ext4's 16 TiB file limit.
     static constexpr uint64_t kMaxFileSize = (16ull << 40) / kStoredChunk * kChunkSize - kChunkSize;
     void set_on_full(std::function<bool(uint64_t)> f) { on_full_ = std::move(f); }
+    // The format version new files are written in (chunk_layout.hpp); the
+    // current one unless a test needs version 1 files to read and change.
+    void set_new_file_version(uint16_t v) { new_file_version_ = v; }
     // Plaintext bytes written since start (the recycler measures the rate).
     uint64_t bytes_written() const { return written_.load(); }
     // What reads did since start (metrics): plaintext bytes returned, chunks
@@ -331,6 +334,7 @@ private:
     RootAttr root_attr_;  // guarded by root_mu_
     PlaceCheck place_check_;
     ArchiveStore* archive_ = nullptr;
+    uint16_t new_file_version_ = kFormatVersion;
     // Held shared from a change of what stands at a path (create, rename) or
     // of a file's recorded contents (truncate, a write session's close)
     // until its audit record is written; held exclusive by an open whose

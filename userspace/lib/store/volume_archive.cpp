@@ -81,9 +81,9 @@ void Volume::set_archived(OpenFile& f, const std::string& path, bool archived, c
 
 std::optional<uint64_t> Volume::fetch_archived(OpenFile& f, uint64_t c0, uint64_t c1, uint8_t* sealed, uint8_t* out,
                                                bool each, bool fresh) {
-    const uint64_t size = f.size, last = last_chunk(size);
+    const uint64_t size = f.size, last = last_chunk(f.hdr.version, size);
     const size_t len = static_cast<size_t>(stored_end(size, c1) - stored_offset(c0));
-    archive_->read(f.hdr.id, stored_size(size), stored_offset(c0), len, sealed, fresh);
+    archive_->read(f.hdr.id, stored_size(f.hdr.version, size), stored_offset(c0), len, sealed, fresh);
     size_t pos = 0;
     for (uint64_t c = c0; c <= c1; ++c) {
         const size_t sl = chunk_plain_len(size, c) + kChunkOverhead;
@@ -94,7 +94,7 @@ std::optional<uint64_t> Volume::fetch_archived(OpenFile& f, uint64_t c0, uint64_
 }
 
 void Volume::load_archived(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out) {
-    const uint64_t last = last_chunk(f.size);
+    const uint64_t last = last_chunk(f.hdr.version, f.size);
     const uint64_t a1 = std::min(c1, last - 1);  // c0 < last here
     if (!archive_)
         throw Error(EIO, path, fmt::format("{}: archived, but no archive is configured (archive = s3://...)", path));
@@ -124,7 +124,7 @@ void Volume::load_archived(OpenFile& f, const std::string& path, uint64_t c0, ui
 
 // Every chunk of the object, authenticated, and its header the file's.
 void Volume::verify_object(OpenFile& f, const std::string& path, uint64_t total) {
-    const uint64_t n = chunk_count(f.size);
+    const uint64_t n = chunk_count(f.hdr.version, f.size);
     uint8_t hb[kHeaderSize];
     archive_->read(f.hdr.id, total, 0, kHeaderSize, hb, true);
     const auto h = FileHeader::decode(hb);
@@ -141,8 +141,8 @@ uint64_t Volume::archive(const std::string& path) {
     const auto h = pin(path);
     if (!h) return 0;
     OpenFile& f = *h->file;
-    if (f.hdr.kind != Kind::File || f.hdr.archived || written_elsewhere(*h) || last_chunk(f.size) == 0) return 0;
-    const uint64_t changes = f.changes, size = f.size, total = stored_size(size), n = chunk_count(size);
+    if (f.hdr.kind != Kind::File || f.hdr.archived || written_elsewhere(*h) || last_chunk(f.hdr.version, f.size) == 0) return 0;
+    const uint64_t changes = f.changes, size = f.size, total = stored_size(f.hdr.version, size), n = chunk_count(f.hdr.version, size);
     const FileHeader hdr = f.hdr;
     // (1) Upload the authentic stored bytes. Readers go on meanwhile; a
     // writer makes the move void (checked below, before anything changes).
@@ -189,7 +189,7 @@ uint64_t Volume::archive(const std::string& path) {
         }
         const auto times = file_times(f);
         set_archived(f, path, true, times);
-        const uint64_t last = last_chunk(size);
+        const uint64_t last = last_chunk(f.hdr.version, size);
         // Tests: room to kill nvrfsd between the header and the punch.
         if (const char* d = std::getenv("NVRFS_ARCHIVE_SWITCH_DELAY_MS"))
             std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(d)));
@@ -214,7 +214,7 @@ uint64_t Volume::archive(const std::string& path) {
 void Volume::recall_locked(OpenFile& f, const std::string& path, const Caller& who) {
     if (!f.hdr.archived) return;
     try {
-        const uint64_t size = f.size, last = last_chunk(size), total = stored_size(size);
+        const uint64_t size = f.size, last = last_chunk(f.hdr.version, size), total = stored_size(f.hdr.version, size);
         const std::vector<size_t> targets = holders(f, true);
         const auto times = file_times(f);
         if (!make_room(stored_offset(last) - kHeaderSize, targets, false))

@@ -19,7 +19,12 @@ using namespace volume_parts;
 // ---- data ----------------------------------------------------------------
 
 void Volume::load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out) {
-    const uint64_t size = f.size, last = last_chunk(size);
+    const uint64_t size = f.size, last = last_chunk(f.hdr.version, size);
+    // A version 2 file that ends on a chunk boundary ends in an empty chunk,
+    // which no byte of a read falls in. It is what proves that the file was
+    // not cut there, so a read of the chunk before it checks it too (28
+    // bytes more in the same read; it decrypts to nothing).
+    if (c1 + 1 == last && chunk_plain_len(size, last) == 0) c1 = last;
     if (f.hdr.archived && c0 < last) return load_archived(f, path, c0, c1, out);
     const uint64_t stored_len = stored_end(size, c1) - stored_offset(c0);
 
@@ -106,7 +111,7 @@ constexpr uint64_t kPieceChunks = 4;
 
 void Volume::seal_and_store(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint64_t new_size,
                             const std::vector<const uint8_t*>& plain, bool grows) {
-    const uint64_t new_last = last_chunk(new_size);
+    const uint64_t new_last = last_chunk(f.hdr.version, new_size);
     const uint64_t begin = stored_offset(c0), end = stored_end(new_size, c1);
     uint8_t* sealed = scratch(kWriteSealed, static_cast<size_t>(end - begin));
     // Per member: 0, or the first error any piece met there.
@@ -219,7 +224,7 @@ void Volume::alerts_once_full() {
 }
 
 void Volume::release_reserve(OpenFile& f) {
-    const uint64_t used = stored_size(f.size);
+    const uint64_t used = stored_size(f.hdr.version, f.size);
     if (f.reserved_to <= used) return;
     for (size_t i : holders(f, true)) {
         // A truncate to the same size frees the blocks past the end (ext4,
@@ -254,12 +259,15 @@ void Volume::start_writeout(OpenFile& f, const std::vector<size_t>& members, uin
 void Volume::write_locked(OpenFile& f, const std::string& path, const uint8_t* data, uint64_t off, uint64_t len) {
     if (len == 0) return;
     const uint64_t size = f.size, end = off + len, new_size = std::max(size, end);
-    const uint64_t c0 = off / kChunkSize, c1 = (end - 1) / kChunkSize;
-    const uint64_t old_last = last_chunk(size), new_last = last_chunk(new_size);
+    const uint64_t old_last = last_chunk(f.hdr.version, size), new_last = last_chunk(f.hdr.version, new_size);
+    // Version 2: a write that grows the file to a chunk boundary also stores
+    // the empty chunk that now ends it.
+    const uint64_t c0 = off / kChunkSize, c1 = std::max((end - 1) / kChunkSize, new_size > size ? new_last : 0);
     const size_t nchunks = static_cast<size_t>(c1 - c0 + 1);
 
-    // The old last chunk stays but stops being last: it is sealed again with
-    // last=0 after the new chunks are down. Read it while `size` still says so.
+    // Version 1: the old last chunk stays but stops being last: it is sealed
+    // again with last=0 after the new chunks are down. Read it while `size`
+    // still says so. (Version 2 never seals a full chunk as last.)
     const bool reseal = old_last < c0 && old_last != new_last;
     Bytes old_tail;
     if (reseal) {

@@ -86,7 +86,9 @@ struct stat Volume::stat_stored(const std::string& path, const std::string& rel)
     // Copies that differ, or a file that claims to be empty (its one sealed
     // chunk is checked like any other: a copy cut to its header is no empty
     // recording): opening reconciles and authenticates them.
-    if (stored_min != stored_max || !plain_size(stored_max) || *plain_size(stored_max) == 0) {
+    // (Without the header: a stored size valid for either version.)
+    const auto ps = plain_size(kFormatVersion, stored_max) ? plain_size(kFormatVersion, stored_max) : plain_size(kFormatV1, stored_max);
+    if (stored_min != stored_max || !ps || *ps == 0) {
         // The copies differ (tampering, or a crash between members): opening
         // reconciles them, and the size reported is the authentic one.
         if (const auto h = pin(path)) st.st_size = static_cast<off_t>(h->file->size.load());
@@ -432,7 +434,7 @@ struct statvfs Volume::statfs() {
 
 std::string Volume::make_special(const std::string& path, Kind kind, mode_t perms, const std::string& content, const Caller& who) {
     const std::string rel = stored(path);
-    if (!make_room(stored_size(content.size()), set_.writable_members())) throw_errno(ENOSPC, path, "create");
+    if (!make_room(stored_size(kFormatVersion, content.size()), set_.writable_members())) throw_errno(ENOSPC, path, "create");
     auto f = open_stored(path, rel, O_CREAT | O_EXCL, perms & 07777, &who, kind);
     try {
         if (!content.empty()) {

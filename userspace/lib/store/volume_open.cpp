@@ -79,7 +79,7 @@ void Volume::load_stored(OpenFile& f, const std::string& path, bool settle) {
         if (!f.fds[i]) continue;
         struct stat st {};
         if (::fstat(f.fds[i].get(), &st) < 0) continue;
-        auto ps = plain_size(static_cast<uint64_t>(st.st_size));
+        auto ps = plain_size(f.hdr.version, static_cast<uint64_t>(st.st_size));
         if (ps && (!any_valid || *ps > best)) best = *ps, any_valid = true;
         if (!any_valid) best = std::max(best, plain_size_lenient(static_cast<uint64_t>(st.st_size)));
     }
@@ -113,6 +113,7 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
         // A new file: one header and one sealed empty chunk, the same bytes on every member.
         random_bytes(f->hdr.id);
         f->hdr.kind = kind;
+        f->hdr.version = new_file_version_;
         if (kind == Kind::Fifo || kind == Kind::Socket) f->hdr.perms = static_cast<uint16_t>(mode & 07777);
         // A member file of mode 0 says "read the header": the kind is there.
         if (kind != Kind::File) mode = 0;
@@ -180,7 +181,7 @@ std::optional<size_t> Volume::find_authentic(OpenFile& f, uint64_t idx, uint64_t
     const size_t sl = chunk_plain_len(size, idx) + kChunkOverhead;
     for (size_t j : from) {
         if (pread_full(f.fds[j].get(), sealed, sl, static_cast<off_t>(stored_offset(idx))) == static_cast<ssize_t>(sl) &&
-            open_stored_chunk(f, idx, last_chunk(size), ByteView(sealed, sl), plain))
+            open_stored_chunk(f, idx, last_chunk(f.hdr.version, size), ByteView(sealed, sl), plain))
             return j;
     }
     return std::nullopt;
@@ -206,9 +207,9 @@ void Volume::reconcile_lengths(OpenFile& f, const std::string& path) {
     for (auto [i, len] : lens) members.push_back(i);
     Bytes sealed(kStoredChunk), plain(kChunkSize);
     for (auto [g, len] : lens) {
-        auto ps = plain_size(len);
+        auto ps = plain_size(f.hdr.version, len);
         if (!ps) continue;
-        const uint64_t li = last_chunk(*ps);
+        const uint64_t li = last_chunk(f.hdr.version, *ps);
         const size_t sl = chunk_plain_len(*ps, li) + kChunkOverhead;
         if (pread_full(f.fds[g].get(), sealed.data(), sl, static_cast<off_t>(stored_offset(li))) != static_cast<ssize_t>(sl) ||
             !open_chunk(f.key, f.hdr, li, true, ByteView(sealed.data(), sl), plain.data()))
@@ -363,7 +364,7 @@ Volume::Facts Volume::facts_locked(const OpenFile& f) const {
     Facts out;
     out.id = hex(f.hdr.id);
     out.size = f.size.load();
-    const uint64_t end = stored_size(out.size);
+    const uint64_t end = stored_size(f.hdr.version, out.size);
     for (size_t i : holders(f, false)) {
         uint8_t tag[kGcmTag];
         if (pread_full(f.fds[i].get(), tag, sizeof tag, static_cast<off_t>(end - kGcmTag)) == static_cast<ssize_t>(sizeof tag)) {

@@ -76,13 +76,14 @@ inline Bytes empty_file_image(const FileHeader& hdr, const SecretKey& key) {
     return img;
 }
 
-// A chunk in the middle may still carry last=1 when a crash (or a killed
-// daemon) came between appending new chunks and resealing the old last one.
-// That is accepted: it cannot hide truncation, because the chunk that really
-// ends the file must still authenticate as last.
+// In a version 1 file a chunk in the middle may still carry last=1 when a
+// crash (or a killed daemon) came between appending new chunks and resealing
+// the old last one. That is accepted: it cannot hide truncation, because the
+// chunk that really ends the file must still authenticate as last. Version 2
+// never reseals, so there it is refused.
 inline bool open_stored_chunk(const OpenFile& f, uint64_t idx, uint64_t last, ByteView stored, uint8_t* out) {
     if (open_chunk(f.key, f.hdr, idx, idx == last, stored, out)) return true;
-    return idx != last && stored.size() == kStoredChunk && open_chunk(f.key, f.hdr, idx, true, stored, out);
+    return f.hdr.version == kFormatV1 && idx != last && stored.size() == kStoredChunk && open_chunk(f.key, f.hdr, idx, true, stored, out);
 }
 
 // Per-thread scratch buffers, one per use so nested uses never share. Reusing

@@ -74,7 +74,7 @@ void start_write_out(int fd, uint64_t from, uint64_t to) {
 // candidate where it is authentic; `lost` counts those authentic nowhere.
 // 0 or the first -errno writing them.
 int Volume::copy_chunks(OpenFile& f, int fd, size_t target, const std::vector<size_t>& candidates, bool same_file, uint64_t& lost) {
-    const uint64_t size = f.size, n = chunk_count(size);
+    const uint64_t size = f.size, n = chunk_count(f.hdr.version, size);
     constexpr uint64_t kBatch = 64;  // read at once, authenticated on every core, written, write-out started
     Bytes plain(kBatch * kChunkSize);
     std::vector<std::optional<size_t>> src(kBatch);
@@ -82,7 +82,7 @@ int Volume::copy_chunks(OpenFile& f, int fd, size_t target, const std::vector<si
     const size_t first_src = candidates.front();
     UncachedReader reader(f.fds[first_src].get());
     // An archived file's chunks but the last are in the archive: holes here.
-    const uint64_t first = f.hdr.archived ? last_chunk(size) : 0;
+    const uint64_t first = f.hdr.archived ? last_chunk(f.hdr.version, size) : 0;
     if (f.hdr.archived && same_file)
         ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(kHeaderSize),
                     static_cast<off_t>(stored_offset(first) - kHeaderSize));
@@ -99,7 +99,7 @@ int Volume::copy_chunks(OpenFile& f, int fd, size_t target, const std::vector<si
             const uint64_t c = c0 + k;
             uint8_t* sc = sealed + at(c);
             src[k] = got >= static_cast<ssize_t>(at(c) + len(c)) &&
-                             open_stored_chunk(f, c, last_chunk(size), ByteView(sc, len(c)), plain.data() + k * kChunkSize)
+                             open_stored_chunk(f, c, last_chunk(f.hdr.version, size), ByteView(sc, len(c)), plain.data() + k * kChunkSize)
                          ? std::optional<size_t>(first_src)
                          : find_authentic(f, c, size, others, sc, plain.data() + k * kChunkSize);
         });
@@ -168,7 +168,7 @@ uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
     uint64_t lost = 0;
     if (err == 0) err = copy_chunks(f, fd, target, candidates, same_file, lost);
     if (same_file) f.fds[target].reset();
-    if (err == 0 && ::ftruncate(fd, static_cast<off_t>(stored_size(size))) < 0) err = -errno;
+    if (err == 0 && ::ftruncate(fd, static_cast<off_t>(stored_size(f.hdr.version, size))) < 0) err = -errno;
     if (err < 0) {
         set_.fail(target, -err, "rebuild " + path);
         throw_errno(-err, where, "cannot copy");
@@ -179,7 +179,7 @@ uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
                       path);
     copy_meta(fd, st);
     f.fds[target] = std::move(out);
-    return stored_size(size);
+    return stored_size(f.hdr.version, size);
 }
 
 void Volume::scrub_dir(const std::string& path, bool repair, ScrubStats& stats) {
@@ -253,7 +253,7 @@ bool Volume::scrub_leftover(const std::string& path, bool repair, ScrubStats& st
 // authentic copy winning.
 void Volume::scrub_copies(OpenFile& f, const std::vector<size_t>& members, bool repair, ScrubStats& st,
                           std::vector<uint64_t>& bad) {
-    const uint64_t size = f.size, n = chunk_count(size), last = last_chunk(size);
+    const uint64_t size = f.size, n = chunk_count(f.hdr.version, size), last = last_chunk(f.hdr.version, size);
     const size_t m = members.size();
     constexpr uint64_t kBatch = 32;
     // Read straight from the disks (io.hpp): a scrub must not push the
@@ -351,9 +351,9 @@ void Volume::scrub_file(const std::string& path, bool repair, ScrubStats& stats)
 // The object of an archived file: there, and as long as the file. (Its
 // chunks authenticate at every read; scrub does not download them all.)
 void Volume::scrub_object(OpenFile& f, const std::string& path, bool repair, ScrubStats& stats) {
-    const std::string why = archive_ ? archive_->check(f.hdr.id, stored_size(f.size)) : "no archive is configured";
+    const std::string why = archive_ ? archive_->check(f.hdr.id, stored_size(f.hdr.version, f.size)) : "no archive is configured";
     stats.archived++;
-    const uint64_t last = last_chunk(f.size);
+    const uint64_t last = last_chunk(f.hdr.version, f.size);
     // A move stopped between the header and the punch (a crash): the
     // chunks are still here too. With the object there, give the space back.
     for (size_t i : repair && why.empty() ? holders(f, true) : std::vector<size_t>{}) {

@@ -21,16 +21,20 @@ void Volume::extend_locked(OpenFile& f, const std::string& path, uint64_t new_si
     if (new_size > kMaxFileSize) throw_errno(EFBIG, path, "extend");
     recall_locked(f, path, Caller::daemon());
     // The last chunk is filled with sealed zeros up to its end; every whole
-    // chunk past it is stored in the zero form (a hole on the member).
-    const uint64_t boundary = chunk_count(f.size) * kChunkSize;
+    // chunk past it is stored in the zero form (a hole on the member). (A
+    // version 2 file that ends on a boundary ends in an empty chunk: nothing
+    // to fill; the zero chunks start there.)
+    const uint64_t boundary = f.hdr.version == kFormatV1 ? chunk_count(kFormatV1, f.size) * kChunkSize
+                                                         : (f.size + kChunkSize - 1) / kChunkSize * kChunkSize;
     if (f.size < boundary) write_locked(f, path, nullptr, f.size, std::min(new_size, boundary) - f.size);
     if (f.size < new_size) store_zero_chunks(f, path, new_size);
 }
 
 
 void Volume::store_zero_chunks(OpenFile& f, const std::string& path, uint64_t new_size) {
-    // f.size ends on a chunk boundary (extend_locked filled the last chunk).
-    const uint64_t a = f.size / kChunkSize, b = last_chunk(new_size);
+    // f.size ends on a chunk boundary (extend_locked filled the last chunk);
+    // a version 2 file's empty last chunk, at index a, is overwritten below.
+    const uint64_t a = f.size / kChunkSize, b = last_chunk(f.hdr.version, new_size);
     f.changes++;
     // Each zero chunk takes a block or two of the member (its two ends), not
     // 64 KiB. Recycling is not asked: a `truncate -s` must never delete recordings.
@@ -42,13 +46,16 @@ void Volume::store_zero_chunks(OpenFile& f, const std::string& path, uint64_t ne
     // The new last chunk first (it sets the stored length), then downwards:
     // a crash part way leaves a file whose end authenticates, with only
     // not-yet-written zeros unreadable, never data written before.
+    // Chunk a of a version 2 file held the empty last chunk: its old tag lies
+    // in the new chunk's body and is cleared (a zero chunk's body must be zeros).
     const std::vector<size_t> targets = holders(f, true);
     std::array<std::atomic<int>, kMaxMembers> err{};
     set_.parallel_for(targets.size(), [&](size_t k) {
         const int fd = f.fds[targets[k]].get();
         for (uint64_t i = b + 1; i-- > a;) {
             const auto& e = ends[i - a];
-            if (int r = write_zero_chunk(fd, i, static_cast<size_t>(chunk_plain_len(new_size, i)), e.nonce.data(), e.tag.data(), false)) {
+            const bool clear = i == a && f.hdr.version != kFormatV1;
+            if (int r = write_zero_chunk(fd, i, static_cast<size_t>(chunk_plain_len(new_size, i)), e.nonce.data(), e.tag.data(), clear)) {
                 err[targets[k]] = r;
                 return;
             }
@@ -57,11 +64,13 @@ void Volume::store_zero_chunks(OpenFile& f, const std::string& path, uint64_t ne
     std::vector<std::pair<size_t, int>> results;
     for (size_t t : targets) results.emplace_back(t, err[t].load());
     check(set_.combine("write", path, results), "write", path);
-    // The old last chunk stops being last.
-    const uint64_t old_last = a - 1;
-    Bytes old_tail(kChunkSize);
-    chunk_plain(f, path, old_last, old_tail.data());
-    seal_and_store(f, path, old_last, old_last, new_size, {old_tail.data()}, false);
+    // Version 1: the old last chunk stops being last.
+    if (f.hdr.version == kFormatV1) {
+        const uint64_t old_last = a - 1;
+        Bytes old_tail(kChunkSize);
+        chunk_plain(f, path, old_last, old_tail.data());
+        seal_and_store(f, path, old_last, old_last, new_size, {old_tail.data()}, false);
+    }
     f.size = new_size;
     f.sparse = true;
     f.tail.valid = false;
@@ -78,9 +87,12 @@ void Volume::truncate_locked(OpenFile& f, const std::string& path, uint64_t new_
     if (new_size == 0) {
         // A new generation: no chunk from before can be replayed into the
         // file, and none is needed from the archive.
+        // A version 1 file starts again in the current version: no chunk of the old
+        // generation is ever read again, so its layout can change too.
         const bool was_archived = f.hdr.archived;
         f.hdr.generation++;
         f.hdr.archived = false;
+        f.hdr.version = new_file_version_;
         const Bytes init = empty_file_image(f.hdr, f.key);
         for (size_t i : holders(f, true)) {
             int r = ::ftruncate(f.fds[i].get(), static_cast<off_t>(init.size())) < 0 ? neg_errno() : 0;
@@ -99,14 +111,14 @@ void Volume::truncate_locked(OpenFile& f, const std::string& path, uint64_t new_
         return;
     }
     recall_locked(f, path, Caller::daemon());
-    const uint64_t nl = last_chunk(new_size);
+    const uint64_t nl = last_chunk(f.hdr.version, new_size);
     Bytes p(kChunkSize);
-    chunk_plain(f, path, nl, p.data());
     const size_t pl = chunk_plain_len(new_size, nl);
+    if (pl) chunk_plain(f, path, nl, p.data());
     Bytes s(pl + kChunkOverhead);
     seal_chunk(f.key, f.hdr, nl, true, ByteView(p.data(), pl), s.data());
     for (size_t i : holders(f, true)) {
-        int r = ::ftruncate(f.fds[i].get(), static_cast<off_t>(stored_size(new_size))) < 0 ? neg_errno() : 0;
+        int r = ::ftruncate(f.fds[i].get(), static_cast<off_t>(stored_size(f.hdr.version, new_size))) < 0 ? neg_errno() : 0;
         if (r == 0) r = pwrite_full(f.fds[i].get(), s.data(), s.size(), static_cast<off_t>(stored_offset(nl)));
         results.emplace_back(i, r);
     }
