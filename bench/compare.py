@@ -307,7 +307,7 @@ def measure_all(args, targets):
     (label, [(value, cpu s/GiB or None, peak MiB or None) per target], higher_is_better)."""
     rows = []
 
-    def row(label, fn, gib=None, only=None, better_high=True, rounds=1):
+    def row(label, fn, gib=None, only=None, better_high=True, rounds=1, prep=None):
         """Measures fn on every target, rounds interleaved (the disk's mood changes by the
         minute); keeps each target's median round."""
         runs = {t.name: [] for t in targets}
@@ -315,6 +315,8 @@ def measure_all(args, targets):
             for t in targets:
                 if only and t.name not in only:
                     continue
+                if prep:
+                    prep(t)
                 drop_caches()
                 (v, nbytes), cpu, peak = t.measure(lambda: fn(t))
                 g = (nbytes if nbytes is not None else 0) / 2**30 if gib is None else gib(t)
@@ -329,7 +331,10 @@ def measure_all(args, targets):
     want = args.only
     if "a" in want:
         for n in [int(x) for x in args.streams.split(",")]:
-            row(f"(a) {n} cameras at 8 Mbit/s: streams kept up", lambda t: cameras(t, n, args.seconds), only=most)
+            # Every stream records into new files: fio opens an existing file without
+            # O_TRUNC, so the previous row's files would be overwritten in place.
+            row(f"(a) {n} cameras at 8 Mbit/s: streams kept up", lambda t: cameras(t, n, args.seconds), only=most,
+                prep=empty_dirs)
     mib, wmib, rounds = args.size_mib, args.writers_mib, args.rounds
     if "b" in want or "c" in want:
         row("(b) one sequential writer, MiB/s", lambda t: (seq_write(t, mib), None),
