@@ -31,7 +31,8 @@ Workloads (fio where it fits):
 --only picks workloads by their letters (default: all).
 For each: MiB/s (or ops/s, or seconds), CPU seconds per GiB (benchmark tools +
 the filesystem daemon), and the daemon's peak memory during that workload.
-(b), (c) and (d) run --rounds times, interleaved across targets; the median counts.
+(b), (w), (c), (r), (d) and (l) run --rounds times, interleaved across targets (each round
+starting one target later); the median counts.
 Usage: bench/compare.py [--streams 16,64,128] [--seconds 10] [--size-mib 1024]
                         [--writers-mib 192] [--rebuild-mib 1024] [--rounds 3]
                         [--baseline DIR] [--peers [--loop-gib 24]] [--only abwcrdle]"""
@@ -311,8 +312,8 @@ def measure_all(args, targets):
         """Measures fn on every target, rounds interleaved (the disk's mood changes by the
         minute); keeps each target's median round."""
         runs = {t.name: [] for t in targets}
-        for _ in range(rounds):
-            for t in targets:
+        for r in range(rounds):
+            for t in targets[r % len(targets):] + targets[:r % len(targets)]:  # each round starts one target later
                 if only and t.name not in only:
                     continue
                 if prep:
