@@ -52,4 +52,18 @@ check "  ... with EIO ($out)" grep -q "Input/output error" <<<"$out"
 check "  ... and bytes before the bad chunk still read" cmp -s <(head -c $((7 * 65536)) "$MNT/a.mp4") <(head -c $((7 * 65536)) "$T/a.bin")
 check "  ... and an alert says no good copy exists" bash -c "'$NVRCTL' log show --config '$CONF' --event alert | grep -q 'not authentic on any member'"
 check "the other recording is untouched" cmp -s "$MNT/b.mp4" "$T/b.bin"
+
+# Format version 2: a recording that ends on a chunk boundary (a 2 MiB camera
+# segment) ends in an empty chunk, and that chunk is what tells the end from
+# a cut there: cut off on both members, the file fails (at open, where the
+# audit log's record of its end no longer matches; a file without one fails
+# at the read that reaches its end, tests/unit/test_volume.cpp).
+head -c 2097152 /dev/urandom > "$T/c.bin"; cp "$T/c.bin" "$MNT/c.mp4"
+C1=$(stored_files "$M1" | grep -vx -e "$A1" -e "$B1" | head -1); C2=$M2/${C1#"$M1"/}
+check "a 2 MiB recording is stored with an empty last chunk" test "$(stat -c %s "$C1")" = $((HDR + 32 * CH + 28))
+truncate -s $((HDR + 32 * CH)) "$C1" "$C2"
+drop_caches
+out=$(cat "$MNT/c.mp4" 2>&1 >/dev/null); rc=$?
+check "its empty last chunk cut off on both members: the read fails (exit $rc: $out)" test $rc -ne 0
+check "  ... and is alerted as tampering" bash -c "'$NVRCTL' log show --config '$CONF' --event alert | grep TamperDetected | grep -q c.mp4"
 finish
