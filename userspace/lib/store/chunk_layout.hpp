@@ -62,8 +62,10 @@ inline uint64_t last_chunk(uint16_t version, uint64_t plain) { return chunk_coun
 inline uint64_t stored_offset(uint64_t chunk) { return kHeaderSize + chunk * kStoredChunk; }
 // Plaintext bytes held by chunk `idx` of a file of `plain` bytes (either version).
 uint64_t chunk_plain_len(uint64_t plain, uint64_t idx);
+// Stored bytes of chunk `idx` of a file of `plain` bytes (nonce, ciphertext, tag).
+inline uint64_t stored_chunk_len(uint64_t plain, uint64_t idx) { return chunk_plain_len(plain, idx) + kChunkOverhead; }
 // One past the last stored byte of chunk `idx` of a file of `plain` bytes.
-inline uint64_t stored_end(uint64_t plain, uint64_t idx) { return stored_offset(idx) + chunk_plain_len(plain, idx) + kChunkOverhead; }
+inline uint64_t stored_end(uint64_t plain, uint64_t idx) { return stored_offset(idx) + stored_chunk_len(plain, idx); }
 uint64_t stored_size(uint16_t version, uint64_t plain);
 
 // Plaintext size of a stored file, or nullopt when the stored size cannot be a

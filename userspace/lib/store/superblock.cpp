@@ -90,7 +90,7 @@ Superblock Superblock::decode(ByteView b, const std::string& where) {
         throw Error(EINVAL, where, fmt::format("{}: superblock checksum mismatch (corrupt member)", where));
     const uint32_t version = get32(b.data() + 8);
     if (version != kVersion && version != kVersion1)
-        throw Error(EINVAL, where, fmt::format("{}: superblock version {} is not supported", where, get32(b.data() + 8)));
+        throw Error(EINVAL, where, fmt::format("{}: superblock version {} is not supported", where, version));
     if (get32(b.data() + 64) != 64 * 1024)
         throw Error(EINVAL, where, fmt::format("{}: unsupported chunk size", where));
     // Bytes the MAC is computed over but no field holds must be zero, as

@@ -86,7 +86,7 @@ std::optional<uint64_t> Volume::fetch_archived(OpenFile& f, uint64_t c0, uint64_
     archive_->read(f.hdr.id, stored_size(f.hdr.version, size), stored_offset(c0), len, sealed, fresh);
     size_t pos = 0;
     for (uint64_t c = c0; c <= c1; ++c) {
-        const size_t sl = chunk_plain_len(size, c) + kChunkOverhead;
+        const size_t sl = static_cast<size_t>(stored_chunk_len(size, c));
         if (!open_stored_chunk(f, c, last, ByteView(sealed + pos, sl), out + (each ? (c - c0) * kChunkSize : 0))) return c;
         pos += sl;
     }
@@ -163,7 +163,7 @@ uint64_t Volume::archive(const std::string& path) {
             for (uint64_t c = c0; c <= c1; ++c) {
                 if (!find_authentic(f, c, size, from, sealed.data(), plain.data()))
                     throw Error(EIO, path, fmt::format("{}: chunk {} is authentic on no member; not archived", path, c));
-                piece.insert(piece.end(), sealed.begin(), sealed.begin() + static_cast<long>(chunk_plain_len(size, c) + kChunkOverhead));
+                piece.insert(piece.end(), sealed.begin(), sealed.begin() + static_cast<long>(stored_chunk_len(size, c)));
             }
             lk.unlock();
             up->part(piece);

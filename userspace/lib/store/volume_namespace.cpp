@@ -87,7 +87,8 @@ struct stat Volume::stat_stored(const std::string& path, const std::string& rel)
     // chunk is checked like any other: a copy cut to its header is no empty
     // recording): opening reconciles and authenticates them.
     // (Without the header: a stored size valid for either version.)
-    const auto ps = plain_size(kFormatVersion, stored_max) ? plain_size(kFormatVersion, stored_max) : plain_size(kFormatV1, stored_max);
+    auto ps = plain_size(kFormatVersion, stored_max);
+    if (!ps) ps = plain_size(kFormatV1, stored_max);
     if (stored_min != stored_max || !ps || *ps == 0) {
         // The copies differ (tampering, or a crash between members): opening
         // reconciles them, and the size reported is the authentic one.

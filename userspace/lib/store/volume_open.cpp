@@ -178,7 +178,7 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
 
 std::optional<size_t> Volume::find_authentic(OpenFile& f, uint64_t idx, uint64_t size, const std::vector<size_t>& from,
                                              uint8_t* sealed, uint8_t* plain) {
-    const size_t sl = chunk_plain_len(size, idx) + kChunkOverhead;
+    const size_t sl = static_cast<size_t>(stored_chunk_len(size, idx));
     for (size_t j : from) {
         if (pread_full(f.fds[j].get(), sealed, sl, static_cast<off_t>(stored_offset(idx))) == static_cast<ssize_t>(sl) &&
             open_stored_chunk(f, idx, last_chunk(f.hdr.version, size), ByteView(sealed, sl), plain))
@@ -210,7 +210,7 @@ void Volume::reconcile_lengths(OpenFile& f, const std::string& path) {
         auto ps = plain_size(f.hdr.version, len);
         if (!ps) continue;
         const uint64_t li = last_chunk(f.hdr.version, *ps);
-        const size_t sl = chunk_plain_len(*ps, li) + kChunkOverhead;
+        const size_t sl = static_cast<size_t>(stored_chunk_len(*ps, li));
         if (pread_full(f.fds[g].get(), sealed.data(), sl, static_cast<off_t>(stored_offset(li))) != static_cast<ssize_t>(sl) ||
             !open_chunk(f.key, f.hdr, li, true, ByteView(sealed.data(), sl), plain.data()))
             continue;
@@ -225,7 +225,7 @@ void Volume::reconcile_lengths(OpenFile& f, const std::string& path) {
                 ++unrecoverable;
                 continue;
             }
-            const size_t csl = chunk_plain_len(*ps, c) + kChunkOverhead;
+            const size_t csl = static_cast<size_t>(stored_chunk_len(*ps, c));
             for (auto& [j, r] : results)
                 if (r == 0 && j != *src) r = pwrite_full(f.fds[j].get(), sealed.data(), csl, static_cast<off_t>(stored_offset(c)));
         }

@@ -90,7 +90,7 @@ int Volume::copy_chunks(OpenFile& f, int fd, size_t target, const std::vector<si
     for (uint64_t c0 = first; c0 < n && err == 0; c0 += kBatch) {
         const uint64_t c1 = std::min(n, c0 + kBatch);
         const auto at = [&](uint64_t c) { return static_cast<size_t>(stored_offset(c) - stored_offset(c0)); };
-        const auto len = [&](uint64_t c) { return chunk_plain_len(size, c) + kChunkOverhead; };
+        const auto len = [&](uint64_t c) { return static_cast<size_t>(stored_chunk_len(size, c)); };
         // The batch as it lies on the first source, in one read; a chunk
         // that is not authentic there is looked for on the others.
         uint8_t* sealed = nullptr;
@@ -270,13 +270,12 @@ void Volume::scrub_copies(OpenFile& f, const std::vector<size_t>& members, bool 
     for (uint64_t c0 = f.hdr.archived ? last : 0; c0 < n; c0 += kBatch) {
         const uint64_t c1 = std::min(n - 1, c0 + kBatch - 1);
         const auto at = [&](uint64_t c) { return static_cast<size_t>(stored_offset(c) - stored_offset(c0)); };
-        const auto len = [&](uint64_t c) { return chunk_plain_len(size, c) + kChunkOverhead; };
         set_.parallel_for(m, [&](size_t k) {
             got[k] = std::max<ssize_t>(0, readers[k].read(stored_offset(c0), static_cast<size_t>(stored_end(size, c1) - stored_offset(c0)), copy[k]));
         });
         set_.parallel_for(static_cast<size_t>(c1 - c0 + 1), [&](size_t j) {
             const uint64_t c = c0 + j;
-            const size_t pos = at(c), sl = len(c);
+            const size_t pos = at(c), sl = static_cast<size_t>(stored_chunk_len(size, c));
             for (size_t k = 0; k < m; ++k) {
                 same[j][k] = static_cast<uint8_t>(k);
                 ok[j][k] = false;
@@ -291,7 +290,7 @@ void Volume::scrub_copies(OpenFile& f, const std::vector<size_t>& members, bool 
             }
         });
         for (uint64_t c = c0; c <= c1; ++c) {
-            const size_t j = static_cast<size_t>(c - c0), pos = at(c), sl = len(c);
+            const size_t j = static_cast<size_t>(c - c0), pos = at(c), sl = static_cast<size_t>(stored_chunk_len(size, c));
             st.chunks += m;
             st.bytes += m * sl;
             size_t good = m;  // the first authentic copy
