@@ -21,6 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peers  # noqa: E402
 from compare import Target, cameras, drop_caches, proc_cpu  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,8 +31,8 @@ def sh(*a):
     return subprocess.run(a, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def written_sectors(loops):
-    return sum(int(open(f"/sys/block/{os.path.basename(l)}/stat").read().split()[6]) for l in loops)
+def written_sectors(devs):
+    return sum(int(open(f"/sys/block/{d}/stat").read().split()[6]) for d in devs)
 
 
 def main():
@@ -43,16 +44,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="nvrfs-cams.", dir=os.environ.get("BENCH_DIR", "/var/tmp"))
-    loops, mounts, daemons = [], [], {}
+    stack, daemons = peers.Stack(), {}
+    stack.push(lambda: subprocess.run(["rm", "-rf", work]))
     try:
-        for d in ("e1", "e2"):
-            img = f"{work}/{d}.img"
-            sh("truncate", "-s", "16G", img)
-            loops.append(sh("losetup", "-f", "--show", img))
-            sh("mkfs.ext4", "-q", "-F", loops[-1])
-            os.mkdir(f"{work}/{d}")
-            sh("mount", loops[-1], f"{work}/{d}")
-            mounts.append(f"{work}/{d}")
+        # The loop devices under the members' two file systems.
+        loops = [os.path.basename(sh("findmnt", "-no", "SOURCE", peers.ext4(stack, work, d, 16))) for d in ("e1", "e2")]
         builds = {"old": os.path.abspath(args.old), "new": os.path.abspath(args.new)}
         for name, b in builds.items():
             conf = f"{work}/{name}.conf"
@@ -63,7 +59,7 @@ def main():
             mnt = f"{work}/{name}.mnt"
             os.mkdir(mnt)
             sh(f"{b}/nvrfsd", "--config", conf, mnt)
-            mounts.insert(0, mnt)
+            stack.push(lambda m=mnt: subprocess.run(["fusermount3", "-u", m], capture_output=True))
             daemons[name] = (int(sh("pgrep", "-n", "-f", f"nvrfsd --config {conf}")), mnt)
         res = {}
         for r in range(args.rounds):
@@ -86,13 +82,7 @@ def main():
             print(f"{n:7d}  {name:5s}  {' '.join(str(k) for k, _, _ in v):21s}  "
                   f"{statistics.median(c for _, c, _ in v):21.2f}   {statistics.median(w for _, _, w in v):.2f}")
     finally:
-        for m in mounts:
-            subprocess.run(["fusermount3", "-u", m] if m.endswith(".mnt") else ["umount", m], capture_output=True)
-            time.sleep(0.3)
-        for l in loops:
-            subprocess.run(["losetup", "-d", l])
-        subprocess.run(["rm", "-rf", work])
-
+        stack.close()
 
 if __name__ == "__main__":
     main()
