@@ -5,6 +5,9 @@
 # takes less), and what was written reads back intact, from one member per
 # file. Members are plain directories on this machine's disk: the point is
 # the kernel's dirty-page accounting for them.
+# Nor does it stay in memory twice: once written out (or read through nvrfs
+# in order), the members' encrypted pages are let go; the plaintext is in
+# the FUSE page cache. Reading about at random keeps them.
 . "$(dirname "$0")/lib.sh"
 setup
 start_daemon
@@ -25,6 +28,39 @@ dirty_after=$(awk '/^Dirty:/ {print $2}' /proc/meminfo)
 grown=$(( (dirty_after - dirty_before) / 1024 ))
 log "dirty pages grew by $grown MiB while $((2 * S)) MiB went to the members"
 check "the members' write-out kept dirty pages under $((S / 4)) MiB" test "$grown" -lt $((S / 4))
+# What the members' copies hold in memory, MiB.
+resident() { local f=$(stored_files "$1" | grep -v '/audit' | xargs ls -S | head -1); echo $(( $(fincore --bytes --noheadings --output RES "$f") >> 20 )); }
+sync; sleep 1
+w1=$(resident "$M1"); w2=$(resident "$M2")
+log "after writing $S MiB: $w1 and $w2 MiB of the members' copies in memory"
+check "written-out pages were let go on both members" test $((w1 + w2)) -lt $((S / 2))
 drop_caches
 check "the recording reads back intact" cmp -s "$T/rec.bin" "$MNT/rec.mp4"
+r=$(( $(resident "$M1") + $(resident "$M2") ))
+log "after reading it in order: $r MiB of the members' copies in memory"
+check "a read in order let the members' pages go behind it" test "$r" -lt $((S / 8))
+drop_caches
+python3 - "$MNT/rec.mp4" "$S" <<'PY'
+import os, random, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+for off in random.Random(7).sample(range(0, int(sys.argv[2]) << 20, 1 << 20), int(sys.argv[2]) // 2):
+    os.pread(fd, 1 << 20, off)
+PY
+r=$(( $(resident "$M1") + $(resident "$M2") ))
+log "after reading half of it at random: $r MiB of the members' copies in memory"
+check "reads at random kept the members' pages (3/4 of the $((S / 2)) MiB read at least)" test "$r" -ge $((S * 3 / 8))
+
+# A rebuild writes the spare's copy the same way.
+SP=$T/spare; mkdir "$SP"
+quiet "$NVRCTL" spare add --config "$CONF" "$SP"
+drop_caches
+quiet "$NVRCTL" member fail --config "$CONF" "$M2"
+state() { "$NVRCTL" status --config "$CONF" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
+for _ in $(seq 1200); do [ "$(state)" = clean ] && break; sleep 0.1; done
+check "the spare was rebuilt" test "$(state)" = clean
+sync; sleep 1
+r=$(resident "$SP")
+log "after rebuilding it onto the spare: $r MiB of the spare's copy in memory"
+check "the rebuild let the spare's written-out pages go" test "$r" -lt $((S / 4))
+check "the spare's copy is the survivor's" cmp -s "$(stored_files "$M1" | xargs ls -S | head -1)" "$(stored_files "$SP" | xargs ls -S | head -1)"
 finish

@@ -37,6 +37,9 @@ struct OpenFile {
     // Stored bytes below this offset have had their write-out to the members'
     // disks started (sync_file_range); guarded by exclusive mu.
     uint64_t writeout_from = 0;
+    // Below this offset the members' pages were let go after their write-out
+    // (drop_behind in volume_data.cpp); guarded by exclusive mu.
+    uint64_t dropped_to = 0;
     // Stored bytes below this offset are allocated on the members: space is
     // reserved ahead of the writes (fallocate) and what is left past the end
     // is given back when a write session closes; guarded by exclusive mu.
@@ -59,6 +62,10 @@ struct Handle {
     Caller who;        // captured at open: release() has no caller context
     uint64_t bytes_written = 0;
     int first_error = 0;
+    // Reads in order through this handle (stored offsets): the furthest end
+    // of the current run, and from where the members' pages are still kept.
+    // Several reads of one handle run at once (the kernel's read-ahead).
+    std::atomic<uint64_t> read_next{0}, read_dropped{0};
     std::mutex stats_mu;  // bytes_written/first_error: one handle may write from several threads
 };
 

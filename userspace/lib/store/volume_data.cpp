@@ -87,6 +87,34 @@ void Volume::chunk_plain(OpenFile& f, const std::string& path, uint64_t idx, uin
     load_chunks(f, path, idx, idx, out);
 }
 
+namespace {
+
+// The kernel's read-ahead has several requests of a handle in flight, served
+// a little out of order: what lies kDropKeep behind the furthest read has
+// been served; a read further than kRunSlack from it starts a new run.
+constexpr uint64_t kDropKeep = 16 << 20, kRunSlack = 16 << 20, kDropStep = 4 << 20;
+
+}  // namespace
+
+// Only what a handle read in order lets go, from where its run of reads in
+// order began; a handle seeking about keeps the pages.
+void Volume::drop_read_behind(Handle& h, uint64_t begin, uint64_t end) {
+    uint64_t top = h.read_next.load();
+    if (begin > top + kRunSlack || begin + kRunSlack < top) {
+        h.read_next.store(end);
+        h.read_dropped.store(begin);
+        return;
+    }
+    while (end > top && !h.read_next.compare_exchange_weak(top, end)) {
+    }
+    top = std::max(top, end);
+    uint64_t from = h.read_dropped.load();
+    if (top < from + kDropKeep + kDropStep) return;
+    const uint64_t to = top - kDropKeep;
+    if (!h.read_dropped.compare_exchange_strong(from, to)) return;
+    for (size_t i : holders(*h.file, false)) drop_pages(h.file->fds[i].get(), from, to);
+}
+
 size_t Volume::read(Handle& h, uint8_t* buf, size_t size, uint64_t off) {
     OpenFile& f = *h.file;
     std::shared_lock lk(f.mu);
@@ -98,11 +126,12 @@ size_t Volume::read(Handle& h, uint8_t* buf, size_t size, uint64_t off) {
     read_bytes_ += end - off;
     if (off % kChunkSize == 0 && (end % kChunkSize == 0 || end == fsize)) {
         load_chunks(f, h.path, c0, c1, buf);  // decrypt straight into the caller's buffer
-        return static_cast<size_t>(end - off);
+    } else {
+        uint8_t* plain = scratch(kReadPlain, (c1 - c0 + 1) * kChunkSize);
+        load_chunks(f, h.path, c0, c1, plain);
+        std::memcpy(buf, plain + (off - c0 * kChunkSize), static_cast<size_t>(end - off));
     }
-    uint8_t* plain = scratch(kReadPlain, (c1 - c0 + 1) * kChunkSize);
-    load_chunks(f, h.path, c0, c1, plain);
-    std::memcpy(buf, plain + (off - c0 * kChunkSize), static_cast<size_t>(end - off));
+    drop_read_behind(h, stored_offset(c0), stored_end(fsize, c1));
     return static_cast<size_t>(end - off);
 }
 
@@ -245,14 +274,20 @@ void Volume::release_reserve(OpenFile& f) {
 // bounds what a power cut can take. (Asynchronous: it waits for no disk.)
 constexpr uint64_t kWriteoutStep = 8 << 20;
 
+// What had its write-out started a step before is on the disk by now (or
+// nearly: pages still under write-out are kept), so its pages are let go.
 void Volume::start_writeout(OpenFile& f, const std::vector<size_t>& members, uint64_t upto) {
     if (upto < f.writeout_from + kWriteoutStep) {
-        if (upto < f.writeout_from) f.writeout_from = 0;  // rewritten from the start (truncate)
+        if (upto < f.writeout_from) f.writeout_from = f.dropped_to = 0;  // rewritten from the start (truncate)
         return;
     }
-    for (size_t i : members)
+    const uint64_t drop_to = f.writeout_from > kWriteoutStep ? f.writeout_from - kWriteoutStep : 0;
+    for (size_t i : members) {
         ::sync_file_range(f.fds[i].get(), static_cast<off64_t>(f.writeout_from),
                           static_cast<off64_t>(upto - f.writeout_from), SYNC_FILE_RANGE_WRITE);
+        if (drop_to > f.dropped_to) drop_pages(f.fds[i].get(), f.dropped_to, drop_to);
+    }
+    f.dropped_to = std::max(f.dropped_to, drop_to);
     f.writeout_from = upto;
 }
 

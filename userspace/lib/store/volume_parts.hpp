@@ -46,6 +46,23 @@ inline const char* kind_name(Kind k) {
     return "?";
 }
 
+// The members' pages of what nvrfsd has read or written are let go once the
+// plaintext is with the kernel or the bytes are on the disk: the FUSE page
+// cache holds the plaintext, and a second, encrypted copy of every recording
+// in memory only evicts what is worth keeping. Taking memory afresh is what
+// costs most where free pages go back to a VM's host (issue 17,
+// docs/performance.md). Pages still dirty or under write-out are kept.
+// The page cache holds a file in folios of up to 2 MiB, and one that
+// reaches past either end of the range is kept: the ends are rounded to
+// 2 MiB (down, so that the range after this one starts where it ends).
+inline void drop_pages(int fd, uint64_t from, uint64_t to) {
+    constexpr uint64_t kFolioMax = 2 << 20;
+    from &= ~(kFolioMax - 1);
+    to &= ~(kFolioMax - 1);
+    if (to <= from) return;  // a length of 0 would mean "to the end of the file"
+    ::posix_fadvise(fd, static_cast<off_t>(from), static_cast<off_t>(to - from), POSIX_FADV_DONTNEED);
+}
+
 // The header of one member's copy, or nullopt (none, or not decodable).
 inline std::optional<FileHeader> read_header(int root, const std::string& rel) {
     const int fd = member_path::open_file(root, rel, O_RDONLY);

@@ -125,6 +125,8 @@ int Volume::copy_chunks(OpenFile& f, int fd, size_t target, const std::vector<si
         }
         flush(c1);
         start_write_out(fd, stored_offset(c0), stored_offset(c1));
+        // The batch two back: its write-out was started two batches ago.
+        if (c0 >= first + 2 * kBatch) drop_pages(fd, stored_offset(c0 - 2 * kBatch), stored_offset(c0 - kBatch));
     }
     return err;
 }
