@@ -38,7 +38,7 @@ struct OpenFile {
     // disks started (sync_file_range); guarded by exclusive mu.
     uint64_t writeout_from = 0;
     // Below this offset the members' pages were let go after their write-out
-    // (drop_behind in volume_data.cpp); guarded by exclusive mu.
+    // (start_writeout, volume_data.cpp); guarded by exclusive mu.
     uint64_t dropped_to = 0;
     // Stored bytes below this offset are allocated on the members: space is
     // reserved ahead of the writes (fallocate) and what is left past the end

@@ -274,8 +274,9 @@ void Volume::release_reserve(OpenFile& f) {
 // bounds what a power cut can take. (Asynchronous: it waits for no disk.)
 constexpr uint64_t kWriteoutStep = 8 << 20;
 
-// What had its write-out started a step before is on the disk by now (or
-// nearly: pages still under write-out are kept), so its pages are let go.
+// What lies a step behind the write-out started last has had a step's time
+// to reach the disk, so its pages are let go (the kernel keeps those still
+// dirty or under write-out).
 void Volume::start_writeout(OpenFile& f, const std::vector<size_t>& members, uint64_t upto) {
     if (upto < f.writeout_from + kWriteoutStep) {
         if (upto < f.writeout_from) f.writeout_from = f.dropped_to = 0;  // rewritten from the start (truncate)
