@@ -106,6 +106,9 @@ stored_files() { find "$1" -type f ! -path '*/.nvrfs/*' ! -name '.nvrfs.diriv' |
 
 quiet() { "$@" >/dev/null 2>&1; }
 audit_json() { "$NVRCTL" log show --config "$CONF" --json; }
+# The set's state as `nvrctl status` reports it: clean, degraded or rebuilding.
+state() { "$NVRCTL" status --config "$CONF" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
+is_clean() { [ "$(state)" = clean ]; }
 # wait_for SECONDS command...: poll until the command succeeds.
 wait_for() { local s=$1; shift; for _ in $(seq $((s * 10))); do "$@" && return 0; sleep 0.1; done; return 1; }
 has_alert() { "$NVRCTL" log show --config "$CONF" --event alert 2>/dev/null | grep -q "$1"; }

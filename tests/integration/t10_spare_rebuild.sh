@@ -11,7 +11,6 @@ echo "rebuild_max_rate = 20M" >> "$CONF"   # slow enough to watch the phases
 start_daemon
 mkdir -p "$MNT/archive" "$MNT/cam1"
 for i in $(seq 12); do head -c 3000000 /dev/urandom > "$T/a$i"; cp "$T/a$i" "$MNT/archive/a$i.mp4"; done
-state() { "$NVRCTL" status --config "$CONF" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
 check "status is clean before the failure" test "$(state)" = clean
 check "status lists the spare" bash -c "'$NVRCTL' status --config '$CONF' | grep -q 'spare .*spare'"
 
@@ -57,7 +56,7 @@ SP2=$T/third; SP3=$T/spare2; mkdir "$SP2" "$SP3"
 quiet "$NVRCTL" member add --config "$CONF" "$SP2"   # a third copy, rebuilt at 20 MB/s
 quiet "$NVRCTL" spare add --config "$CONF" "$SP3"
 check "a member fails during the rebuild of another" quiet "$NVRCTL" member fail --config "$CONF" "$SP"
-wait_for 60 bash -c "[ \"\$('$NVRCTL' status --config '$CONF' --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])')\" = clean ]"
+wait_for 60 is_clean
 check "... the spare then took its place: the set is clean again ($(state))" test "$(state)" = clean
 check "... with the spare an active member" bash -c "'$NVRCTL' status --config '$CONF' | grep -q 'active .*spare2'"
 check "... holding the survivor's stored bytes" diff -r --exclude=superblock "$M1" "$SP3"

@@ -28,8 +28,9 @@ dirty_after=$(awk '/^Dirty:/ {print $2}' /proc/meminfo)
 grown=$(( (dirty_after - dirty_before) / 1024 ))
 log "dirty pages grew by $grown MiB while $((2 * S)) MiB went to the members"
 check "the members' write-out kept dirty pages under $((S / 4)) MiB" test "$grown" -lt $((S / 4))
-# What the members' copies hold in memory, MiB.
-resident() { local f=$(stored_files "$1" | grep -v '/audit' | xargs ls -S | head -1); echo $(( $(fincore --bytes --noheadings --output RES "$f") >> 20 )); }
+# The recording's copy on a member, and what of it is in memory (MiB).
+copy_of() { stored_files "$1" | xargs ls -S | head -1; }
+resident() { echo $(( $(fincore --bytes --noheadings --output RES "$(copy_of "$1")") >> 20 )); }
 sync; sleep 1
 w1=$(resident "$M1"); w2=$(resident "$M2")
 log "after writing $S MiB: $w1 and $w2 MiB of the members' copies in memory"
@@ -55,12 +56,10 @@ SP=$T/spare; mkdir "$SP"
 quiet "$NVRCTL" spare add --config "$CONF" "$SP"
 drop_caches
 quiet "$NVRCTL" member fail --config "$CONF" "$M2"
-state() { "$NVRCTL" status --config "$CONF" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
-for _ in $(seq 1200); do [ "$(state)" = clean ] && break; sleep 0.1; done
-check "the spare was rebuilt" test "$(state)" = clean
+check "the spare was rebuilt" wait_for 120 is_clean
 sync; sleep 1
 r=$(resident "$SP")
 log "after rebuilding it onto the spare: $r MiB of the spare's copy in memory"
 check "the rebuild let the spare's written-out pages go" test "$r" -lt $((S / 4))
-check "the spare's copy is the survivor's" cmp -s "$(stored_files "$M1" | xargs ls -S | head -1)" "$(stored_files "$SP" | xargs ls -S | head -1)"
+check "the spare's copy is the survivor's" cmp -s "$(copy_of "$M1")" "$(copy_of "$SP")"
 finish

@@ -57,8 +57,6 @@ before=$(snapshot)
 
 # ... survive a member failure and the spare's rebuild,
 quiet "$NVRCTL" member fail --config "$CONF" "$M2"
-state() { "$NVRCTL" status --config "$CONF" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
-is_clean() { test "$(state)" = clean; }
 check "the spare is rebuilt" wait_for 60 is_clean
 check "... holding the survivor's stored tree (symlink, fifo, long-name files included)" diff -r --exclude=superblock "$M1" "$SP"
 check "... and the tree reads the same" test "$(snapshot)" = "$before"

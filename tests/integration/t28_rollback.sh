@@ -95,8 +95,6 @@ start_daemon
 check "three kill -9 during writes: every restart mounts, no RollbackDetected" test "$(grep -c "^RollbackDetected" "$T/hook.out")" -eq "$n_before"
 SP=$T/spare; mkdir "$SP"; quiet "$NVRCTL" spare add --config "$CONF" "$SP"
 quiet "$NVRCTL" member fail --config "$CONF" "$M2"
-state() { "$NVRCTL" status --config "$CONF" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
-is_clean() { test "$(state)" = clean; }
 check "a member failure and the spare's rebuild complete" wait_for 60 is_clean
 quiet "$NVRCTL" member remove --config "$CONF" "$M2"
 stop_daemon

@@ -117,8 +117,6 @@ W=$!; sleep 1; kill -9 "$DAEMON_PID"; kill "$W" 2>/dev/null; umount -l "$MNT"; D
 start_daemon
 wait_for 30 bash -c "'$NVRCTL' status --config '$CONF' --json | grep -q '\"running\": false'"
 SP=$T/spare; mkdir "$SP"; quiet "$NVRCTL" spare add --config "$CONF" "$SP"; quiet "$NVRCTL" member fail --config "$CONF" "$M2"
-state() { "$NVRCTL" status --config "$CONF" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
-is_clean() { test "$(state)" = clean; }
 wait_for 60 is_clean
 "$NVRCTL" scrub --config "$CONF" > "$T/scrub.out" 2>&1; rc=$?
 check "after kill -9 mid-write and a member failure with rebuild: scrub clean (exit $rc)" test $rc -eq 0

@@ -60,7 +60,6 @@ quiet "$NVRCTL" key recovery create --config "$CONF" --passphrase-file "$T/recov
 start_daemon
 SP=$T/spare; mkdir "$SP"
 quiet "$NVRCTL" spare add --config "$CONF" "$SP"; quiet "$NVRCTL" member fail --config "$CONF" "$M2"
-is_clean() { "$NVRCTL" status --config "$CONF" --json | python3 -c 'import json,sys; sys.exit(json.load(sys.stdin)["state"] != "clean")'; }
 wait_for 60 is_clean
 check "a spare rebuilt after a member failed holds the recovery record" cmp -s "$M1/.nvrfs/recovery" "$SP/.nvrfs/recovery"
 stop_daemon
