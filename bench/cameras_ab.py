@@ -84,5 +84,6 @@ def main():
     finally:
         stack.close()
 
+
 if __name__ == "__main__":
     main()
