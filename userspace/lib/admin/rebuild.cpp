@@ -69,6 +69,13 @@ uint64_t stored_bytes(int dirfd, const std::string& rel) {
     return total;
 }
 
+// Everything written to the file system holding `dirfd` is durable: what the
+// checkpoint and the switch to Active claim. On ext4 a checkpoint's own fsync
+// did this as a side effect (ordered data); other file systems do not.
+void sync_fs(int dirfd, const std::string& where) {
+    if (::syncfs(dirfd) < 0) throw_errno(errno, where, "cannot sync");
+}
+
 // Remove what the target holds and the source does not (renames and unlinks
 // that reached the target before the walk created the directory they were in).
 void remove_extras(int src, int dst, const std::string& rel) {
@@ -226,6 +233,7 @@ void Rebuilder::copy_file(Walk& w, const std::string& rel, const std::string& pa
     } else {
         n = vol_.copy_file_to(path, w.target);
         if (Clock::now() - w.last_cp > std::chrono::seconds(1)) {
+            sync_fs(w.t.dirfd.get(), w.t.path);  // what the checkpoint names is on the disk
             write_file_atomic_at(w.t.dirfd.get(), kCheckpoint, rel.data(), rel.size(), 0600);
             w.last_cp = Clock::now();
         }
@@ -269,6 +277,7 @@ void Rebuilder::run(const Job& job) {
     } catch (const Error& e) {
         alerts_.raise("RecoveryKeyNotCopied", fmt::format("{}: the recovery key was not copied from {}: {}", t.path, src.path, e.what()));
     }
+    sync_fs(t.dirfd.get(), t.path);
     set_.set_state(target, MemberState::Active);
     member_path::unlink(t.dirfd.get(), kCheckpoint);
     set_.bump_events(true);

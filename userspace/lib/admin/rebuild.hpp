@@ -4,11 +4,13 @@
 // reaches it. The rebuilder then walks the tree and copies each file's stored
 // bytes from a complete member under that file's exclusive lock (no write can
 // slip between the copy and the switch-over), verifying nothing it cannot: the
-// stored bytes are identical on every member, so a raw copy is exact. After
-// each file the target's checkpoint (.nvrfs/rebuild.checkpoint, the stored —
-// encrypted — path) is updated, so a restarted daemon resumes where it left
-// off. When the walk is done, entries the target has but the source lacks are
-// removed and the target becomes Active: the set is clean again.
+// stored bytes are identical on every member, so a raw copy is exact. About
+// once a second the target's checkpoint (.nvrfs/rebuild.checkpoint, the
+// stored — encrypted — path of the last file copied) is written once the
+// target's file system has made everything before it durable, so a restarted
+// daemon resumes where it left off. When the walk is done, entries the target
+// has but the source lacks are removed, the target's file system is synced
+// and the target becomes Active: the set is clean again.
 #pragma once
 #include <atomic>
 #include <condition_variable>
