@@ -121,6 +121,8 @@ stop_daemon
 for cut in 32 60; do
   truncate -s $cut "$E1"; truncate -s $cut "$E2"
   start_daemon
+  size=$(stat -c %s "$MNT/e.mp4" 2>&1)
+  check "cut to $cut bytes: stat does not show an empty file ($size)" test "$size" != 0
   out=$(cat "$MNT/e.mp4" 2>&1); rc=$?
   check "cut to $cut bytes: reading fails with EIO ($out)" bash -c "[ $rc -ne 0 ] && grep -q 'Input/output error' <<<'$out'"
   stop_daemon

@@ -233,6 +233,9 @@ private:
     FileHeader choose_header(OpenFile& f, const std::string& path, bool settle);
     // getattr of what is stored at `rel` (the member path of `path`).
     struct stat stat_stored(const std::string& path, const std::string& rel);
+    // Every healthy member's copy at `rel` is the same empty file, its sealed
+    // empty chunk authentic. False for anything else, left to an open to judge.
+    bool authentic_empty(const std::string& rel);
     struct Listed {
         std::string rel;  // the directory's member path
         struct Entry {

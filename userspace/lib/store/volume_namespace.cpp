@@ -83,15 +83,14 @@ struct stat Volume::stat_stored(const std::string& path, const std::string& rel)
         st.st_size = 0;
         return st;
     }
-    // Copies that differ, or a file that claims to be empty (its one sealed
-    // chunk is checked like any other: a copy cut to its header is no empty
-    // recording): opening reconciles and authenticates them.
-    // (Without the header: a stored size valid for either version.)
+    // Copies that differ (tampering, or a crash between members), or a file
+    // that claims to be empty and is not plainly so (its one sealed chunk is
+    // checked like any other: a copy cut to its header is no empty recording):
+    // opening reconciles and authenticates them; the size shown is the authentic
+    // one. (Without the header: a stored size valid for either version.)
     auto ps = plain_size(kFormatVersion, stored_max);
     if (!ps) ps = plain_size(kFormatV1, stored_max);
-    if (stored_min != stored_max || !ps || *ps == 0) {
-        // The copies differ (tampering, or a crash between members): opening
-        // reconciles them, and the size reported is the authentic one.
+    if (stored_min != stored_max || !ps || (*ps == 0 && !authentic_empty(rel))) {
         if (const auto h = pin(path)) st.st_size = static_cast<off_t>(h->file->size.load());
         return st;
     }
