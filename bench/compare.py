@@ -11,6 +11,11 @@ Targets, all on the same disk (BENCH_DIR, default /var/tmp):
              build, on its own two members: before/after ratios in one run
   btrfs      (with --peers) btrfs RAID1 over two loop files: the kernel's mirror
   gcf-btrfs  (with --peers) gocryptfs over that btrfs RAID1
+  gcf-ao     (with --peers) gocryptfs mounted -allow_other over the first
+             member's file system, as a recorder running as a service user
+             needs it (nvrfs always is): (d) and (l) only. With it gocryptfs
+             creates as the caller and checks permissions the kernel's way,
+             as nvrfs does
 With --peers every other target lives on ext4 file systems on loop files of
 the same disk (first and second member, a third for spares), so that all of
 them write through a loop device the same way (see peers.py).
@@ -245,11 +250,12 @@ def start_nvrfs(name, bindir, base, roots):
     return t
 
 
-def start_gocryptfs(name, cipher, plain, base):
+def start_gocryptfs(name, cipher, plain, base, allow_other=False):
     os.makedirs(cipher)
     os.makedirs(plain)
     run("gocryptfs", "-q", "-init", "-passfile", f"{base}/pass", cipher, stdout=subprocess.DEVNULL)
-    return Target(name, [plain], subprocess.Popen(["gocryptfs", "-q", "-fg", "-passfile", f"{base}/pass", cipher, plain]))
+    opts = ["-allow_other"] if allow_other else []
+    return Target(name, [plain], subprocess.Popen(["gocryptfs", "-q", "-fg", *opts, "-passfile", f"{base}/pass", cipher, plain]))
 
 
 def empty_dirs(t):
@@ -299,6 +305,7 @@ def main():
             targets.append(Target("btrfs", [f"{btrfs.mnt}/plain"]))
             targets[-1].btrfs = btrfs
             targets.append(start_gocryptfs("gcf-btrfs", f"{btrfs.mnt}/gcipher", f"{base}/gbplain", base))
+            targets.append(start_gocryptfs("gcf-ao", f"{roots[0]}/gaocipher", f"{base}/gaoplain", base, allow_other=True))
         fuse = [t for t in targets if t.proc]
         stack.push(lambda: stop_fuse(fuse))
         for t in fuse:
@@ -350,7 +357,9 @@ def measure_all(args, targets):
         print(f"  done: {label}", file=sys.stderr, flush=True)
 
     names = [t.name for t in targets]
-    most = [n for n in names if n != "raw+wo"]
+    data = [n for n in names if n != "gcf-ao"]  # gcf-ao is a metadata peer: (d) and (l)
+    most = [n for n in data if n != "raw+wo"]
+    meta = most + [n for n in names if n == "gcf-ao"]
     want = args.only
     if "a" in want:
         for n in [int(x) for x in args.streams.split(",")]:
@@ -361,22 +370,22 @@ def measure_all(args, targets):
     mib, wmib, rounds = args.size_mib, args.writers_mib, args.rounds
     if "b" in want or "c" in want:
         row("(b) one sequential writer, MiB/s", lambda t: (seq_write(t, mib), None),
-            gib=lambda t: mib * len(t.dirs) / 1024, rounds=rounds)
+            gib=lambda t: mib * len(t.dirs) / 1024, only=data, rounds=rounds)
     if "w" in want or "r" in want:
         row(f"(w) {WRITERS} sequential writers, MiB/s", lambda t: (seq_writers(t, wmib), None),
-            gib=lambda t: WRITERS * wmib * len(t.dirs) / 1024, rounds=rounds)
+            gib=lambda t: WRITERS * wmib * len(t.dirs) / 1024, only=data, rounds=rounds)
     if "c" in want:
         row("(c) sequential read (cold), MiB/s", lambda t: reads(t, False), only=most, rounds=rounds)
         row("(c) random 64 KiB read (cold), MiB/s", lambda t: reads(t, True), only=most, rounds=rounds)
     if "r" in want:
         row(f"(r) {WRITERS} sequential readers (cold), MiB/s", lambda t: seq_readers(t, wmib), only=most, rounds=rounds)
     if "d" in want:
-        row("(d) create/stat/unlink, ops/s", lambda t: (metadata(t), 0), only=most, rounds=rounds)
+        row("(d) create/stat/unlink, ops/s", lambda t: (metadata(t), 0), only=meta, rounds=rounds)
     if "l" in want:
         for t in targets:
-            if t.name in most:
+            if t.name in meta:
                 ls_prepare(t)
-        row(f"(l) ls -l of {LS_FILES} files (cold), s", ls_l, only=most, better_high=False, rounds=rounds)
+        row(f"(l) ls -l of {LS_FILES} files (cold), s", ls_l, only=meta, better_high=False, rounds=rounds)
     stored_mib = rebuild_rows(args, targets, row) if "e" in want else None
     return rows, stored_mib
 
@@ -431,7 +440,7 @@ def report(args, targets, rows, stored_mib):
     names = [t.name for t in targets]
     ratios = [("nv/raw", "nvrfs", "raw"), ("nv/raw+wo", "nvrfs", "raw+wo"), ("nv/gcf", "nvrfs", "gocryptfs")]
     if args.peers:
-        ratios += [("nv/btrfs", "nvrfs", "btrfs"), ("nv/gcf-bt", "nvrfs", "gcf-btrfs")]
+        ratios += [("nv/btrfs", "nvrfs", "btrfs"), ("nv/gcf-bt", "nvrfs", "gcf-btrfs"), ("nv/gcf-ao", "nvrfs", "gcf-ao")]
     if args.baseline:
         ratios.append(("nv/before", "nvrfs", "before"))
     fuse = [t.name for t in targets if t.proc]
