@@ -74,11 +74,14 @@ class Btrfs:
         mount(stack, self.devs[0], self.mnt)
 
     def replace(self):
-        """Replaces the second device by the spare; returns seconds until done."""
+        """Replaces the second device by the spare, which it becomes (the device
+        replaced is the next spare); returns seconds until done."""
         t0 = time.monotonic()
         run("btrfs", "replace", "start", "-B", "-f", self.devs[1], self.spare, self.mnt, stdout=subprocess.DEVNULL)
         run("sync", "-f", self.mnt)
-        return time.monotonic() - t0
+        secs = time.monotonic() - t0
+        self.devs[1], self.spare = self.spare, self.devs[1]
+        return secs
 
     def scrub(self):
         """Reads and checks both copies of everything; returns seconds."""
