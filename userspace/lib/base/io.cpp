@@ -31,50 +31,35 @@ ssize_t pread_full(int fd, void* buf, size_t len, off_t off) {
     return static_cast<ssize_t>(done);
 }
 
-uint8_t* AlignedBuffer::get(size_t n) {
-    if (n > cap_) {
-        void* p = nullptr;
-        if (::posix_memalign(&p, kAlign, n) != 0) return nullptr;
-        p_.reset(static_cast<uint8_t*>(p));
-        cap_ = n;
-    }
-    return p_.get();
-}
-
-UniqueFd open_direct(int fd) {
+UncachedReader::UncachedReader(int fd) : fd_(fd) {
+    // A descriptor of its own: O_DIRECT is a property of the open file.
     const std::string self = "/proc/self/fd/" + std::to_string(fd);
-    return UniqueFd(::open(self.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC));
+    direct_.reset(::open(self.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC));
 }
-
-ssize_t read_direct(int direct, uint64_t off, size_t len, AlignedBuffer& buf, uint8_t*& data) {
-    constexpr uint64_t kAlign = AlignedBuffer::kAlign;
-    const uint64_t from = off / kAlign * kAlign, to = (off + len + kAlign - 1) / kAlign * kAlign;
-    const size_t need = static_cast<size_t>(to - from), skip = static_cast<size_t>(off - from);
-    uint8_t* b = buf.get(need);
-    if (!b) return -ENOMEM;
-    data = b + skip;
-    size_t done = 0;
-    for (;;) {
-        const ssize_t n = ::pread(direct, b + done, need - done, static_cast<off_t>(from + done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return -errno;
-        done += static_cast<size_t>(n);
-        // The end of the file (a short read there need not be aligned).
-        if (n == 0 || done == need || done % kAlign != 0)
-            return done <= skip ? 0 : static_cast<ssize_t>(std::min(done - skip, len));
-    }
-}
-
-UncachedReader::UncachedReader(int fd) : fd_(fd), direct_(open_direct(fd)) {}
 
 ssize_t UncachedReader::read(uint64_t off, size_t len, uint8_t*& data) {
-    if (direct_) {
-        const ssize_t n = read_direct(direct_.get(), off, len, buf_, data);
-        if (n >= 0) return n;
-        direct_.reset();  // refused here after all: read through the cache
+    const uint64_t from = off / kAlign * kAlign, to = (off + len + kAlign - 1) / kAlign * kAlign;
+    const size_t need = static_cast<size_t>(to - from), skip = static_cast<size_t>(off - from);
+    if (need > cap_) {
+        void* p = nullptr;
+        if (::posix_memalign(&p, kAlign, need) != 0) return -ENOMEM;
+        buf_.reset(static_cast<uint8_t*>(p));
+        cap_ = need;
     }
-    data = buf_.get(len);
-    if (!data) return -ENOMEM;
+    data = buf_.get() + skip;
+    if (direct_) {
+        size_t done = 0;
+        for (;;) {
+            const ssize_t n = ::pread(direct_.get(), buf_.get() + done, need - done, static_cast<off_t>(from + done));
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) break;  // refused here after all: read through the cache
+            done += static_cast<size_t>(n);
+            // The end of the file (a short read there need not be aligned).
+            if (n == 0 || done == need || done % kAlign != 0)
+                return done <= skip ? 0 : static_cast<ssize_t>(std::min(done - skip, len));
+        }
+        direct_.reset();
+    }
     return pread_full(fd_, data, len, static_cast<off_t>(off));
 }
 

@@ -47,30 +47,6 @@ int write_full(int fd, const void* buf, size_t len);
 // the kernel allows it, a read/write loop across file systems. 0 or -errno.
 int copy_range(int in, off_t in_off, int out, off_t out_off, uint64_t len);
 
-// A buffer aligned for O_DIRECT, grown as needed and kept: reused, its pages
-// are not taken afresh for every read.
-class AlignedBuffer {
-public:
-    static constexpr size_t kAlign = 4096;  // any logical block size up to a page
-    // At least n bytes, aligned; nullptr when memory is short.
-    uint8_t* get(size_t n);
-
-private:
-    struct Free {
-        void operator()(uint8_t* p) const noexcept { std::free(p); }
-    };
-    std::unique_ptr<uint8_t, Free> p_;
-    size_t cap_ = 0;
-};
-
-// A descriptor of its own for the file open at fd, with O_DIRECT (a property
-// of the open file); invalid where the file system refuses it.
-UniqueFd open_direct(int fd);
-// Up to len bytes at off through `direct` (from open_direct) into buf; data
-// points at them. Bytes read (short only at end of file) or -errno (the
-// caller then reads through the page cache).
-ssize_t read_direct(int direct, uint64_t off, size_t len, AlignedBuffer& buf, uint8_t*& data);
-
 // Reads of a whole file once through (scrub, rebuild) that pass the page
 // cache by (O_DIRECT) where the file system allows it: they cost the kernel
 // one copy less, and do not push the recordings being played out of memory.
@@ -83,9 +59,14 @@ public:
     ssize_t read(uint64_t off, size_t len, uint8_t*& data);
 
 private:
+    struct Free {
+        void operator()(uint8_t* p) const noexcept { std::free(p); }
+    };
+    static constexpr size_t kAlign = 4096;  // any logical block size up to a page
     int fd_;
     UniqueFd direct_;
-    AlignedBuffer buf_;
+    std::unique_ptr<uint8_t, Free> buf_;
+    size_t cap_ = 0;
 };
 
 // Whole small files (keys, superblocks); throw Error on failure. `rel` is

@@ -51,7 +51,6 @@ struct OpenFile {
     // Raised by every change of the stored bytes (the archive tier moves a
     // file only if nothing changed it while it was uploaded).
     std::atomic<uint64_t> changes{0};
-    std::atomic<int> writers{0};  // handles open for writing (Volume::track_open, release)
     int refs = 0;                // guarded by the table's mutex
 };
 

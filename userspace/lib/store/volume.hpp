@@ -252,10 +252,7 @@ private:
     // authenticates; its stored bytes in `sealed`, plaintext in `plain`.
     std::optional<size_t> find_authentic(OpenFile& f, uint64_t idx, uint64_t size, const std::vector<size_t>& from,
                                          uint8_t* sealed, uint8_t* plain);
-    // Chunks c0..c1 authenticated into out, each bad copy repaired from
-    // another member. `uncached`: the primary copy is read past the page
-    // cache (O_DIRECT) where its file system allows.
-    void load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out, bool uncached = false);
+    void load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out);
     void chunk_plain(OpenFile& f, const std::string& path, uint64_t idx, uint8_t* out);
     void write_locked(OpenFile& f, const std::string& path, const uint8_t* data, uint64_t off, uint64_t len);
     void extend_locked(OpenFile& f, const std::string& path, uint64_t new_size);
@@ -271,7 +268,6 @@ private:
                         const std::vector<const uint8_t*>& plain, bool grows);
     void start_writeout(OpenFile& f, const std::vector<size_t>& members, uint64_t upto);
     void drop_read_behind(Handle& h, uint64_t begin, uint64_t end);
-    bool read_uncached(const Handle& h, uint64_t begin, uint64_t stored) const;
     void reserve(OpenFile& f, const std::vector<size_t>& members, uint64_t begin, uint64_t end,
                  std::array<std::atomic<int>, kMaxMembers>& err);
     void release_reserve(OpenFile& f);

@@ -18,7 +18,7 @@ using namespace volume_parts;
 
 // ---- data ----------------------------------------------------------------
 
-void Volume::load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out, bool uncached) {
+void Volume::load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out) {
     const uint64_t size = f.size, last = last_chunk(f.hdr.version, size);
     // A version 2 file that ends on a chunk boundary ends in an empty chunk,
     // which no byte of a read falls in. It is what proves that the file was
@@ -32,17 +32,8 @@ void Volume::load_chunks(OpenFile& f, const std::string& path, uint64_t c0, uint
     if (readers.empty()) throw_errno(EIO, path, "no healthy member holds");
 
     const size_t primary = f.reads.pick(set_, readers);
-    uint8_t* buf = nullptr;
-    ssize_t n = -1;
-    if (uncached) {
-        thread_local AlignedBuffer aligned;  // reused: no page of it is taken afresh per read
-        if (const UniqueFd d = open_direct(f.fds[primary].get()))
-            n = read_direct(d.get(), stored_offset(c0), stored_len, aligned, buf);
-    }
-    if (n < 0) {  // cached, or O_DIRECT refused: through the page cache (its errors are judged below)
-        buf = scratch(kReadStored, stored_len);
-        n = pread_full(f.fds[primary].get(), buf, stored_len, static_cast<off_t>(stored_offset(c0)));
-    }
+    uint8_t* buf = scratch(kReadStored, stored_len);
+    ssize_t n = pread_full(f.fds[primary].get(), buf, stored_len, static_cast<off_t>(stored_offset(c0)));
     if (n < 0) {
         if (is_media_error(static_cast<int>(-n)) && readers.size() > 1) set_.fail(primary, static_cast<int>(-n), "read " + path);
         n = 0;  // every chunk is recovered from the others below
@@ -102,9 +93,6 @@ namespace {
 // a little out of order: what lies kDropKeep behind the furthest read has
 // been served; a read further than kRunSlack from it starts a new run.
 constexpr uint64_t kDropKeep = 16 << 20, kRunSlack = 16 << 20, kDropStep = 4 << 20;
-// Smaller files keep their pages (a player may come back), and are read
-// through the page cache.
-constexpr uint64_t kLetGoMin = kDropKeep + kDropStep;
 
 }  // namespace
 
@@ -127,20 +115,6 @@ void Volume::drop_read_behind(Handle& h, uint64_t begin, uint64_t end) {
     for (size_t i : holders(*h.file, false)) drop_pages(h.file->fds[i].get(), from, to);
 }
 
-// A read in order of a file nobody writes, large enough that its pages would
-// be let go behind it anyway, passes the members' page cache by: the loop
-// or disk then reads straight into nvrfsd's reused buffer, so the member's
-// pages are neither taken afresh (costly on a VM that hands free memory
-// back to its host) nor copied out. Eight readers at once: 1.1-1.4x; one
-// reader alone 2-8% slower (the member's read-ahead served it). A file
-// being written is read through the cache: an O_DIRECT read would first
-// force out the writer's dirty pages in its range.
-bool Volume::read_uncached(const Handle& h, uint64_t begin, uint64_t stored) const {
-    if (stored < kLetGoMin || h.file->writers.load() > 0) return false;
-    const uint64_t top = h.read_next.load();
-    return begin <= top + kRunSlack && begin + kRunSlack >= top;
-}
-
 size_t Volume::read(Handle& h, uint8_t* buf, size_t size, uint64_t off) {
     OpenFile& f = *h.file;
     std::shared_lock lk(f.mu);
@@ -150,12 +124,11 @@ size_t Volume::read(Handle& h, uint8_t* buf, size_t size, uint64_t off) {
     const uint64_t c0 = off / kChunkSize, c1 = (end - 1) / kChunkSize;
     // Whole chunks up to the request's end fit the caller's buffer exactly.
     read_bytes_ += end - off;
-    const bool uncached = read_uncached(h, stored_offset(c0), stored_size(f.hdr.version, fsize));
     if (off % kChunkSize == 0 && (end % kChunkSize == 0 || end == fsize)) {
-        load_chunks(f, h.path, c0, c1, buf, uncached);  // decrypt straight into the caller's buffer
+        load_chunks(f, h.path, c0, c1, buf);  // decrypt straight into the caller's buffer
     } else {
         uint8_t* plain = scratch(kReadPlain, (c1 - c0 + 1) * kChunkSize);
-        load_chunks(f, h.path, c0, c1, plain, uncached);
+        load_chunks(f, h.path, c0, c1, plain);
         std::memcpy(buf, plain + (off - c0 * kChunkSize), static_cast<size_t>(end - off));
     }
     drop_read_behind(h, stored_offset(c0), stored_end(fsize, c1));

@@ -359,7 +359,6 @@ std::unique_ptr<Handle> Volume::open_any(const std::string& path, int flags, con
 }
 
 void Volume::track_open(const Handle& h) {
-    if (h.writable) h.file->writers++;
     std::lock_guard lk(opened_mu_);
     opened_[&h] = h.path;
 }
@@ -429,7 +428,6 @@ void Volume::orphan(const std::string& path) {
 }
 
 void Volume::release(std::unique_ptr<Handle> h) {
-    if (h->writable) h->file->writers--;
     std::shared_lock place(place_mu_, std::defer_lock);
     if (h->writable) place.lock();  // until the session's record is written
     std::string gone;  // an orphan whose last handle this was
