@@ -83,8 +83,11 @@ std::unique_ptr<Daemon> Daemon::prepare(const Config& cfg, const std::string& co
     std::string accepted;
     d->check_anchor(notes, accepted);  // throws when the members went backwards
     d->build_ledger(notes);
+    // Only the complete members saw the last unmount: a stale one (failed,
+    // or away, while the set ran on) still carries the mark of the mount it
+    // left, and would raise a false alarm and a needless repairing scrub.
     bool unclean = false;
-    for (size_t i = 0; i < set.size(); ++i) unclean |= set.member(i).sb.dirty;
+    for (size_t i : set.healthy_members()) unclean |= set.member(i).sb.dirty;
     set.bump_events(true);
     auto rec = audit_record("mount", Caller::daemon(), mountpoint, 0);
     rec["set"] = uuid_str(set.set_uuid());

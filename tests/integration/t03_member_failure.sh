@@ -37,6 +37,9 @@ stop_daemon
 dev=$(findmnt -n -o SOURCE "$M2"); umount "$M2"; fsck.ext4 -fy "$dev" >/dev/null 2>&1; mount "$dev" "$M2"
 start_daemon
 check "the returning member is resynced" has_alert MemberResynced
+# It still carries the mark of the mount it dropped out of; the set itself
+# was unmounted cleanly: no false alarm, no repairing scrub.
+check_not "no UncleanShutdown alert: the set was unmounted cleanly" has_alert UncleanShutdown
 check "members identical after resync" members_identical
 check "recordings unchanged after resync" test "$(cd "$MNT/cam1" && md5sum *.mp4)" = "$md5_before"
 stop_daemon
