@@ -249,9 +249,6 @@ void Volume::reconcile_lengths(OpenFile& f, const std::string& path) {
     alerts_.raise(alert::TamperDetected, fmt::format("{}: stored copies differ in length and none ends in an authentic last chunk", path), path);
 }
 
-// A file of no bytes still ends in a sealed empty chunk: a copy cut to its
-// header, or to any length that decrypts as empty, must not pass as an empty
-// recording. Checked when the file is first opened.
 // What an open would conclude of an empty file, without one: a read of each
 // copy (no read-write open, no entry in the open-file table). A stat of an
 // empty file cost twice that of any other before.
@@ -274,6 +271,9 @@ bool Volume::authentic_empty(const std::string& rel) {
     return open_chunk(file_key(set_.keys().content, *hdr), *hdr, 0, true, ByteView(first->data() + kHeaderSize, kChunkOverhead), none);
 }
 
+// A file of no bytes still ends in a sealed empty chunk: a copy cut to its
+// header, or to any length that decrypts as empty, must not pass as an empty
+// recording. Checked when the file is first opened.
 void Volume::check_empty(OpenFile& f, const std::string& path) {
     if (f.size != 0) return;
     Bytes out(kChunkSize);
