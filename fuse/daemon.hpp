@@ -62,6 +62,10 @@ struct Daemon {
     std::thread scrub_thread;
     std::atomic<bool> stopping{false};
     std::atomic<bool> fuse_initialized{false};  // set by the FUSE init handler
+    // Write-only opens bypass the FUSE page cache (ops.cpp, open_mode): set
+    // by the init handler when the kernel keeps other opens' cached pages
+    // coherent with such writes.
+    std::atomic<bool> direct_writes{false};
 
     // Assemble the set and open the audit log. Throws Error on bad input.
     static std::unique_ptr<MirrorSet> assemble_set(const Config& cfg, const std::vector<std::string>& paths, std::vector<std::string>& notes);

@@ -24,6 +24,17 @@ std::string path_of(const char* path, fuse_file_info* fi) {
     throw Error(ESTALE, "", "no path and no open file");
 }
 
+// A write-only open (how recorders write: ffmpeg, dd) gets FOPEN_DIRECT_IO:
+// its writes go from the writer's buffer to nvrfsd without a plaintext copy
+// in the page cache that nobody reads (and without taking pages for it). It
+// changes nothing of what a write acknowledges, and a write-only descriptor
+// cannot be mmap'ed anyway. Only when the kernel drops other opens' cached
+// pages of the range it writes (Linux 6.6, FUSE 7.39: commit 80e4f25262f9);
+// on older kernels a reader of the same file would see stale pages.
+void open_mode(fuse_file_info* fi) {
+    fi->direct_io = daemon().direct_writes && (fi->flags & O_ACCMODE) == O_WRONLY;
+}
+
 Caller caller() {
     const fuse_context* c = fuse_get_context();
     return Caller::of(c->uid, c->gid, c->pid);
@@ -55,6 +66,7 @@ void* op_init(fuse_conn_info* conn, fuse_config* cfg) {
     // Writeback caching would acknowledge writes before they are sealed and
     // mirrored; splice buys nothing as every byte is encrypted in memory anyway.
     conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+    daemon().direct_writes = conn->proto_major > 7 || (conn->proto_major == 7 && conn->proto_minor >= 39);
     daemon().fuse_initialized = true;
     return fuse_get_context()->private_data;
 }
@@ -197,6 +209,7 @@ int op_truncate(const char* path, off_t size, fuse_file_info* fi) {
 int op_create(const char* path, mode_t mode, fuse_file_info* fi) {
     return guard([&] {
         fi->fh = reinterpret_cast<uint64_t>(vol().create(path, mode, fi->flags, caller()).release());
+        open_mode(fi);
         return 0;
     });
 }
@@ -208,6 +221,7 @@ int op_open(const char* path, fuse_file_info* fi) {
         // Only write sessions are audited; reads skip the user-name lookup.
         const Caller who = writable ? caller() : Caller{c->uid, c->gid, c->pid, "", ""};
         fi->fh = reinterpret_cast<uint64_t>(vol().open(path, fi->flags, who).release());
+        open_mode(fi);
         return 0;
     });
 }

@@ -2,8 +2,10 @@
 # Parts of issue 13 (POSIX where recorders and admins need it), each compared
 # with a native directory where POSIX fixes the answer: create modes under the
 # caller's umask, all-or-nothing mkdir at the path limit, sizes no member can
-# hold (EFBIG) or that do not fit (ENOSPC, nothing written), and a scrub that
-# never reports success over what it could not check.
+# hold (EFBIG) or that do not fit (ENOSPC, nothing written), what a reader
+# sees of writes made through another descriptor (nvrfs sends write-only
+# opens past the page cache), and a scrub that never reports success over
+# what it could not check.
 . "$(dirname "$0")/lib.sh"
 setup 200M
 start_daemon
@@ -26,6 +28,28 @@ check "a mkdir refused at the path limit leaves nothing behind: ls says '$out' (
 check "... no TamperDetected alert" bash -c "! '$NVRCTL' log show --config '$CONF' --event alert | grep -q TamperDetected"
 check "... the whole tree is removable" rm -rf "$MNT/a"
 check "... and scrub is clean (exit 0)" quiet "$NVRCTL" scrub --config "$CONF"
+
+coherent() {  # coherent DIR: what readers (read and mmap) see of writes through a write-only descriptor
+  python3 - "$1" <<'PY'
+import mmap, os, sys
+p = os.path.join(sys.argv[1], "coherent.bin")
+with open(p, "wb") as f:
+    f.write(b"A" * 5000)
+r = os.open(p, os.O_RDONLY)
+os.pread(r, 8192, 0)                                   # the page holding the end is cached
+m = mmap.mmap(r, 4096, prot=mmap.PROT_READ)
+m[:4096]                                               # and mapped
+w = os.open(p, os.O_WRONLY)
+os.pwrite(w, b"B" * 3000, 5000)                        # grows the file within and past that page
+os.pwrite(w, b"C" * 10, 100)                           # overwrites mapped, cached bytes
+a = os.open(p, os.O_WRONLY | os.O_APPEND)
+os.write(a, b"D" * 7)
+data = os.pread(r, 16384, 0)
+print(len(data), data[95:115], data[4995:5005], data[7998:8010], m[95:115])
+PY
+}
+got=$(coherent "$MNT" 2>&1); want=$(coherent "$NAT" 2>&1)
+check "a reader sees at once what a write-only descriptor wrote, as natively: $got" test -n "$want" -a "$got" = "$want"
 
 out=$(timeout 10 truncate -s 999999999999999 "$MNT/huge" 2>&1); rc=$?
 check "a size no member can hold: EFBIG at once (exit $rc: $out)" grep -q "File too large" <<<"$out"
