@@ -25,6 +25,9 @@ Workloads (fio where it fits):
       within one second of schedule; raw writes every stream to both dirs
   (b) one sequential writer, 1 MiB writes to a new file, fsync at the end
   (w) 8 sequential writers at once, --writers-mib each, fsync at the end
+  (v) (b) and (w) as a recorder writes: `dd` (write-only descriptors, as
+      ffmpeg opens its output; fio opens read-write), 1 MiB blocks,
+      conv=fsync; one writer of --size-mib, then 8 of --writers-mib
   (c) sequential 1 MiB reads and random 64 KiB reads (each block once) of (b)'s
       file, page cache dropped first
   (r) 8 sequential readers at once of (w)'s files, page cache dropped first
@@ -40,7 +43,7 @@ the filesystem daemon), and the daemon's peak memory during that workload.
 starting one target later); the median counts.
 Usage: bench/compare.py [--streams 16,64,128] [--seconds 10] [--size-mib 1024]
                         [--writers-mib 192] [--rebuild-mib 1024] [--rounds 3]
-                        [--baseline DIR] [--peers [--loop-gib 24]] [--only abwcrdle]"""
+                        [--baseline DIR] [--peers [--loop-gib 24]] [--only abwvcrdle]"""
 import argparse, json, os, resource, shutil, socket, subprocess, sys, tempfile, time
 
 import peers
@@ -142,6 +145,20 @@ def seq_writers(t, mib):
     t0 = time.monotonic()
     fio(*jobs)
     return WRITERS * mib / (time.monotonic() - t0)
+
+
+def dd_writers(t, n, mib):
+    """n `dd` writers per directory at once, each a new file; MiB/s of one copy."""
+    for d in t.dirs:
+        for f in os.listdir(d):
+            if f.startswith("dd"):
+                os.unlink(os.path.join(d, f))
+    t0 = time.monotonic()
+    ps = [subprocess.Popen(["dd", "if=/dev/zero", f"of={d}/dd{k}", "bs=1M", f"count={mib}", "conv=fsync", "status=none"])
+          for d in t.dirs for k in range(n)]
+    if any(p.wait() for p in ps):
+        sys.exit(f"compare.py: dd failed on {t.name}")
+    return n * mib / (time.monotonic() - t0)
 
 
 def seq_readers(t, mib):
@@ -283,7 +300,7 @@ def main():
     ap.add_argument("--baseline", help="directory with an older nvrfsd and nvrctl to compare against")
     ap.add_argument("--peers", action="store_true", help="add btrfs RAID1 and gocryptfs on it; all targets on loop devices")
     ap.add_argument("--loop-gib", type=int, default=24, help="size of each (sparse) loop file with --peers")
-    ap.add_argument("--only", default="abwcrdle", help="the workloads to run, by letter")
+    ap.add_argument("--only", default="abwvcrdle", help="the workloads to run, by letter")
     args = ap.parse_args()
     base = tempfile.mkdtemp(dir=os.environ.get("BENCH_DIR", "/var/tmp"), prefix="nvrfs-compare.")
     targets, stack = [], peers.Stack()
@@ -381,6 +398,11 @@ def measure_all(args, targets):
     if "w" in want or "r" in want:
         row(f"(w) {WRITERS} sequential writers, MiB/s", lambda t: (seq_writers(t, wmib), None),
             gib=lambda t: WRITERS * wmib * len(t.dirs) / 1024, only=data, rounds=rounds)
+    if "v" in want:
+        row("(v) one write-only writer (dd), MiB/s", lambda t: (dd_writers(t, 1, mib), None),
+            gib=lambda t: mib * len(t.dirs) / 1024, only=most, rounds=rounds)
+        row(f"(v) {WRITERS} write-only writers (dd), MiB/s", lambda t: (dd_writers(t, WRITERS, wmib), None),
+            gib=lambda t: WRITERS * wmib * len(t.dirs) / 1024, only=most, rounds=rounds)
     if "c" in want:
         row("(c) sequential read (cold), MiB/s", lambda t: reads(t, False), only=most, rounds=rounds)
         row("(c) random 64 KiB read (cold), MiB/s", lambda t: reads(t, True), only=most, rounds=rounds)
