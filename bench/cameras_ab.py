@@ -5,12 +5,13 @@ Each build gets its own set (made by its own nvrctl, so each writes its own
 format) on the same two ext4 file systems on loop files, as compare.py
 --peers places nvrfs's members. Per round and stream count, for each build:
 caches dropped, compare.py's camera workload (fio, 32 KiB writes at 1 MiB/s
-into a new 2 MiB file every 2 s), then `sync`. Reported per build: streams
+into a new 2 MiB file every 2 s; with --writer wo its write-only streams,
+as a recorder opens its files), then `sync`. Reported per build: streams
 that kept up, nvrfsd's CPU (cores over the run), and bytes the two loop
 devices wrote per byte of video. The recordings are removed after each run.
 Not part of `make test`.
 
-    python3 bench/cameras_ab.py OLD_BUILD [--new build] [--streams 128,256] [--seconds 10] [--rounds 3]
+    python3 bench/cameras_ab.py OLD_BUILD [--new build] [--streams 128,256] [--seconds 10] [--rounds 3] [--writer fio|wo]
 """
 import argparse
 import os
@@ -22,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peers  # noqa: E402
-from compare import Target, cameras, drop_caches, proc_cpu  # noqa: E402
+from compare import Target, cameras, cameras_wo, drop_caches, proc_cpu  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -42,6 +43,7 @@ def main():
     ap.add_argument("--streams", default="128,256")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--writer", choices=("fio", "wo"), default="fio", help="fio jobs (a), or write-only streams (o)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="nvrfs-cams.", dir=os.environ.get("BENCH_DIR", "/var/tmp"))
     stack, daemons = peers.Stack(), {}
@@ -70,7 +72,7 @@ def main():
                     os.makedirs(d, exist_ok=True)
                     drop_caches()
                     c0, s0, t0 = proc_cpu(pid), written_sectors(loops), time.monotonic()
-                    kept, video = cameras(Target(name, [d]), n, args.seconds)
+                    kept, video = (cameras if args.writer == "fio" else cameras_wo)(Target(name, [d]), n, args.seconds)
                     os.sync()
                     c1, s1, t1 = proc_cpu(pid), written_sectors(loops), time.monotonic()
                     res.setdefault((n, name), []).append((kept, (c1 - c0) / (t1 - t0), (s1 - s0) * 512 / video))

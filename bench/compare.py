@@ -23,6 +23,9 @@ Workloads (fio where it fits):
   (a) N camera streams (fio jobs) at 1 MiB/s (8 Mbit/s) in 32 KiB writes, a new
       2-second file every 2 MiB; a stream "keeps up" when its data is down
       within one second of schedule; raw writes every stream to both dirs
+  (o) (a) as a recorder writes: a thread per stream (per stream and dir on
+      raw) opens each file write-only (O_TRUNC, as ffmpeg's segment muxer)
+      and writes 32 KiB on schedule, catching up when late
   (b) one sequential writer, 1 MiB writes to a new file, fsync at the end
   (w) 8 sequential writers at once, --writers-mib each, fsync at the end
   (v) (b) and (w) as a recorder writes: `dd` (write-only descriptors, as
@@ -43,8 +46,8 @@ the filesystem daemon), and the daemon's peak memory during that workload.
 starting one target later); the median counts.
 Usage: bench/compare.py [--streams 16,64,128] [--seconds 10] [--size-mib 1024]
                         [--writers-mib 192] [--rebuild-mib 1024] [--rounds 3]
-                        [--baseline DIR] [--peers [--loop-gib 24]] [--only abwvcrdle]"""
-import argparse, json, os, resource, shutil, socket, subprocess, sys, tempfile, time
+                        [--baseline DIR] [--peers [--loop-gib 24]] [--only aobwvcrdle]"""
+import argparse, json, os, resource, shutil, socket, subprocess, sys, tempfile, threading, time
 
 import peers
 from peers import run
@@ -116,6 +119,31 @@ def cameras(t, n, seconds):
             late.add(k)
     ok = n - len(late)
     return ok, sum(j["write"]["io_bytes"] for j in res)
+
+
+def cameras_wo(t, n, seconds):
+    """(o): n write-only streams per directory of t; returns (streams that kept up, bytes written)."""
+    files, buf = max(1, seconds // 2), os.urandom(32 << 10)
+    start, late = time.monotonic() + 0.5, set()
+
+    def stream(k, d):
+        for f in range(files):
+            fd = os.open(f"{d}/wo{k}.{f}.mp4", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            for i in range(64):  # 2 MiB at 1 MiB/s
+                delay = start + (f * 64 + i) / 32 - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                os.write(fd, buf)
+            os.close(fd)
+        if time.monotonic() > start + files * 2 + KEEP_UP_SLACK:
+            late.add(k)
+
+    threads = [threading.Thread(target=stream, args=(k, d)) for k in range(n) for d in t.dirs]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return n - len(late), n * len(t.dirs) * files * (2 << 20)
 
 
 def seq_write(t, mib):
@@ -300,7 +328,7 @@ def main():
     ap.add_argument("--baseline", help="directory with an older nvrfsd and nvrctl to compare against")
     ap.add_argument("--peers", action="store_true", help="add btrfs RAID1 and gocryptfs on it; all targets on loop devices")
     ap.add_argument("--loop-gib", type=int, default=24, help="size of each (sparse) loop file with --peers")
-    ap.add_argument("--only", default="abwvcrdle", help="the workloads to run, by letter")
+    ap.add_argument("--only", default="aobwvcrdle", help="the workloads to run, by letter")
     args = ap.parse_args()
     base = tempfile.mkdtemp(dir=os.environ.get("BENCH_DIR", "/var/tmp"), prefix="nvrfs-compare.")
     targets, stack = [], peers.Stack()
@@ -390,6 +418,10 @@ def measure_all(args, targets):
             # Every stream records into new files: fio opens an existing file without
             # O_TRUNC, so the previous row's files would be overwritten in place.
             row(f"(a) {n} cameras at 8 Mbit/s: streams kept up", lambda t: cameras(t, n, args.seconds), only=most,
+                prep=empty_dirs)
+    if "o" in want:
+        for n in [int(x) for x in args.streams.split(",")]:
+            row(f"(o) {n} cameras, write-only: streams kept up", lambda t: cameras_wo(t, n, args.seconds), only=most,
                 prep=empty_dirs)
     mib, wmib, rounds = args.size_mib, args.writers_mib, args.rounds
     if "b" in want or "c" in want:
