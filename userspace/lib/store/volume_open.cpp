@@ -21,23 +21,34 @@ using namespace volume_parts;
 
 // ---- open files ----------------------------------------------------------
 
+// Tests widen a race window with these (t32): milliseconds from the environment.
+static void test_delay(const char* var) {
+    const char* d = std::getenv(var);
+    if (const int ms = d ? std::atoi(d) : 0; ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+
 FileHeader Volume::choose_header(OpenFile& f, const std::string& path, bool settle) {
     struct Cand {
         size_t member;
         std::optional<FileHeader> hdr;
     };
     std::vector<Cand> cands;
-    bool all_empty = true;  // no member holds a single byte: a create that never completed
+    // No member holds more than a create's space taken ahead (fallocate's
+    // zeros, or nothing): a create under way on another thread, or one that
+    // never completed. Nothing was recorded in it, so nothing is alerted.
+    bool unwritten = true;
     for (size_t i : holders(f, false)) {
         uint8_t b[kHeaderSize];
         std::optional<FileHeader> h;
         const ssize_t n = pread_full(f.fds[i].get(), b, sizeof b, 0);
         if (n == static_cast<ssize_t>(kHeaderSize)) h = FileHeader::decode(b);
-        all_empty = all_empty && n == 0;
+        struct stat st {};
+        unwritten = unwritten && n >= 0 && std::all_of(b, b + n, [](uint8_t x) { return x == 0; }) &&
+                    ::fstat(f.fds[i].get(), &st) == 0 && static_cast<uint64_t>(st.st_size) <= kHeaderSize + kChunkOverhead;
         cands.push_back({i, h});
     }
     if (cands.empty()) throw_errno(EIO, path, "no member holds");
-    if (all_empty)
+    if (unwritten)
         throw Error(EIO, path, fmt::format("{}: an incomplete file (its create never completed); scrub --repair removes it", path));
     bool agree = cands[0].hdr.has_value();
     for (auto& c : cands) agree = agree && c.hdr == cands[0].hdr;
@@ -118,10 +129,18 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
         // A member file of mode 0 says "read the header": the kind is there.
         if (kind != Kind::File) mode = 0;
         f->key = file_key(set_.keys().content, f->hdr);
+        f->size = 0;
+        f->tail.valid = true;
+        f->tail.index = 0;
+        // In the table before any member holds the header: an open that reads
+        // it from one member while the next is still being written (a stat,
+        // the recycler) joins this file instead of "repairing" the other.
+        open_.acquire(f->hdr.id, f);
         const Bytes init = empty_file_image(f->hdr, f->key);
         std::vector<std::pair<size_t, int>> wr;
         for (size_t i : holders(*f, true)) {
             int r = ::fallocate(f->fds[i].get(), 0, 0, static_cast<off_t>(init.size())) < 0 && errno != EOPNOTSUPP ? neg_errno() : 0;
+            test_delay("NVRFS_CREATE_DELAY_MS");
             if (r == 0) r = pwrite_full(f->fds[i].get(), init.data(), init.size(), 0);
             if (r == 0 && ::fchown(f->fds[i].get(), creator->uid, creator->gid) < 0) r = neg_errno();
             // The kernel already applied the caller's umask; nvrfsd's own must not.
@@ -136,23 +155,15 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
                 member_path::unlink(set_.member(i).dirfd.get(), rel);
                 drop_side(set_.member(i).dirfd.get(), rel);
             }
+            open_.release(f);
             check(r, "create", path);
         }
-        f->size = 0;
-        f->tail.valid = true;
-        f->tail.index = 0;
-    } else {
-        load_stored(*f, path, false);
-        // Tests: widen the window between reading the members and joining
-        // the open-file table (t32 closes another holder inside it).
-        static const int delay_ms = [] {
-            const char* d = std::getenv("NVRFS_OPEN_DELAY_MS");
-            return d ? std::atoi(d) : 0;
-        }();
-        if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+        return f;
     }
+    load_stored(*f, path, false);
+    test_delay("NVRFS_OPEN_DELAY_MS");  // t32 closes another holder inside this window
     auto shared = open_.acquire(f->hdr.id, f);
-    if (shared == f && !fresh) {
+    if (shared == f) {
         // First opener: nobody can write until the copies agree in length.
         std::unique_lock lk(f->mu);
         try {
