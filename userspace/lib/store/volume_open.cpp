@@ -21,11 +21,11 @@ using namespace volume_parts;
 
 // ---- open files ----------------------------------------------------------
 
-// Tests widen a race window with these (t32): milliseconds from the environment.
-static void test_delay(const char* var) {
-    const char* d = std::getenv(var);
-    if (const int ms = d ? std::atoi(d) : 0; ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-}
+// Tests widen a race window with these (t32): milliseconds from the
+// environment, read once and not on every open.
+static int env_ms(const char* var) { return std::getenv(var) ? std::atoi(std::getenv(var)) : 0; }
+static const int kOpenDelayMs = env_ms("NVRFS_OPEN_DELAY_MS"), kCreateDelayMs = env_ms("NVRFS_CREATE_DELAY_MS");
+static void test_delay(int ms) { if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
 FileHeader Volume::choose_header(OpenFile& f, const std::string& path, bool settle) {
     struct Cand {
@@ -140,7 +140,7 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
         std::vector<std::pair<size_t, int>> wr;
         for (size_t i : holders(*f, true)) {
             int r = ::fallocate(f->fds[i].get(), 0, 0, static_cast<off_t>(init.size())) < 0 && errno != EOPNOTSUPP ? neg_errno() : 0;
-            test_delay("NVRFS_CREATE_DELAY_MS");
+            test_delay(kCreateDelayMs);
             if (r == 0) r = pwrite_full(f->fds[i].get(), init.data(), init.size(), 0);
             if (r == 0 && ::fchown(f->fds[i].get(), creator->uid, creator->gid) < 0) r = neg_errno();
             // The kernel already applied the caller's umask; nvrfsd's own must not.
@@ -161,7 +161,7 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
         return f;
     }
     load_stored(*f, path, false);
-    test_delay("NVRFS_OPEN_DELAY_MS");  // t32 closes another holder inside this window
+    test_delay(kOpenDelayMs);  // t32 closes another holder inside this window
     auto shared = open_.acquire(f->hdr.id, f);
     if (shared == f) {
         // First opener: nobody can write until the copies agree in length.
