@@ -414,15 +414,13 @@ def measure_all(args, targets):
     most = [n for n in data if n != "raw+wo"]
     meta = most + [n for n in names if n == "gcf-ao"]
     want = args.only
-    if "a" in want:
+    for letter, label, streams in (("a", "cameras at 8 Mbit/s", cameras), ("o", "cameras, write-only", cameras_wo)):
+        if letter not in want:
+            continue
         for n in [int(x) for x in args.streams.split(",")]:
             # Every stream records into new files: fio opens an existing file without
             # O_TRUNC, so the previous row's files would be overwritten in place.
-            row(f"(a) {n} cameras at 8 Mbit/s: streams kept up", lambda t: cameras(t, n, args.seconds), only=most,
-                prep=empty_dirs)
-    if "o" in want:
-        for n in [int(x) for x in args.streams.split(",")]:
-            row(f"(o) {n} cameras, write-only: streams kept up", lambda t: cameras_wo(t, n, args.seconds), only=most,
+            row(f"({letter}) {n} {label}: streams kept up", lambda t: streams(t, n, args.seconds), only=most,
                 prep=empty_dirs)
     for t in targets:  # the camera files would take the room of the rows below
         if t.name in most and ("a" in want or "o" in want):
