@@ -39,6 +39,9 @@ void Volume::store_zero_chunks(OpenFile& f, const std::string& path, uint64_t ne
     // Each zero chunk takes a block or two of the member (its two ends), not
     // 64 KiB. Recycling is not asked: a `truncate -s` must never delete recordings.
     if (!make_room((b - a + 1) * 8192, holders(f, true), false)) throw_errno(ENOSPC, path, "extend");
+    // Space reserved ahead of the last write would end up inside the file,
+    // held by zeros that need none: given back first.
+    release_reserve(f);
     std::vector<ZeroChunkEnds> ends(static_cast<size_t>(b - a + 1));
     set_.parallel_for(ends.size(), [&](size_t k) {
         ends[k] = seal_zero_chunk(f.key, f.hdr, a + k, a + k == b, static_cast<size_t>(chunk_plain_len(new_size, a + k)));
