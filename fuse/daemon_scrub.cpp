@@ -153,6 +153,7 @@ std::optional<std::string> Daemon::misplaced(const std::string& path, const std:
 // grown while the scrub ran: what was written, renamed or recycled meanwhile
 // is not a finding). Whatever still differs is tamper evidence.
 void Daemon::check_namespace(const std::vector<std::string>& suspects, const std::unordered_set<std::string>& visited) {
+    vol->settle_records();  // a create the walk met has its record in the log by now
     const Ledger now = ledger->snapshot();
     Volume::ScrubStats found;
     auto judge = [&](const std::string& f, const std::optional<LedgerEntry>& e) {

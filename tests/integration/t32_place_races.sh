@@ -46,7 +46,23 @@ log "scrub during the create: $(tr '\n' ' ' < "$T/scrub-create.out")"
 check "a scrub meeting a create before its header is written raises no TamperDetected" \
   bash -c "! '$NVRCTL' log show --config '$CONF' --event alert | grep TamperDetected"
 check "... and the file reads back whole" test "$(cat "$MNT/new.ts")" = recorded
+check_not "... and the scrub waited for it instead of naming it an entry it could not check" \
+  grep -q "could not check" "$T/scrub-create.out"
 check "... and a scrub afterwards is clean" quiet "$NVRCTL" scrub --config "$CONF"
+# The same with the first member's header written and the second member's
+# not yet: the scrub counted that copy's unwritten chunk as a bad copy, and
+# the audit log, which records a create once every member holds it, as a
+# file that "the audit log never recorded".
+( echo second > "$MNT/new2.ts" ) &
+creator=$!
+sleep 1.1
+"$NVRCTL" scrub --config "$CONF" > "$T/scrub-create2.out" 2>&1
+wait $creator
+log "scrub during the second member's part of the create: $(tr '\n' ' ' < "$T/scrub-create2.out")"
+check "a scrub meeting a create between its members raises no TamperDetected" \
+  bash -c "! '$NVRCTL' log show --config '$CONF' --event alert | grep TamperDetected"
+check "... and counts nothing bad" grep -q "0 bad" "$T/scrub-create2.out"
+check "... and the file reads back whole" test "$(cat "$MNT/new2.ts")" = second
 stop_daemon
 
 start_daemon

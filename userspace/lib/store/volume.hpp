@@ -19,6 +19,7 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -160,6 +161,10 @@ public:
     // Is a file of this path open now (recycling leaves it alone), or, with
     // `for_writing`, open by a writer (the archive tier leaves it alone)?
     bool is_open(const std::string& path, bool for_writing = false);
+    // Returns once every create, rename, truncate and write session that was
+    // under way has written its audit record: a walk that met their files
+    // then finds them in the log (scrub's namespace check).
+    void settle_records();
     std::string stored_path(const std::string& path) { return stored(path); }
 
     // Rebuild support: copy one directory (its IV and attributes) or one file's
@@ -302,6 +307,23 @@ private:
     bool written_elsewhere(const Handle& h);
     bool still_there(const Handle& h);
     void track_open(const Handle& h);
+    // A create, from before its first member file exists until its record
+    // is written and its handle tracked. An internal open of the same path
+    // (a scrub, the recycler, the archive mover; through FUSE the kernel
+    // already keeps lookups out) waits for it in await_create(): it would
+    // meet copies not yet written, or a file the audit log has not seen.
+    class Creating {
+    public:
+        Creating(Volume& v, std::string path);
+        ~Creating();
+        Creating(const Creating&) = delete;
+        Creating& operator=(const Creating&) = delete;
+
+    private:
+        Volume& v_;
+        std::string path_;
+    };
+    void await_create(const std::string& path);
     void track_rename(const std::string& from, const std::string& to, bool exchange);
     // The stored path of `path`, or where an open, unlinked file was moved
     // when its directory was removed (orphan()).
@@ -334,6 +356,8 @@ private:
     std::mutex opened_mu_;
     std::unordered_map<const Handle*, std::string> opened_;  // open handle -> its file's current path
     std::unordered_map<std::string, std::string> orphans_;   // hidden path -> member path under kOrphanDir
+    std::unordered_multiset<std::string> creating_;           // paths a create is writing (Creating)
+    std::condition_variable created_;                         // one of them is done
     std::mutex root_mu_;
     RootAttr root_attr_;  // guarded by root_mu_
     PlaceCheck place_check_;

@@ -103,6 +103,7 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
     f->fds.resize(kMaxMembers);
     std::vector<std::pair<size_t, int>> results;
     bool fresh = false;
+    if (!(extra_flags & O_CREAT)) await_create(path);
     const auto side = (extra_flags & O_CREAT) ? side_of(path, rel) : std::nullopt;
     for (size_t i : set_.writable_members()) {
         const int root = set_.member(i).dirfd.get();
@@ -296,6 +297,7 @@ std::unique_ptr<Handle> Volume::create(const std::string& path, mode_t mode, int
         const std::string rel = stored(path);
         if (!make_room(kHeaderSize + kChunkOverhead, set_.writable_members())) throw_errno(ENOSPC, path, "create");
         std::shared_lock place(place_mu_);
+        const Creating creating(*this, path);
         auto h = std::make_unique<Handle>();
         h->file = open_stored(path, rel, O_CREAT | (flags & O_EXCL), mode & 07777, &who);
         h->path = path;
@@ -367,28 +369,6 @@ std::unique_ptr<Handle> Volume::open_any(const std::string& path, int flags, con
     }
     track_open(*h);
     return h;
-}
-
-void Volume::track_open(const Handle& h) {
-    std::lock_guard lk(opened_mu_);
-    opened_[&h] = h.path;
-}
-
-bool Volume::is_open(const std::string& path, bool for_writing) {
-    std::lock_guard lk(opened_mu_);
-    return std::any_of(opened_.begin(), opened_.end(),
-                       [&](const auto& e) { return e.second == path && (!for_writing || e.first->writable); });
-}
-
-// Open files follow a rename of themselves or of a directory above them, so
-// recycling and the open-but-unlinked rules see their current names.
-void Volume::track_rename(const std::string& from, const std::string& to, bool exchange) {
-    std::lock_guard lk(opened_mu_);
-    for (auto& [h, p] : opened_) {
-        if (auto n = rebased(p, from, to)) p = *n;
-        else if (exchange)
-            if (auto m = rebased(p, to, from)) p = *m;
-    }
 }
 
 // What the audit log records of a file's contents at each close (the

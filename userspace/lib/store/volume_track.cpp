@@ -1,0 +1,53 @@
+// volume_track.cpp — which paths are open, and which are being created.
+#include "store/volume.hpp"
+#include "base/plain_path.hpp"
+
+#include <algorithm>
+
+namespace nvrfs {
+
+void Volume::track_open(const Handle& h) {
+    std::lock_guard lk(opened_mu_);
+    opened_[&h] = h.path;
+}
+
+bool Volume::is_open(const std::string& path, bool for_writing) {
+    std::lock_guard lk(opened_mu_);
+    return creating_.count(path) > 0 ||
+           std::any_of(opened_.begin(), opened_.end(),
+                       [&](const auto& e) { return e.second == path && (!for_writing || e.first->writable); });
+}
+
+// Open files follow a rename of themselves or of a directory above them, so
+// recycling and the open-but-unlinked rules see their current names.
+void Volume::track_rename(const std::string& from, const std::string& to, bool exchange) {
+    std::lock_guard lk(opened_mu_);
+    for (auto& [h, p] : opened_) {
+        if (auto n = rebased(p, from, to)) p = *n;
+        else if (exchange)
+            if (auto m = rebased(p, to, from)) p = *m;
+    }
+}
+
+Volume::Creating::Creating(Volume& v, std::string path) : v_(v), path_(std::move(path)) {
+    std::lock_guard lk(v_.opened_mu_);
+    v_.creating_.insert(path_);
+}
+
+Volume::Creating::~Creating() {
+    {
+        std::lock_guard lk(v_.opened_mu_);
+        v_.creating_.erase(v_.creating_.find(path_));
+    }
+    v_.created_.notify_all();
+}
+
+void Volume::await_create(const std::string& path) {
+    std::unique_lock lk(opened_mu_);
+    created_.wait(lk, [&] { return creating_.count(path) == 0; });
+}
+
+// Every such change holds place_mu_ shared until its record is written.
+void Volume::settle_records() { std::unique_lock ex(place_mu_); }
+
+}  // namespace nvrfs
