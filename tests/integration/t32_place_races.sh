@@ -36,33 +36,31 @@ stop_daemon
 # header there, then on the next member. An internal walk meeting the name
 # in between (the recycler's, a scrub's) saw "no member holds an authentic
 # file header": TamperDetected over a file nobody had tampered with (CI, t25).
+# scrub_during_create NAME SECONDS: a scrub SECONDS into a create of NAME,
+# its output in $T/NAME.scrub; checks that it raised no TamperDetected and
+# that the file reads back whole.
+scrub_during_create() {
+  ( echo "$1" > "$MNT/$1" ) &
+  local creator=$!
+  sleep "$2"
+  "$NVRCTL" scrub --config "$CONF" > "$T/$1.scrub" 2>&1
+  wait $creator
+  log "scrub $2 s into the create: $(tr '\n' ' ' < "$T/$1.scrub")"
+  check "a scrub $2 s into a create raises no TamperDetected" \
+    bash -c "! '$NVRCTL' log show --config '$CONF' --event alert | grep TamperDetected"
+  check "... and the file reads back whole" test "$(cat "$MNT/$1")" = "$1"
+}
 NVRFS_CREATE_DELAY_MS=800 start_daemon
-( echo recorded > "$MNT/new.ts" ) &
-creator=$!
-sleep 0.3
-"$NVRCTL" scrub --config "$CONF" > "$T/scrub-create.out" 2>&1
-wait $creator
-log "scrub during the create: $(tr '\n' ' ' < "$T/scrub-create.out")"
-check "a scrub meeting a create before its header is written raises no TamperDetected" \
-  bash -c "! '$NVRCTL' log show --config '$CONF' --event alert | grep TamperDetected"
-check "... and the file reads back whole" test "$(cat "$MNT/new.ts")" = recorded
+scrub_during_create new.ts 0.3  # before the first member's header is written
 check_not "... and the scrub waited for it instead of naming it an entry it could not check" \
-  grep -q "could not check" "$T/scrub-create.out"
+  grep -q "could not check" "$T/new.ts.scrub"
 check "... and a scrub afterwards is clean" quiet "$NVRCTL" scrub --config "$CONF"
 # The same with the first member's header written and the second member's
 # not yet: the scrub counted that copy's unwritten chunk as a bad copy, and
 # the audit log, which records a create once every member holds it, as a
 # file that "the audit log never recorded".
-( echo second > "$MNT/new2.ts" ) &
-creator=$!
-sleep 1.1
-"$NVRCTL" scrub --config "$CONF" > "$T/scrub-create2.out" 2>&1
-wait $creator
-log "scrub during the second member's part of the create: $(tr '\n' ' ' < "$T/scrub-create2.out")"
-check "a scrub meeting a create between its members raises no TamperDetected" \
-  bash -c "! '$NVRCTL' log show --config '$CONF' --event alert | grep TamperDetected"
-check "... and counts nothing bad" grep -q "0 bad" "$T/scrub-create2.out"
-check "... and the file reads back whole" test "$(cat "$MNT/new2.ts")" = second
+scrub_during_create new2.ts 1.1
+check "... and counts nothing bad" grep -q "0 bad" "$T/new2.ts.scrub"
 stop_daemon
 
 start_daemon
