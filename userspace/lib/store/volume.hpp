@@ -272,6 +272,7 @@ private:
     void seal_and_store(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint64_t new_size,
                         const std::vector<const uint8_t*>& plain, bool grows);
     void start_writeout(OpenFile& f, const std::vector<size_t>& members, uint64_t upto);
+    void drop_written_out(OpenFile& f);
     void drop_read_behind(Handle& h, uint64_t begin, uint64_t end);
     void reserve(OpenFile& f, const std::vector<size_t>& members, uint64_t begin, uint64_t end,
                  std::array<std::atomic<int>, kMaxMembers>& err);

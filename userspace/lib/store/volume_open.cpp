@@ -452,6 +452,7 @@ void Volume::release(std::unique_ptr<Handle> h) {
     if (h->writable) {
         std::unique_lock lk(h->file->mu);
         release_reserve(*h->file);
+        drop_written_out(*h->file);
         if (session) closed = facts_locked(*h->file);
     }
     if (session) {
