@@ -103,6 +103,8 @@ members_identical() {
 
 # The stored file of the only regular file below a member's stored dir.
 stored_files() { find "$1" -type f ! -path '*/.nvrfs/*' ! -name '.nvrfs.diriv' | sort; }
+# The largest stored file of member $1: the one recording a test wrote there.
+copy_of() { stored_files "$1" | xargs ls -S | head -1; }
 
 quiet() { "$@" >/dev/null 2>&1; }
 audit_json() { "$NVRCTL" log show --config "$CONF" --json; }

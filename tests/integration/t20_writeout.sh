@@ -31,8 +31,7 @@ dirty_after=$(awk '/^Dirty:/ {print $2}' /proc/meminfo)
 grown=$(( (dirty_after - dirty_before) / 1024 ))
 log "dirty pages grew by $grown MiB while $((2 * S)) MiB went to the members"
 check "the members' write-out kept dirty pages under $((S / 4)) MiB" test "$grown" -lt $((S / 4))
-# The recording's copy on a member, and what of it is in memory (MiB).
-copy_of() { stored_files "$1" | xargs ls -S | head -1; }
+# What of the recording's copy on a member is in memory (MiB).
 resident() { echo $(( $(fincore --bytes --noheadings --output RES "$(copy_of "$1")") >> 20 )); }
 sync; sleep 1
 cached=$(( ($(awk '/^Cached:/ {print $2}' /proc/meminfo) - cached_before) / 1024 ))

@@ -11,7 +11,6 @@
 setup_loop 1G
 start_daemon
 head -c 256M /dev/urandom > "$T/rec.bin"
-copy_of() { stored_files "$1" | xargs ls -S | head -1; }
 extents() { filefrag "$(copy_of "$1")" | awk -F': ' '{print $2 + 0}'; }
 # A write-only recorder in 1 MiB writes, then one appending 32 KiB at a time
 # (a camera's segment muxer), each alone on the set.
