@@ -5,12 +5,17 @@
 
 #include "base/error.hpp"
 #include "base/plain_path.hpp"
+#include "base/test_delay.hpp"
 #include "audit/ledger.hpp"
 
 #include <fmt/format.h>
 #include <unordered_set>
 
 namespace nvrfs {
+
+// t32 widens the window between the namespace check's view of the log and
+// its look at the members with this.
+static const int kNamespaceDelayMs = env_ms("NVRFS_NAMESPACE_DELAY_MS");
 
 void Daemon::start_scrub(bool repair) {
     std::lock_guard lk(scrub_mu);
@@ -155,6 +160,7 @@ std::optional<std::string> Daemon::misplaced(const std::string& path, const std:
 void Daemon::check_namespace(const std::vector<std::string>& suspects, const std::unordered_set<std::string>& visited) {
     vol->settle_records();  // a create the walk met has its record in the log by now
     const Ledger now = ledger->snapshot();
+    test_delay(kNamespaceDelayMs);
     Volume::ScrubStats found;
     auto judge = [&](const std::string& f, const std::optional<LedgerEntry>& e) {
         if (vol->is_open(f)) return;
@@ -170,6 +176,12 @@ void Daemon::check_namespace(const std::vector<std::string>& suspects, const std
     // Files the log never saw created there (a directory swapped in from elsewhere).
     for (const auto& f : visited)
         if (!now.files().count(f)) judge(f, std::nullopt);
+    // Logged files the walk did not meet and no member holds now. A
+    // recorder may have removed or renamed one since `now` was taken (its
+    // own segments, created after the walk passed): only a name whose entry
+    // the log still holds unchanged once those changes are recorded is gone
+    // outside nvrfs.
+    std::vector<std::pair<std::string, uint64_t>> gone;
     for (const auto& [p, e] : now.files()) {
         if (visited.count(p)) continue;
         try {
@@ -178,11 +190,20 @@ void Daemon::check_namespace(const std::vector<std::string>& suspects, const std
         } catch (const Error& err) {
             if (err.code() != ENOENT) continue;
         }
-        found.missing++;
-        alerts->raise(alert::TamperDetected,
-                      fmt::format("{}: deleted outside nvrfs: the audit log has it (last record #{}) and no unlink, and no "
-                                  "member holds it", p, e.seq),
-                      p);
+        gone.emplace_back(p, e.seq);
+    }
+    if (!gone.empty()) {
+        vol->settle_records();
+        const Ledger later = ledger->snapshot();
+        for (const auto& [p, seq] : gone) {
+            const auto it = later.files().find(p);
+            if (it == later.files().end() || it->second.seq != seq) continue;
+            found.missing++;
+            alerts->raise(alert::TamperDetected,
+                          fmt::format("{}: deleted outside nvrfs: the audit log has it (last record #{}) and no unlink, and "
+                                      "no member holds it", p, seq),
+                          p);
+        }
     }
     found.bad = found.missing + found.mismatched;
     found.unrepairable = found.bad;

@@ -161,9 +161,10 @@ public:
     // Is a file of this path open now (recycling leaves it alone), or, with
     // `for_writing`, open by a writer (the archive tier leaves it alone)?
     bool is_open(const std::string& path, bool for_writing = false);
-    // Returns once every create, rename, truncate and write session that was
-    // under way has written its audit record: a walk that met their files
-    // then finds them in the log (scrub's namespace check).
+    // Returns once every create, unlink, rename, truncate and write session
+    // that was under way has written its audit record: a walk that met (or
+    // missed) their files then finds them in the log (scrub's namespace
+    // check).
     void settle_records();
     std::string stored_path(const std::string& path) { return stored(path); }
 

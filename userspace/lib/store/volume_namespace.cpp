@@ -247,6 +247,9 @@ void Volume::rmdir(const std::string& path, const Caller& who) {
 }
 
 void Volume::unlink(const std::string& path, const Caller& who, const std::function<void(nlohmann::json&)>& extra) {
+    // Until its record is in the log: the members no longer hold the file
+    // before the log says why (settle_records).
+    std::shared_lock place(place_mu_);
     uint64_t size = 0;
     try {
         const std::string rel = located(path);

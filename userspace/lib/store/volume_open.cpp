@@ -3,29 +3,24 @@
 #include "store/volume_parts.hpp"
 
 #include "base/plain_path.hpp"
+#include "base/test_delay.hpp"
 #include "store/tree.hpp"
 
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <chrono>
 #include <climits>
-#include <cstdlib>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <linux/falloc.h>
-#include <thread>
 
 namespace nvrfs {
 using namespace volume_parts;
 
 // ---- open files ----------------------------------------------------------
 
-// Tests widen a race window with these (t32): milliseconds from the
-// environment, read once and not on every open.
-static int env_ms(const char* var) { return std::getenv(var) ? std::atoi(std::getenv(var)) : 0; }
+// Tests widen a race window with these (t32).
 static const int kOpenDelayMs = env_ms("NVRFS_OPEN_DELAY_MS"), kCreateDelayMs = env_ms("NVRFS_CREATE_DELAY_MS");
-static void test_delay(int ms) { if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
 FileHeader Volume::choose_header(OpenFile& f, const std::string& path, bool settle) {
     struct Cand {
