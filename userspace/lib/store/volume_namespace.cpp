@@ -247,9 +247,7 @@ void Volume::rmdir(const std::string& path, const Caller& who) {
 }
 
 void Volume::unlink(const std::string& path, const Caller& who, const std::function<void(nlohmann::json&)>& extra) {
-    // Until its record is in the log: the members no longer hold the file
-    // before the log says why (settle_records).
-    std::shared_lock place(place_mu_);
+    std::shared_lock place(place_mu_);  // until its record is in the log (settle_records)
     uint64_t size = 0;
     try {
         const std::string rel = located(path);
