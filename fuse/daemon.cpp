@@ -405,7 +405,7 @@ nlohmann::json Daemon::handle_membership(const std::string& cmd, const nlohmann:
         const size_t i = member_index(path);
         if (set->member(i).state.load() == MemberState::Active && set->healthy_count() <= 1)
             throw Error(EBUSY, path, fmt::format("{} is the last complete member; refusing to fail it", path));
-        set->fail(i, ECANCELED, "failed by the administrator");
+        set->fail_by_admin(i, "failed by the administrator");
         return nlohmann::json::object();
     }
     if (cmd == "member-remove" || cmd == "spare-remove") {
@@ -423,7 +423,12 @@ nlohmann::json Daemon::handle_membership(const std::string& cmd, const nlohmann:
         return nlohmann::json::object();
     }
     if (cmd == "member-add") {
-        const size_t i = set->add_member(path, MemberState::Spare, true);
+        // A member the administrator failed is taken back: its slot goes,
+        // and it is emptied and rebuilt as the copy it was, not as one more.
+        const auto had = set->find(path);
+        const bool back = had && set->member(*had).state.load() == MemberState::Failed;
+        if (back) set->remove_member(*had);
+        const size_t i = set->add_member(path, MemberState::Spare, !back);
         rebuilder->start(i);
         return nlohmann::json::object();
     }
@@ -431,7 +436,7 @@ nlohmann::json Daemon::handle_membership(const std::string& cmd, const nlohmann:
         const size_t old = member_index(req.value("old", ""));
         const size_t i = set->add_member(path, MemberState::Spare);
         rebuilder->start(i, [this, old] {
-            set->fail(old, ECANCELED, "replaced by the administrator");
+            set->fail_by_admin(old, "replaced by the administrator");
             try {
                 set->remove_member(old);
             } catch (const Error&) {

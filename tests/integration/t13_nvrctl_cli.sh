@@ -58,5 +58,26 @@ check "and the daemon acts on it (SpaceLow)" wait_for 5 has_alert SpaceLow
 stop_daemon
 out=$("$NVRCTL" scrub --config "$CONF" 2>&1); rc=$?
 check "scrub without a daemon says so (exit $rc): $out" bash -c "[ $rc -eq 1 ] && grep -q 'not running' <<<'$out'"
-rc_is 1 "offline status reports the failed member as stale" "$NVRCTL" status --config "$CONF"
+rc_is 1 "offline status reports a degraded set" "$NVRCTL" status --config "$CONF"
+check "... with the member the administrator failed as failed" bash -c "'$NVRCTL' status --config '$CONF' | grep -q 'failed .*$M2'"
+
+# A member the administrator failed stays out at the next mount: it used to
+# be taken for merely stale and resynced back into the set (a disk failed
+# for its errors rejoined at every restart), until member add takes it back.
+start_daemon
+check "after a restart the failed member is still failed" bash -c "'$NVRCTL' status --config '$CONF' | grep -q '^  failed .*$M2'"
+check "... the set says degraded" test "$(state)" = degraded
+check "... and the mount says why (MemberFailed: stays out)" bash -c "'$NVRCTL' alerts --config '$CONF' | grep 'MemberFailed' | grep -q 'stays out'"
+check "... and the recording is served" test "$(stat -c %s "$MNT/rec.mp4")" -eq 20000000
+check "member add takes it back" quiet "$NVRCTL" member add --config "$CONF" "$M2"
+check "... rebuilt: the set is clean" wait_for 60 is_clean
+check "... and the config lists it once" test "$(grep -c "^member = $M2\$" "$CONF")" = 1
+check "failed and taken back a second time" bash -c "'$NVRCTL' member fail --config '$CONF' '$M2' >/dev/null && '$NVRCTL' member add --config '$CONF' '$M2' >/dev/null"
+check "... rebuilt again: two members, clean" wait_for 60 is_clean
+check "... as the same two copies" test "$("$NVRCTL" status --config "$CONF" | grep -c '^  active ')" = 2
+stop_daemon
+start_daemon
+check "after another restart both members are active" test "$("$NVRCTL" status --config "$CONF" | grep -c '^  active ')" = 2
+check "... and the set is clean" is_clean
+check "the recording reads back whole" test "$(cat "$MNT/rec.mp4" | wc -c)" -eq 20000000
 finish

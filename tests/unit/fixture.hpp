@@ -9,6 +9,7 @@
 #include "admin/rebuild.hpp"
 #include "store/volume.hpp"
 
+#include <optional>
 #include <dirent.h>
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -101,10 +102,12 @@ struct Fixture {
             if (rel.find(".nvrfs") == std::string::npos) return members[i] + "/" + rel;
         return "";
     }
-    // Run the online rebuild of every member that needs one, to the end.
-    void rebuild() {
+    // Run the online rebuild of every member that needs one, and of the
+    // spare `spare` when given (as nvrfsd does at member add), to the end.
+    void rebuild(std::optional<size_t> spare = std::nullopt) {
         Rebuilder r(*vol, *set, *log, *alerts, 0);
         for (size_t i : set->in_state({MemberState::Rebuilding})) r.start(i);
+        if (spare) r.start(*spare);
         for (int k = 0; k < 500 && r.busy(); ++k) ::usleep(10000);
         REQUIRE_FALSE(r.busy());
     }

@@ -35,6 +35,10 @@ TEST_CASE("config file: lists, defaults, overrides") {
     c.set("min-free", "2G");
     CHECK_FALSE(c.min_free().percent);
     CHECK(c.min_free().value == 2.0 * (1ull << 30));
+    // A list holds a path once (member add of a failed member, listed already).
+    c.set("member", "/srv/a");
+    c.set("member", "/srv/c");
+    CHECK(c.list("member") == std::vector<std::string>{"/srv/a", "/srv/b", "/srv/c"});
 }
 
 TEST_CASE("bad config is refused with file and line") {

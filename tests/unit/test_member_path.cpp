@@ -92,9 +92,23 @@ TEST_CASE("superblock: reserved bytes and unknown flags are refused") {
     reserved = reseal(reserved);
     CHECK_THROWS_WITH_AS(Superblock::decode(ByteView(reserved.data(), reserved.size()), "m"), doctest::Contains("reserved byte"), Error);
     auto flags = good;
-    flags[15] |= 4;
+    flags[15] |= 8;
     flags = reseal(flags);
     CHECK_THROWS_WITH_AS(Superblock::decode(ByteView(flags.data(), flags.size()), "m"), doctest::Contains("unknown flags"), Error);
+
+    // Bit 2: failed by the administrator. Kept through a write and a read,
+    // and under the MAC: set or cleared without the key, it fails it.
+    Superblock failed = sb;
+    failed.failed = true;
+    auto fb = failed.encode(keys);
+    const Superblock back = Superblock::decode(ByteView(fb.data(), fb.size()), "m");
+    CHECK(back.failed);
+    CHECK(back.mac_ok(keys));
+    fb[15] &= static_cast<uint8_t>(~4);
+    fb = reseal(fb);
+    const Superblock cleared = Superblock::decode(ByteView(fb.data(), fb.size()), "m");
+    CHECK_FALSE(cleared.failed);
+    CHECK_FALSE(cleared.mac_ok(keys));
 
     // Version 1 (written by builds before format version 2 files): read, its
     // MAC checked as written, and rewritten as version 2, which a version 1

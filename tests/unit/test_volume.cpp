@@ -198,6 +198,37 @@ TEST_CASE("a failed member is stale at the next assembly and resynced, not trust
     CHECK(fx.read_file("/b.mp4") == b);
 }
 
+TEST_CASE("a member the administrator failed stays failed at the next assembly, until it is added back") {
+    Fixture fx;
+    std::mt19937_64 rng(12);
+    const std::string a = fx.write_file("/a.mp4", make_data(rng, 100000));
+    fx.set->fail_by_admin(1, "test");
+    const std::string b = fx.write_file("/b.mp4", make_data(rng, 100000));
+    fx.unmount();
+    fx.mount();
+    bool said = false, resynced = false;
+    for (auto& n : fx.notes) {
+        said |= n.rfind("MemberFailed:", 0) == 0;
+        resynced |= n.find("MemberResynced") != std::string::npos;
+    }
+    CHECK(said);
+    CHECK_FALSE(resynced);
+    CHECK(fx.set->member(1).state.load() == MemberState::Failed);
+    CHECK(fx.set->healthy_count() == 1);
+    CHECK(fx.read_file("/b.mp4") == b);
+    // Added back as nvrfsd does for nvrctl member add: rebuilt from the
+    // start, and no longer marked on its disk.
+    fx.set->remove_member(1);
+    const size_t i = fx.set->add_member(fx.members[1], MemberState::Spare);
+    fx.rebuild(i);
+    CHECK(fx.set->member(i).state.load() == MemberState::Active);
+    CHECK(tree_of(fx.members[0]) == tree_of(fx.members[1]));
+    fx.unmount();
+    fx.mount();
+    CHECK(fx.set->healthy_count() == 2);
+    CHECK(fx.read_file("/a.mp4") == a);
+}
+
 TEST_CASE("audit log: every write session once; edits, deletions and reordering are detected") {
     Fixture fx;
     fx.write_file("/a.mp4", std::string(1000, 'x'));

@@ -156,7 +156,7 @@ OfflineRow offline_row(const std::string& p) {
         r.dirty = sb.dirty;
         r.spare = sb.role == MemberRole::Spare;
         r.rebuilding = sb.rebuilding;
-        r.state = r.spare ? "spare" : r.rebuilding ? "rebuilding" : "active";
+        r.state = r.spare ? "spare" : sb.failed ? "failed" : r.rebuilding ? "rebuilding" : "active";
         r.set = sb.set_uuid;
         struct statvfs s {};
         if (::fstatvfs(fd.get(), &s) == 0) {
@@ -199,7 +199,7 @@ int status_offline(const Config& cfg, bool as_json) {
         if (r.set) {
             if (set_uuid && *set_uuid != *r.set) r.state = "foreign";
             if (!set_uuid) set_uuid = r.set;
-            if (!r.spare) newest = std::max(newest, r.events);
+            if (r.state == "active" || r.state == "rebuilding") newest = std::max(newest, r.events);
         }
         rows.push_back(r);
     }

@@ -155,8 +155,13 @@ void Config::set(const std::string& key, const std::string& value) {
         throw Error(EINVAL, key, fmt::format("bad value '{}' for {}: expected {}", value, o->key, what[static_cast<int>(o->kind)]));
     }
     auto& v = values_[o->key];
-    if (o->kind == OptKind::PathList) v.push_back(value);
-    else v = {value};
+    // A list holds each path once: a member listed twice is refused at
+    // mount, and a failed member taken back (member add) is listed already.
+    if (o->kind == OptKind::PathList) {
+        if (std::find(v.begin(), v.end(), value) == v.end()) v.push_back(value);
+    } else {
+        v = {value};
+    }
 }
 
 void Config::remove(const std::string& key, const std::string& value) {

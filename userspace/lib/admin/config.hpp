@@ -41,7 +41,8 @@ class Config {
 public:
     // Throws Error(EINVAL) naming file:line on a bad key or value.
     void load_file(const std::string& path);
-    // Set from text; throws Error(EINVAL) on a value of the wrong type.
+    // Set from text; throws Error(EINVAL) on a value of the wrong type. A
+    // list option (member, spare) gains the value unless it holds it.
     void set(const std::string& key, const std::string& value);
     void clear(const std::string& key);
     void remove(const std::string& key, const std::string& value);  // one entry of a list

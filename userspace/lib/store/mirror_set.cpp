@@ -125,10 +125,19 @@ std::unique_ptr<MirrorSet> MirrorSet::assemble(const std::vector<std::string>& p
         ++it;
     }
 
-    // Roles come from the superblocks.
+    // Roles come from the superblocks. A member the administrator failed
+    // stays out, stale as it is, until it is added back (a disk taken out
+    // for its errors must not rejoin by a restart).
     for (auto& m : found) {
         if (m->sb.role == MemberRole::Spare) m->state = MemberState::Spare;
-        else if (m->sb.rebuilding) m->state = MemberState::Rebuilding;
+        else if (m->sb.failed) {
+            m->state = MemberState::Failed;
+            m->fail_reason = "failed by the administrator before this mount; nvrctl member add takes it back";
+            if (notes)
+                notes->push_back(fmt::format("MemberFailed: {} stays out: the administrator failed it (nvrctl member fail); "
+                                             "nvrctl member add {} takes it back, nvrctl member remove {} forgets it",
+                                             m->path, m->path, m->path));
+        } else if (m->sb.rebuilding) m->state = MemberState::Rebuilding;
     }
     // Stale members: their event counter lags. Resync them from a current one.
     uint64_t newest = 0;
@@ -137,9 +146,10 @@ std::unique_ptr<MirrorSet> MirrorSet::assemble(const std::vector<std::string>& p
         if (m->state == MemberState::Active && m->sb.events >= newest) newest = m->sb.events;
     for (const auto& m : found)
         if (m->state == MemberState::Active && m->sb.events == newest) { src = m.get(); break; }
-    if (!src) throw Error(ENODEV, "", "no complete member: every data member is a spare or still being rebuilt");
+    if (!src) throw Error(ENODEV, "", "no complete member: every data member is a spare, still being rebuilt, or failed by the administrator "
+                                     "(nvrctl member add DIR takes one back)");
     for (auto& m : found) {
-        if (m->state == MemberState::Spare || m->sb.events == newest) continue;
+        if (m->state == MemberState::Spare || m->state == MemberState::Failed || m->sb.events == newest) continue;
         if (m->state == MemberState::Rebuilding) {
             // It missed writes while the set ran without it: start its rebuild over.
             m->sb.events = newest;
@@ -221,6 +231,7 @@ std::optional<size_t> MirrorSet::find(const std::string& path) const {
     const bool have = ::stat(path.c_str(), &want) == 0;
     const size_t n = size();
     for (size_t i = 0; i < n; ++i) {
+        if (slots_[i]->state.load() == MemberState::Removed) continue;  // its directory may be added again
         if (slots_[i]->path == path) return i;
         struct stat st {};
         if (have && ::fstat(slots_[i]->dirfd.get(), &st) == 0 && st.st_dev == want.st_dev && st.st_ino == want.st_ino) return i;
@@ -349,6 +360,15 @@ void MirrorSet::fail(size_t idx, int err, const std::string& context) {
     if (on_fail_) on_fail_(idx, err, context);
 }
 
+void MirrorSet::fail_by_admin(size_t idx, const std::string& context) {
+    fail(idx, ECANCELED, context);
+    std::lock_guard lk(mu_);
+    Member& m = *slots_[idx];
+    if (m.state.load() != MemberState::Failed || m.sb.failed) return;
+    m.sb.failed = true;
+    write_sb(m);
+}
+
 void MirrorSet::write_sb(Member& m) {
     try {
         write_superblock(m.dirfd.get(), m.sb, keys_);
@@ -427,6 +447,7 @@ size_t MirrorSet::add_member(const std::string& path, MemberState role, bool gro
     sb.events = ref.sb.events;
     sb.role = role == MemberState::Spare ? MemberRole::Spare : MemberRole::Data;
     sb.rebuilding = role == MemberState::Rebuilding;
+    sb.failed = false;  // a member the administrator failed, taken back
     sb.dirty = ref.sb.dirty;
     m->sb = sb;
     m->state = role;

@@ -89,7 +89,8 @@ public:
     // raid-disks): the data members at assembly, plus members added since.
     size_t raid_disks() const { return raid_disks_.load(); }
     bool degraded() const { return healthy_count() < raid_disks(); }
-    std::optional<size_t> find(const std::string& path) const;  // by path, or by same directory
+    // By path, or by same directory; removed slots are not found.
+    std::optional<size_t> find(const std::string& path) const;
     const KeySet& keys() const { return keys_; }
     const Uuid& set_uuid() const { return set_uuid_; }
 
@@ -106,6 +107,9 @@ public:
     int combine(const std::string& what, const std::string& path, const std::vector<std::pair<size_t, int>>& results);
 
     void fail(size_t idx, int err, const std::string& context);
+    // The same at the administrator's word, and recorded on the member
+    // itself: it stays out at later mounts until it is added back.
+    void fail_by_admin(size_t idx, const std::string& context);
     // Is member idx out of space while an active peer clearly is not? Then
     // ENOSPC there is a member fault; otherwise the whole set is full.
     bool full_alone(size_t idx) const;
@@ -120,6 +124,7 @@ public:
     // An empty directory (or a spare of this set) becomes a member in `role`
     // state: Spare, or Rebuilding (a new data member to be filled).
     // `grow`: the set is meant to have one more copy from now on (member add).
+    // A directory whose slot was removed may be added again.
     size_t add_member(const std::string& path, MemberState role, bool grow = false);
     void set_state(size_t idx, MemberState s);  // also records it in the superblock
     void remove_member(size_t idx);             // only Failed or Spare members

@@ -27,7 +27,7 @@ std::array<uint8_t, kSuperblockSize> body(const Superblock& sb) {
     std::array<uint8_t, kSuperblockSize> b{};
     std::memcpy(b.data(), kMagic, 8);
     put32(b.data() + 8, sb.version);
-    put32(b.data() + 12, (sb.dirty ? 1u : 0u) | (sb.rebuilding ? 2u : 0u));
+    put32(b.data() + 12, (sb.dirty ? 1u : 0u) | (sb.rebuilding ? 2u : 0u) | (sb.failed ? 4u : 0u));
     std::memcpy(b.data() + 16, sb.set_uuid.data(), 16);
     std::memcpy(b.data() + 32, sb.member_uuid.data(), 16);
     put64(b.data() + 48, sb.events);
@@ -95,7 +95,7 @@ Superblock Superblock::decode(ByteView b, const std::string& where) {
         throw Error(EINVAL, where, fmt::format("{}: unsupported chunk size", where));
     // Bytes the MAC is computed over but no field holds must be zero, as
     // must flag bits no version defines: nothing unauthenticated rides along.
-    if (get32(b.data() + 12) & ~3u)
+    if (get32(b.data() + 12) & ~7u)
         throw Error(EINVAL, where, fmt::format("{}: superblock has unknown flags {:#x} (corrupt or tampered)", where, get32(b.data() + 12)));
     for (size_t i = kReservedOff; i < kMacOff; ++i)
         if (b[i] != 0) throw Error(EINVAL, where, fmt::format("{}: superblock reserved byte {} is not zero (corrupt or tampered)", where, i));
@@ -103,6 +103,7 @@ Superblock Superblock::decode(ByteView b, const std::string& where) {
     sb.version = version;
     sb.dirty = get32(b.data() + 12) & 1;
     sb.rebuilding = get32(b.data() + 12) & 2;
+    sb.failed = get32(b.data() + 12) & 4;
     std::memcpy(sb.set_uuid.data(), b.data() + 16, 16);
     std::memcpy(sb.member_uuid.data(), b.data() + 32, 16);
     sb.events = get64(b.data() + 48);

@@ -41,6 +41,10 @@ struct Superblock {
     uint64_t created = 0;  // unix seconds
     bool dirty = false;    // mounted and not cleanly unmounted
     bool rebuilding = false;  // receiving a rebuild; not a complete copy yet
+    // Taken out by the administrator (nvrctl member fail): stays out at
+    // every mount until nvrctl member add takes it back. Written only to
+    // the member itself, so a disk failed for good never needs to be read.
+    bool failed = false;
     MemberRole role = MemberRole::Data;
     std::array<uint8_t, kGcmNonce> wrap_nonce{};
     std::array<uint8_t, 32> wrapped_key{};
