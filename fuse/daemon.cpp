@@ -318,21 +318,6 @@ void Daemon::shutdown() {
     save_ledger();
 }
 
-void Daemon::promote_spare() {
-    if (!rebuilder || rebuilder->busy()) return;
-    if (set->degraded()) {
-        const auto spares = set->in_state({MemberState::Spare});
-        if (!spares.empty()) rebuilder->start(spares.front());
-    }
-}
-
-size_t Daemon::member_index(const std::string& path) {
-    auto i = set->find(path);
-    if (!i || set->member(*i).state.load() == MemberState::Removed)
-        throw Error(ENOENT, path, fmt::format("{} is not a member or spare of this set", path));
-    return *i;
-}
-
 nlohmann::json Daemon::status() {
     nlohmann::json j;
     j["set"] = uuid_str(set->set_uuid());
@@ -396,55 +381,6 @@ nlohmann::json Daemon::status() {
                        {"matched_at_mount", true}};
     }
     return j;
-}
-
-// member-fail|remove|add|replace, spare-add|remove.
-nlohmann::json Daemon::handle_membership(const std::string& cmd, const nlohmann::json& req) {
-    const std::string path = req.value("path", "");
-    if (cmd == "member-fail") {
-        const size_t i = member_index(path);
-        if (set->member(i).state.load() == MemberState::Active && set->healthy_count() <= 1)
-            throw Error(EBUSY, path, fmt::format("{} is the last complete member; refusing to fail it", path));
-        set->fail_by_admin(i, "failed by the administrator");
-        return nlohmann::json::object();
-    }
-    if (cmd == "member-remove" || cmd == "spare-remove") {
-        const size_t i = member_index(path);
-        if (cmd == "spare-remove" && set->member(i).state.load() != MemberState::Spare)
-            throw Error(EINVAL, path, fmt::format("{} is not a spare", path));
-        set->remove_member(i);
-        alerts->raise("MemberRemoved", fmt::format("{} was removed from the set", path));
-        return nlohmann::json::object();
-    }
-    if (cmd == "spare-add") {
-        set->add_member(path, MemberState::Spare);
-        alerts->raise("SpareAdded", fmt::format("{} is a hot spare", path));
-        promote_spare();
-        return nlohmann::json::object();
-    }
-    if (cmd == "member-add") {
-        // A member the administrator failed is taken back: its slot goes,
-        // and it is emptied and rebuilt as the copy it was, not as one more.
-        const auto had = set->find(path);
-        const bool back = had && set->member(*had).state.load() == MemberState::Failed;
-        if (back) set->remove_member(*had);
-        const size_t i = set->add_member(path, MemberState::Spare, !back);
-        rebuilder->start(i);
-        return nlohmann::json::object();
-    }
-    if (cmd == "member-replace") {
-        const size_t old = member_index(req.value("old", ""));
-        const size_t i = set->add_member(path, MemberState::Spare);
-        rebuilder->start(i, [this, old] {
-            set->fail_by_admin(old, "replaced by the administrator");
-            try {
-                set->remove_member(old);
-            } catch (const Error&) {
-            }
-        });
-        return nlohmann::json::object();
-    }
-    throw Error(EINVAL, "", fmt::format("unknown request '{}'", cmd));
 }
 
 nlohmann::json Daemon::handle(const nlohmann::json& req) {

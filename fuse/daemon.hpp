@@ -120,6 +120,7 @@ private:
     std::vector<std::string> scrub_walk(bool repair);
     void judge_place(const std::string& f, const Ledger& ledger, std::vector<std::string>& suspects, std::vector<std::string>& rebase);
     size_t member_index(const std::string& path);
+    std::optional<MemberRole> take_back(const std::string& path);
 };
 
 }  // namespace nvrfs

@@ -75,6 +75,16 @@ check "... and the config lists it once" test "$(grep -c "^member = $M2\$" "$CON
 check "failed and taken back a second time" bash -c "'$NVRCTL' member fail --config '$CONF' '$M2' >/dev/null && '$NVRCTL' member add --config '$CONF' '$M2' >/dev/null"
 check "... rebuilt again: two members, clean" wait_for 60 is_clean
 check "... as the same two copies" test "$("$NVRCTL" status --config "$CONF" | grep -c '^  active ')" = 2
+# The same for a spare: failed, it stays out; spare add takes it back as a spare.
+SP=$T/spare; mkdir "$SP"
+quiet "$NVRCTL" spare add --config "$CONF" "$SP"
+check "a failed spare ..." quiet "$NVRCTL" member fail --config "$CONF" "$SP"
+stop_daemon
+start_daemon
+check "... stays failed after a restart, and the set is clean" \
+  bash -c "'$NVRCTL' status --config '$CONF' | grep -q '^  failed .*$SP' && [ \"\$('$NVRCTL' status --config '$CONF' --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])')\" = clean ]"
+check "... spare add takes it back as a spare" quiet "$NVRCTL" spare add --config "$CONF" "$SP"
+check "... listed as a spare, once" bash -c "'$NVRCTL' status --config '$CONF' | grep -q '^  spare .*$SP' && [ \$(grep -c '^spare = $SP\$' '$CONF') = 1 ]"
 stop_daemon
 start_daemon
 check "after another restart both members are active" test "$("$NVRCTL" status --config "$CONF" | grep -c '^  active ')" = 2

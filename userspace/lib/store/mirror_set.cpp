@@ -129,15 +129,15 @@ std::unique_ptr<MirrorSet> MirrorSet::assemble(const std::vector<std::string>& p
     // stays out, stale as it is, until it is added back (a disk taken out
     // for its errors must not rejoin by a restart).
     for (auto& m : found) {
-        if (m->sb.role == MemberRole::Spare) m->state = MemberState::Spare;
-        else if (m->sb.failed) {
+        if (m->sb.failed) {
             m->state = MemberState::Failed;
             m->fail_reason = "failed by the administrator before this mount; nvrctl member add takes it back";
             if (notes)
                 notes->push_back(fmt::format("MemberFailed: {} stays out: the administrator failed it (nvrctl member fail); "
                                              "nvrctl member add {} takes it back, nvrctl member remove {} forgets it",
                                              m->path, m->path, m->path));
-        } else if (m->sb.rebuilding) m->state = MemberState::Rebuilding;
+        } else if (m->sb.role == MemberRole::Spare) m->state = MemberState::Spare;
+        else if (m->sb.rebuilding) m->state = MemberState::Rebuilding;
     }
     // Stale members: their event counter lags. Resync them from a current one.
     uint64_t newest = 0;
@@ -173,7 +173,7 @@ std::unique_ptr<MirrorSet> MirrorSet::assemble(const std::vector<std::string>& p
                                          m->path, had, newest, src->path));
     }
     for (auto& m : found) {
-        if (m->state != MemberState::Spare) set->raid_disks_++;
+        if (m->sb.role != MemberRole::Spare) set->raid_disks_++;  // a failed spare is no missing copy
         set->slots_[set->count_++] = std::move(m);
     }
     return set;
