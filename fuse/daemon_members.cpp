@@ -28,8 +28,8 @@ std::optional<MemberRole> Daemon::take_back(const std::string& path) {
 }
 
 size_t Daemon::member_index(const std::string& path) {
-    auto i = set->find(path);
-    if (!i || set->member(*i).state.load() == MemberState::Removed)
+    const auto i = set->find(path);  // removed slots are not found
+    if (!i)
         throw Error(ENOENT, path, fmt::format("{} is not a member or spare of this set", path));
     return *i;
 }

@@ -131,11 +131,12 @@ std::unique_ptr<MirrorSet> MirrorSet::assemble(const std::vector<std::string>& p
     for (auto& m : found) {
         if (m->sb.failed) {
             m->state = MemberState::Failed;
-            m->fail_reason = "failed by the administrator before this mount; nvrctl member add takes it back";
+            const char* add = m->sb.role == MemberRole::Spare ? "spare add" : "member add";
+            m->fail_reason = fmt::format("failed by the administrator before this mount; nvrctl {} takes it back", add);
             if (notes)
                 notes->push_back(fmt::format("MemberFailed: {} stays out: the administrator failed it (nvrctl member fail); "
-                                             "nvrctl member add {} takes it back, nvrctl member remove {} forgets it",
-                                             m->path, m->path, m->path));
+                                             "nvrctl {} {} takes it back, nvrctl member remove {} forgets it",
+                                             m->path, add, m->path, m->path));
         } else if (m->sb.role == MemberRole::Spare) m->state = MemberState::Spare;
         else if (m->sb.rebuilding) m->state = MemberState::Rebuilding;
     }
