@@ -118,6 +118,10 @@ def cases():
     def _():
         return create_under_umask("m666", 0o22, 0o666)
 
+    @case("create 0640 under umask 0")
+    def _():
+        return create_under_umask("m640", 0, 0o640)
+
     @case("create O_EXCL over an existing file")
     def _():
         os.close(os.open("m666", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))

@@ -16,6 +16,12 @@ modes() {  # modes DIR: the modes of files and a directory created under umask 0
 }
 got=$(modes "$MNT"); want=$(modes "$NAT")
 check "create and mkdir modes match a native directory: $(tr '\n' ' ' <<<"$got")" test -n "$want" -a "$got" = "$want"
+owners() {  # owners DIR: owner and mode of what an unprivileged recorder creates there
+  mkdir -m 1777 "$1/pub" && chmod 755 "$T" && setpriv --reuid=65534 --regid=65534 --clear-groups sh -c \
+    "cd '$1/pub' && umask 022 && touch a && umask 0 && touch b && umask 027 && touch c && stat -c '%n %u:%g %a' a b c"
+}
+got=$(owners "$MNT"); want=$(owners "$NAT")
+check "an unprivileged caller owns what it creates, modes as native: $(tr '\n' ' ' <<<"$got")" test -n "$want" -a "$got" = "$want"
 
 n0=$(has_alert TamperDetected && echo 1 || echo 0)
 deep() {  # deep DIR: mkdir down to the path limit; prints how deep it got and the errno of the next ls

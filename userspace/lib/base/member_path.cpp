@@ -64,14 +64,16 @@ bool is_tamper_errno(int err) { return err == ELOOP || err == EMEDIUMTYPE; }
 
 int open(int root, const std::string& rel, int flags, mode_t mode) { return sys_openat2(root, rel.c_str(), flags, mode); }
 
-int open_file(int root, const std::string& rel, int flags, mode_t mode) {
+int open_file(int root, const std::string& rel, int flags, mode_t mode, struct stat* out) {
     const int fd = sys_openat2(root, rel.c_str(), flags | O_NONBLOCK, mode);
     if (fd < 0) return fd;
     struct stat st {};
     int r = ::fstat(fd, &st) < 0 ? -errno : type_error(st.st_mode, false);
     // Reads and writes of a regular file ignore O_NONBLOCK; clear it anyway so
-    // that nothing downstream depends on it.
-    if (r == 0 && ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) r = -errno;
+    // that nothing downstream depends on it. F_SETFL changes only the status
+    // flags, so the flags of the open, less O_NONBLOCK, are the ones to keep.
+    if (r == 0 && ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) r = -errno;
+    if (out) *out = st;
     if (r < 0) {
         ::close(fd);
         return r;

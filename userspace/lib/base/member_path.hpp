@@ -29,7 +29,8 @@ bool is_tamper_errno(int err);  // err > 0
 // openat2 beneath `root`; O_NOFOLLOW and O_CLOEXEC are always added. fd or -errno.
 int open(int root, const std::string& rel, int flags, mode_t mode = 0);
 // A regular file (O_NONBLOCK added, so a planted fifo cannot hang the daemon).
-int open_file(int root, const std::string& rel, int flags, mode_t mode = 0);
+// `st`, when given, receives what the open found (it is checked anyway).
+int open_file(int root, const std::string& rel, int flags, mode_t mode = 0, struct stat* st = nullptr);
 // A directory, for reading or as a base for *at() calls.
 int open_dir(int root, const std::string& rel);
 

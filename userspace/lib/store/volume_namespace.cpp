@@ -22,12 +22,8 @@ struct stat Volume::getattr(const std::string& path, Handle* h) {
     if (h) {
         struct stat st {};
         bool found = false;
-        for (size_t i : holders(*h->file, false)) {
-            struct stat s {};
-            if (::fstat(h->file->fds[i].get(), &s) < 0) continue;
-            if (!found) st = s;
-            found = true;
-        }
+        for (size_t i : holders(*h->file, false))
+            if ((found = ::fstat(h->file->fds[i].get(), &st) == 0)) break;
         if (!found) throw_errno(EIO, path, "cannot stat");
         if (h->file->hdr.kind != Kind::File) return special_stat(st, h->file->hdr, h->file->size.load());
         st.st_size = static_cast<off_t>(h->file->size.load());

@@ -97,19 +97,19 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
     auto f = std::make_shared<OpenFile>();
     f->fds.resize(kMaxMembers);
     std::vector<std::pair<size_t, int>> results;
+    std::vector<struct stat> found(kMaxMembers);
     bool fresh = false;
     if (!(extra_flags & O_CREAT)) await_create(path);
     const auto side = (extra_flags & O_CREAT) ? side_of(path, rel) : std::nullopt;
     for (size_t i : set_.writable_members()) {
         const int root = set_.member(i).dirfd.get();
+        struct stat& st = found[i];
         int fd = put_side(root, side);
-        if (fd == 0) fd = member_path::open_file(root, rel, O_RDWR | extra_flags, mode);
-        if (fd == -EROFS && !(extra_flags & O_CREAT)) fd = member_path::open_file(root, rel, O_RDONLY);
+        if (fd == 0) fd = member_path::open_file(root, rel, O_RDWR | extra_flags, mode, &st);
+        if (fd == -EROFS && !(extra_flags & O_CREAT)) fd = member_path::open_file(root, rel, O_RDONLY, 0, &st);
         results.emplace_back(i, fd < 0 ? fd : 0);
         if (fd >= 0) {
             f->fds[i].reset(fd);
-            struct stat st {};
-            ::fstat(fd, &st);
             if (st.st_size == 0 && creator) fresh = true;
             // Fewer blocks than bytes: the copy holds zero-form chunks (holes).
             if (static_cast<uint64_t>(st.st_blocks) * 512 < static_cast<uint64_t>(st.st_size)) f->sparse = true;
@@ -138,9 +138,17 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
             int r = ::fallocate(f->fds[i].get(), 0, 0, static_cast<off_t>(init.size())) < 0 && errno != EOPNOTSUPP ? neg_errno() : 0;
             test_delay(kCreateDelayMs);
             if (r == 0) r = pwrite_full(f->fds[i].get(), init.data(), init.size(), 0);
-            if (r == 0 && ::fchown(f->fds[i].get(), creator->uid, creator->gid) < 0) r = neg_errno();
-            // The kernel already applied the caller's umask; nvrfsd's own must not.
-            if (r == 0 && ::fchmod(f->fds[i].get(), mode & 07777) < 0) r = neg_errno();
+            // Created by nvrfsd: owned by the caller only when the caller is
+            // nvrfsd's own user (a recorder running as root), and given
+            // nvrfsd's umask, which the caller's (already applied by the
+            // kernel) replaces. Each call is a journalled inode update: made
+            // only when something is to change.
+            const struct stat& st = found[i];
+            const bool owned = st.st_uid == creator->uid && st.st_gid == creator->gid;
+            if (r == 0 && !owned && ::fchown(f->fds[i].get(), creator->uid, creator->gid) < 0) r = neg_errno();
+            // (A write clears set-id bits without CAP_FSETID: those always set.)
+            const bool same_mode = (st.st_mode & 07777) == (mode & 07777) && !(mode & 06000);
+            if (r == 0 && (!owned || !same_mode) && ::fchmod(f->fds[i].get(), mode & 07777) < 0) r = neg_errno();
             wr.emplace_back(i, r);
         }
         // A create is all or nothing: a name that cannot hold its header and
