@@ -12,6 +12,7 @@
 #include "admin/control.hpp"
 #include "audit/host_anchor.hpp"
 #include "audit/ledger.hpp"
+#include "base/caller.hpp"
 #include "store/mirror_set.hpp"
 #include "admin/rebuild.hpp"
 #include "admin/space_monitor.hpp"
@@ -66,6 +67,7 @@ struct Daemon {
     // by the init handler when the kernel keeps other opens' cached pages
     // coherent with such writes.
     std::atomic<bool> direct_writes{false};
+    UserNames user_names;  // for the audit records of FUSE requests
 
     // Assemble the set and open the audit log. Throws Error on bad input.
     static std::unique_ptr<MirrorSet> assemble_set(const Config& cfg, const std::vector<std::string>& paths, std::vector<std::string>& notes);

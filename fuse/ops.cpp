@@ -37,7 +37,7 @@ void open_mode(fuse_file_info* fi) {
 
 Caller caller() {
     const fuse_context* c = fuse_get_context();
-    return Caller::of(c->uid, c->gid, c->pid);
+    return Caller::of(c->uid, c->gid, c->pid, &daemon().user_names);
 }
 
 template <class F>

@@ -10,15 +10,36 @@
 
 namespace nvrfs {
 
-Caller Caller::of(uid_t uid, gid_t gid, pid_t pid) {
+namespace {
+
+std::string lookup_user(uid_t uid) {
+    char buf[4096];
+    passwd pw {}, *res = nullptr;
+    if (::getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res) return res->pw_name;
+    return std::to_string(uid);
+}
+
+}  // namespace
+
+std::string UserNames::of(uid_t uid) {
+    timespec now {};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    {
+        std::lock_guard lk(mu_);
+        if (auto it = names_.find(uid); it != names_.end() && it->second.until > now.tv_sec) return it->second.name;
+    }
+    std::string name = lookup_user(uid);  // outside the lock: NSS may be slow
+    std::lock_guard lk(mu_);
+    names_[uid] = Entry{name, now.tv_sec + 60};
+    return name;
+}
+
+Caller Caller::of(uid_t uid, gid_t gid, pid_t pid, UserNames* names) {
     Caller c;
     c.uid = uid;
     c.gid = gid;
     c.pid = pid;
-    char buf[4096];
-    passwd pw {}, *res = nullptr;
-    if (::getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res) c.user = res->pw_name;
-    else c.user = std::to_string(uid);
+    c.user = names ? names->of(uid) : lookup_user(uid);
     c.comm = "?";
     if (pid > 0) {
         UniqueFd fd(::open(fmt::format("/proc/{}/comm", pid).c_str(), O_RDONLY | O_CLOEXEC));
