@@ -50,9 +50,10 @@ struct Fixture {
     std::vector<std::string> notes;
     Caller who = Caller::of(0, 0, ::getpid());
 
-    Fixture() {
-        char tmpl[] = "/tmp/nvrfs-unit-XXXXXX";
-        root = ::mkdtemp(tmpl);
+    // Members in a new directory below `under` (a file system a test chose).
+    explicit Fixture(const std::string& under = "/tmp") {
+        std::string tmpl = under + "/nvrfs-unit-XXXXXX";
+        root = ::mkdtemp(tmpl.data());
         members = {root + "/m1", root + "/m2"};
         create_set(members, host);
         mount();

@@ -19,6 +19,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -120,6 +121,8 @@ public:
     // take it. When a write needs room, `on_full(bytes)` is asked first (the
     // recycler); it returns whether it freed anything.
     static constexpr uint64_t kMetaReserve = 8 << 20;
+    // How long a write waits for recycling that keeps freeing space.
+    static constexpr std::chrono::seconds kRecycleWait{20};
     // The largest file: its stored form must fit ext4's 16 TiB file limit.
     static constexpr uint64_t kMaxFileSize = (16ull << 40) / kStoredChunk * kChunkSize - kChunkSize;
     void set_on_full(std::function<bool(uint64_t)> f) { on_full_ = std::move(f); }

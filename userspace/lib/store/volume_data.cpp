@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <climits>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -242,8 +243,12 @@ bool Volume::make_room(uint64_t bytes, const std::vector<size_t>& members, bool 
     }
     // Recycling frees the oldest recordings (space_monitor.hpp); it runs on
     // this thread, so the writer waits for it rather than seeing ENOSPC.
+    // Writers queued behind a recycler take what it freed before it looks
+    // again, so a count of tries could run out while recycling still frees
+    // space: ask again as long as it does, for up to kRecycleWait.
     if (!recycle) return false;
-    for (int tries = 0; tries < 8 && on_full_; ++tries) {
+    const auto until = std::chrono::steady_clock::now() + kRecycleWait;
+    while (on_full_ && std::chrono::steady_clock::now() < until) {
         if (!on_full_(bytes + kMetaReserve)) break;
         if (fits()) return true;
     }
