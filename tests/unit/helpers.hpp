@@ -1,5 +1,7 @@
 // Small helpers shared by the unit tests.
 #pragma once
+#include "base/error.hpp"
+
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -26,5 +28,16 @@ struct TempDir {
     TempDir(const TempDir&) = delete;
     TempDir& operator=(const TempDir&) = delete;
 };
+
+// The errno of the Error `f` throws, or 0 when it returns.
+template <class F>
+int error_of(F&& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e.code();
+    }
+    return 0;
+}
 
 }  // namespace nvrfs::test

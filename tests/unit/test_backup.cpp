@@ -105,12 +105,7 @@ std::string manifest_for(const std::string& path, const std::string& data) {
 }
 
 int restore_error(const std::string& archive, const std::string& to) {
-    try {
-        read_backup(archive, "correct horse battery", to);
-    } catch (const Error& e) {
-        return e.code();
-    }
-    return 0;
+    return test::error_of([&] { read_backup(archive, "correct horse battery", to); });
 }
 
 }  // namespace

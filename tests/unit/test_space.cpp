@@ -30,15 +30,6 @@ void fill(const std::string& path, uint64_t leave) {
     REQUIRE(::posix_fallocate(fd.get(), 0, static_cast<off_t>(avail - leave)) == 0);
 }
 
-int error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.code();
-    }
-    return 0;
-}
-
 }  // namespace
 
 TEST_CASE("a write on a full set waits while recycling frees space, however many rounds it takes") {
@@ -55,7 +46,7 @@ TEST_CASE("a write on a full set waits while recycling frees space, however many
         return true;
     });
     const std::string data(1 << 20, 'v');
-    CHECK(error_of([&] { fx.write_file("/1.mp4", data); }) == 0);
+    CHECK(test::error_of([&] { fx.write_file("/1.mp4", data); }) == 0);
     CHECK(asked == 12);
     CHECK(fx.read_file("/1.mp4") == data);
 
@@ -65,7 +56,7 @@ TEST_CASE("a write on a full set waits while recycling frees space, however many
         ++asked;
         return false;  // nothing left that may be recycled
     });
-    CHECK(error_of([&] { fx.write_file("/2.mp4", data); }) == ENOSPC);
+    CHECK(test::error_of([&] { fx.write_file("/2.mp4", data); }) == ENOSPC);
     CHECK(asked == 1);
     CHECK(fx.read_file("/1.mp4") == data);  // what was written is kept
     fx.vol->set_on_full({});

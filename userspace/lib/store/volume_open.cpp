@@ -97,7 +97,7 @@ std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std
     auto f = std::make_shared<OpenFile>();
     f->fds.resize(kMaxMembers);
     std::vector<std::pair<size_t, int>> results;
-    std::vector<struct stat> found(kMaxMembers);
+    std::array<struct stat, kMaxMembers> found {};  // what each member's open found
     bool fresh = false;
     if (!(extra_flags & O_CREAT)) await_create(path);
     const auto side = (extra_flags & O_CREAT) ? side_of(path, rel) : std::nullopt;
