@@ -43,9 +43,11 @@ Workloads (fio where it fits):
 For each: MiB/s (or ops/s, or seconds), CPU seconds per GiB (benchmark tools +
 the filesystem daemon), and the daemon's peak memory during that workload.
 (b), (w), (c), (r), (d), (l) and (e) run --rounds times, interleaved across targets (each round
-starting one target later); the median counts.
+starting one target later, every second one in reverse order); the median counts. (a) and (o)
+run --camera-rounds times, interleaved alike (default 1: a single draw, which depends on the
+target measured before it).
 Usage: bench/compare.py [--streams 16,64,128] [--seconds 10] [--size-mib 1024]
-                        [--writers-mib 192] [--rebuild-mib 1024] [--rounds 3]
+                        [--writers-mib 192] [--rebuild-mib 1024] [--rounds 3] [--camera-rounds 1]
                         [--baseline DIR] [--peers [--loop-gib 24]] [--only aobwvcrdle]"""
 import argparse, json, os, resource, shutil, socket, subprocess, sys, tempfile, threading, time
 
@@ -326,6 +328,8 @@ def main():
     ap.add_argument("--writers-mib", type=int, default=192, help=f"MiB each of the {WRITERS} writers of (w)")
     ap.add_argument("--rebuild-mib", type=int, default=1024)
     ap.add_argument("--rounds", type=int, default=3, help="rounds of (b), (w), (c), (r), (d), (l) and (e); the median counts")
+    ap.add_argument("--camera-rounds", type=int, default=1,
+                    help="rounds of (a) and (o), interleaved as --rounds (a single draw depends on its slot)")
     ap.add_argument("--baseline", help="directory with an older nvrfsd and nvrctl to compare against")
     ap.add_argument("--peers", action="store_true", help="add btrfs RAID1 and gocryptfs on it; all targets on loop devices")
     ap.add_argument("--loop-gib", type=int, default=24, help="size of each (sparse) loop file with --peers")
@@ -395,7 +399,12 @@ def measure_all(args, targets):
         minute); keeps each target's median round."""
         runs = {t.name: [] for t in targets}
         for r in range(rounds):
-            for t in targets[r % len(targets):] + targets[:r % len(targets)]:  # each round starts one target later
+            # Each round starts one target later, and every second round runs the
+            # other way round: a target measured right after a heavy writer can
+            # do worse (the (a) row: whichever build followed gocryptfs), and a
+            # rotation alone keeps every target behind the same neighbour.
+            order = targets[r % len(targets):] + targets[:r % len(targets)]
+            for t in (order if r % 2 == 0 else order[::-1]):
                 if only and t.name not in only:
                     continue
                 if prep:
@@ -407,7 +416,8 @@ def measure_all(args, targets):
         vals = [sorted(runs[t.name], key=lambda r: r[0])[len(runs[t.name]) // 2] if runs[t.name] else None
                 for t in targets]
         rows.append((label + (f" (median of {rounds})" if rounds > 1 else ""), vals, better_high))
-        print(f"  done: {label}", file=sys.stderr, flush=True)
+        each = "; ".join(f"{n} " + " ".join(f"{v[0]:.6g}" for v in runs[n]) for n in runs if runs[n])
+        print(f"  done: {label} (each round: {each})", file=sys.stderr, flush=True)
 
     names = [t.name for t in targets]
     data = [n for n in names if n != "gcf-ao"]  # gcf-ao is a metadata peer: (d) and (l)
@@ -421,7 +431,7 @@ def measure_all(args, targets):
             # Every stream records into new files: fio opens an existing file without
             # O_TRUNC, so the previous row's files would be overwritten in place.
             row(f"({letter}) {n} {label}: streams kept up", lambda t: streams(t, n, args.seconds), only=most,
-                prep=empty_dirs)
+                prep=empty_dirs, rounds=args.camera_rounds)
     for t in targets:  # the camera files would take the room of the rows below
         if t.name in most and ("a" in want or "o" in want):
             empty_dirs(t)
