@@ -2,6 +2,7 @@
 // space, and answers ENOSPC at once when there is nothing left to recycle.
 #include "fixture.hpp"
 
+#include <fmt/format.h>
 #include <sys/mount.h>
 #include <sys/statvfs.h>
 
@@ -60,4 +61,27 @@ TEST_CASE("a write on a full set waits while recycling frees space, however many
     CHECK(asked == 1);
     CHECK(fx.read_file("/1.mp4") == data);  // what was written is kept
     fx.vol->set_on_full({});
+}
+
+TEST_CASE("a set fills with recordings, not with what open files reserve ahead") {
+    Tmpfs fs("64m");
+    REQUIRE(fs.ok);
+    test::Fixture fx(fs.dir.path);  // both members on this tmpfs: each byte counts twice
+    // Six cameras recording at once, each a segment begun: each may reserve
+    // ahead, but not the room another one's recordings need.
+    const std::string part(64 << 10, 'c');
+    std::vector<std::unique_ptr<Handle>> open;
+    for (int c = 0; c < 6; ++c) {
+        open.push_back(fx.vol->create(fmt::format("/cam{}.mp4", c), 0644, O_CREAT | O_WRONLY | O_TRUNC, fx.who));
+        CHECK(test::error_of([&] { fx.vol->write(*open.back(), reinterpret_cast<const uint8_t*>(part.data()), part.size(), 0); }) == 0);
+    }
+    const std::string data(4 << 20, 'v');
+    CHECK(test::error_of([&] { fx.write_file("/7.mp4", data); }) == 0);
+    for (auto& h : open) {
+        const std::string more(1 << 20, 'm');
+        CHECK(test::error_of([&] { fx.vol->write(*h, reinterpret_cast<const uint8_t*>(more.data()), more.size(), part.size()); }) == 0);
+        fx.vol->release(std::move(h));
+    }
+    CHECK(fx.read_file("/7.mp4") == data);
+    CHECK(fx.read_file("/cam5.mp4").size() == part.size() + (1 << 20));
 }

@@ -281,6 +281,8 @@ private:
     void reserve(OpenFile& f, const std::vector<size_t>& members, uint64_t begin, uint64_t end,
                  std::array<std::atomic<int>, kMaxMembers>& err);
     void release_reserve(OpenFile& f);
+    bool room_ahead(const std::vector<size_t>& members);
+    size_t open_writers();  // handles open for writing
     void allocate_holes(OpenFile& f, const std::vector<size_t>& members, uint64_t begin, uint64_t end);
     // Is there room for `bytes` more on every member in `members` (beyond the
     // reserve)? With `recycle`, the recycler is asked first and a "set is

@@ -186,6 +186,21 @@ void Volume::seal_and_store(OpenFile& f, const std::string& path, uint64_t c0, u
 // those pieces: a seek each on a disk (t40).
 constexpr uint64_t kReserveStep = 4 << 20;
 
+// Ahead only while every member has room for every writer's reservation and
+// the metadata reserve besides: near full, what one file holds ahead is what
+// another needs for its data, and a set must fill with recordings, not with
+// reservations (256 streams held 1.2 GiB of a 3.9 GiB member ahead, and their
+// new files got ENOSPC).
+bool Volume::room_ahead(const std::vector<size_t>& members) {
+    const uint64_t need = (open_writers() + 1) * 2 * kReserveStep + kMetaReserve;
+    for (size_t i : members) {
+        struct statvfs s {};
+        if (::fstatvfs(set_.member(i).dirfd.get(), &s) < 0) continue;
+        if (static_cast<uint64_t>(s.f_bavail) * s.f_frsize < need) return false;
+    }
+    return true;
+}
+
 void Volume::reserve(OpenFile& f, const std::vector<size_t>& members, uint64_t begin, uint64_t end,
                      std::array<std::atomic<int>, kMaxMembers>& err) {
     // Room first, on every member, before any byte is written: a full set
@@ -193,6 +208,7 @@ void Volume::reserve(OpenFile& f, const std::vector<size_t>& members, uint64_t b
     // longer than the other), keeps kMetaReserve for the audit log and
     // metadata, and gets the recycler's help before it says so.
     uint64_t upto = (end + 2 * kReserveStep - 1) / kReserveStep * kReserveStep;
+    if (!room_ahead(members)) upto = end;
     const uint64_t want = end - std::min(end, std::max(begin, f.reserved_to));
     if (!make_room(want, members)) throw Error(ENOSPC, "", "no space left on the set");
     for (size_t i : members) {

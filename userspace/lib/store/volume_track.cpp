@@ -18,6 +18,11 @@ bool Volume::is_open(const std::string& path, bool for_writing) {
                        [&](const auto& e) { return e.second == path && (!for_writing || e.first->writable); });
 }
 
+size_t Volume::open_writers() {
+    std::lock_guard lk(opened_mu_);
+    return static_cast<size_t>(std::count_if(opened_.begin(), opened_.end(), [](const auto& e) { return e.first->writable; }));
+}
+
 // Open files follow a rename of themselves or of a directory above them, so
 // recycling and the open-but-unlinked rules see their current names.
 void Volume::track_rename(const std::string& from, const std::string& to, bool exchange) {
