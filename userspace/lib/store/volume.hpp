@@ -282,6 +282,7 @@ private:
                  std::array<std::atomic<int>, kMaxMembers>& err);
     void release_reserve(OpenFile& f);
     bool room_ahead(const std::vector<size_t>& members);
+    uint64_t member_avail(size_t i);  // bytes free to nvrfsd on member i
     size_t open_writers();  // handles open for writing
     void allocate_holes(OpenFile& f, const std::vector<size_t>& members, uint64_t begin, uint64_t end);
     // Is there room for `bytes` more on every member in `members` (beyond the

@@ -193,12 +193,15 @@ constexpr uint64_t kReserveStep = 4 << 20;
 // new files got ENOSPC).
 bool Volume::room_ahead(const std::vector<size_t>& members) {
     const uint64_t need = (open_writers() + 1) * 2 * kReserveStep + kMetaReserve;
-    for (size_t i : members) {
-        struct statvfs s {};
-        if (::fstatvfs(set_.member(i).dirfd.get(), &s) < 0) continue;
-        if (static_cast<uint64_t>(s.f_bavail) * s.f_frsize < need) return false;
-    }
-    return true;
+    return std::all_of(members.begin(), members.end(), [&](size_t i) { return member_avail(i) >= need; });
+}
+
+// A member whose file system cannot say is not the one that stops a write:
+// its own write answers for it.
+uint64_t Volume::member_avail(size_t i) {
+    struct statvfs s {};
+    if (::fstatvfs(set_.member(i).dirfd.get(), &s) < 0) return UINT64_MAX;
+    return static_cast<uint64_t>(s.f_bavail) * s.f_frsize;
 }
 
 void Volume::reserve(OpenFile& f, const std::vector<size_t>& members, uint64_t begin, uint64_t end,
@@ -245,12 +248,8 @@ void Volume::allocate_holes(OpenFile& f, const std::vector<size_t>& members, uin
 
 bool Volume::make_room(uint64_t bytes, const std::vector<size_t>& members, bool recycle) {
     auto fits = [&] {
-        for (size_t i : members) {
-            struct statvfs s {};
-            if (::fstatvfs(set_.member(i).dirfd.get(), &s) < 0) continue;
-            const uint64_t avail = static_cast<uint64_t>(s.f_bavail) * s.f_frsize;
-            if (avail < bytes + kMetaReserve && !set_.full_alone(i)) return false;
-        }
+        for (size_t i : members)
+            if (member_avail(i) < bytes + kMetaReserve && !set_.full_alone(i)) return false;
         return true;
     };
     if (fits()) {
