@@ -40,7 +40,7 @@ mkdir "$T/blank"
 expect_refusal "a directory that is no member" 1 "not an nvrfs member" "$NVRFSD" --member "$M1" --member "$T/blank" --host-key "$KEY" -f "$MNT"
 expect_refusal "the same member twice" 1 "listed twice" "$NVRFSD" --member "$M1" --member "$M1/" --host-key "$KEY" -f "$MNT"
 cp -a "$M2" "$T/m2.copy"
-printf '\x01' | dd of="$T/m2.copy/.nvrfs/superblock" bs=1 seek=50 conv=notrunc status=none
+flipbyte "$T/m2.copy/.nvrfs/superblock" 50
 expect_refusal "a corrupt superblock" 1 "checksum mismatch" "$NVRFSD" --member "$M1" --member "$T/m2.copy" --host-key "$KEY" -f "$MNT"
 expect_refusal "an unknown option" 2 "unknown option" "$NVRFSD" --config "$CONF" --frobnicate "$MNT"
 expect_refusal "no mountpoint" 2 "no mountpoint" "$NVRFSD" --config "$CONF"

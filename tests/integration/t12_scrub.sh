@@ -12,11 +12,10 @@ stored_of() {  # stored_of N: the stored file of archive/aN.mp4 on member 1 (fou
   find "$M1" -type f -size +1000k ! -path '*/.nvrfs/*' -printf '%T@ %p\n' | sort -n | sed -n "${1}p" | cut -d' ' -f2
 }
 S1=$(stored_of 1); S2=$(stored_of 2); S3=$(stored_of 3); S4=$(stored_of 4)
-flip() { printf '\x77' | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
-flip "$S1" 70000
-flip "$S2" 200000
-flip "${S3/$M1/$M2}" 400000            # on the other member
-flip "$S4" 140000; flip "${S4/$M1/$M2}" 140000   # same chunk on both: no good copy
+flipbyte "$S1" 70000
+flipbyte "$S2" 200000
+flipbyte "${S3/$M1/$M2}" 400000            # on the other member
+flipbyte "$S4" 140000; flipbyte "${S4/$M1/$M2}" 140000   # same chunk on both: no good copy
 scrub_json() { "$NVRCTL" scrub --config "$CONF" --json "$@"; }
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 

@@ -86,7 +86,7 @@ printf 'not the passphrase\n' > "$T/wrong"
 err() { "$NVRCTL" backup verify --config "$CONF" "$1" --passphrase-file "${2:-$T/pass}" 2>&1; }
 out=$(err "$T/a.nvrbak" "$T/wrong"); rc=$?
 check "wrong passphrase (exit $rc): $out" bash -c "[ $rc -eq 1 ] && grep -q 'wrong passphrase' <<<'$out'"
-cp "$T/a.nvrbak" "$T/flip.nvrbak"; printf '\x01' | dd of="$T/flip.nvrbak" bs=1 seek=3000000 conv=notrunc status=none
+cp "$T/a.nvrbak" "$T/flip.nvrbak"; flipbyte "$T/flip.nvrbak" 3000000
 out=$(err "$T/flip.nvrbak"); rc=$?
 check "flipped byte (exit $rc): $out" bash -c "[ $rc -eq 1 ] && grep -q 'fails authentication' <<<'$out'"
 head -c 5000000 "$T/a.nvrbak" > "$T/cut.nvrbak"

@@ -91,7 +91,7 @@ got = {r.get('path') for r in m['recording_records'] if r.get('event') == 'write
 raise SystemExit(0 if paths and paths <= got else 1)"
 
 cp -a "$P" "$T/pkg"
-printf '\xff' | dd of="$T/pkg/cam1.mp4" bs=1 seek=5000 conv=notrunc status=none
+flipbyte "$T/pkg/cam1.mp4" 5000
 check "a flipped byte in a clip fails export verify" bash -c "! '$NVRCTL' export verify '$T/pkg' --config '$CONF' >/dev/null"
 check "... and sha256sum -c" bash -c "cd '$T/pkg' && ! sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1"
 rm -rf "$T/pkg"; cp -a "$P" "$T/pkg"; sed -i 's/"masked": true/"masked": false/' "$T/pkg/manifest.json"

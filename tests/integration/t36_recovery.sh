@@ -34,7 +34,7 @@ out=$("$NVRCTL" key recover --config "$CONF" --passphrase-file "$T/wrong.pass" -
 check "a wrong passphrase is refused (exit $rc) with a clear message" bash -c "[ $rc -eq 1 ] && grep -q 'recovery passphrase does not open' <<<\"$out\""
 check "... nothing written: superblocks unchanged, no new key" bash -c "[ \"\$(cat '$M1/.nvrfs/superblock' '$M2/.nvrfs/superblock' | sha256sum)\" = '$sb_before' ] && [ ! -e '$T/new.key' ]"
 cp "$M1/.nvrfs/recovery" "$T/rec1"; cp "$M2/.nvrfs/recovery" "$T/rec2"
-for m in "$M1" "$M2"; do printf '\x01' | dd of="$m/.nvrfs/recovery" bs=1 seek=60 conv=notrunc status=none; done
+for m in "$M1" "$M2"; do flipbyte "$m/.nvrfs/recovery" 60; done
 check_not "an altered recovery record is refused" quiet "$NVRCTL" key recover --config "$CONF" --passphrase-file "$T/recovery.pass" --host-key "$T/new.key"
 cp "$T/rec1" "$M1/.nvrfs/recovery"; cp "$T/rec2" "$M2/.nvrfs/recovery"
 out=$("$NVRCTL" key recover --config "$CONF" --passphrase-file "$T/recovery.pass" --host-key "$T/new.key" 2>&1); rc=$?
