@@ -87,6 +87,7 @@ private:
         uint64_t size = 0, allocated = 0;
     };
     int append_frame(size_t member, const Bytes& frame);  // mu_ held; 0 or -errno
+    std::vector<UniqueFd> sync_fds() const;                // mu_ held: the writable members' logs, duplicated
     MirrorSet& set_;
     mutable std::mutex mu_;
     std::vector<UniqueFd> fds_;  // by member index
