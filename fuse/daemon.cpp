@@ -284,7 +284,7 @@ void Daemon::start_background() {
             lk.lock();
         }
     });
-    monitor = std::make_unique<SpaceMonitor>(*vol, *alerts, *log, SpaceSettings::from(cfg));
+    monitor = std::make_unique<SpaceMonitor>(*vol, *alerts, SpaceSettings::from(cfg));
     vol->set_on_full([m = monitor.get()](uint64_t bytes) { return m->recycle_for(bytes); });
     // A member that failed while another was rebuilt gets the next spare
     // when that rebuild ends (promote_spare leaves a busy rebuilder alone).

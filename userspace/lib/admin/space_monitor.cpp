@@ -1,7 +1,6 @@
 #include "admin/space_monitor.hpp"
 
 #include "audit/alerts.hpp"
-#include "audit/audit_log.hpp"
 #include "base/error.hpp"
 #include "store/volume.hpp"
 
@@ -59,8 +58,8 @@ bool recyclable_path(const std::string& path, const SpaceSettings& s) {
     return std::find(s.recycle_ext.begin(), s.recycle_ext.end(), ext) != s.recycle_ext.end();
 }
 
-SpaceMonitor::SpaceMonitor(Volume& vol, Alerts& alerts, AuditLog& log, SpaceSettings settings)
-    : vol_(vol), alerts_(alerts), log_(log), settings_(std::move(settings)) {
+SpaceMonitor::SpaceMonitor(Volume& vol, Alerts& alerts, SpaceSettings settings)
+    : vol_(vol), alerts_(alerts), settings_(std::move(settings)) {
     last_written_ = vol_.bytes_written();
     last_check_ = std::chrono::steady_clock::now();
     thread_ = std::thread([this] {
@@ -124,7 +123,6 @@ void SpaceMonitor::check_once() {
     MirrorSet& set = vol_.mirror();
     for (size_t i : set.healthy_members())
         if (!set.alive(i)) set.fail(i, ENODEV, "health check: member directory removed or superblock missing");
-    log_.sync();
     {
         const auto now = std::chrono::steady_clock::now();
         const uint64_t written = vol_.bytes_written();

@@ -2,9 +2,10 @@
 // and recycling that keeps a full recorder recording.
 //
 // Every `interval` it (1) fails members whose directory vanished or lost its
-// superblock, (2) syncs the audit log, (3) compares the set's free space (the
-// smallest member's) with min_free: crossing below raises SpaceLow once,
-// crossing back raises SpaceRecovered.
+// superblock, (2) compares the set's free space (the smallest member's) with
+// min_free: crossing below raises SpaceLow once, crossing back raises
+// SpaceRecovered. (The audit log is made durable on the same interval by the
+// host anchor, which records only a head that its sync covered.)
 //
 // Recycling (`recycle = yes`) is a recorder's steady state, not an emergency:
 //  * it starts before the disk is full: it keeps min_free plus a headroom of
@@ -34,7 +35,6 @@ namespace nvrfs {
 
 class Volume;
 class Alerts;
-class AuditLog;
 
 struct SpaceInfo {
     uint64_t total = 0, free = 0, threshold = 0, headroom = 0;
@@ -62,7 +62,7 @@ bool recyclable_path(const std::string& path, const SpaceSettings& s);
 
 class SpaceMonitor {
 public:
-    SpaceMonitor(Volume& vol, Alerts& alerts, AuditLog& log, SpaceSettings settings);
+    SpaceMonitor(Volume& vol, Alerts& alerts, SpaceSettings settings);
     ~SpaceMonitor();
     SpaceMonitor(const SpaceMonitor&) = delete;
     SpaceMonitor& operator=(const SpaceMonitor&) = delete;
@@ -81,7 +81,6 @@ private:
     SpaceSettings settings() const;
     Volume& vol_;
     Alerts& alerts_;
-    AuditLog& log_;
     SpaceSettings settings_;  // guarded by mu_
     bool low_ = false;
     uint64_t last_written_ = 0;

@@ -53,6 +53,8 @@ public:
     // Adds seq, time (unless set), prev and mac, then appends to all healthy
     // members. Returns the record as written.
     nlohmann::json append(nlohmann::json rec);
+    // What was appended before the call is durable when it returns (fdatasync
+    // on every writable member), without holding up appends meanwhile.
     void sync();
     // Give a member that joins the set (rebuild target) a copy of the log and
     // append to it from now on.
