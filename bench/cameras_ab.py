@@ -36,6 +36,26 @@ def written_sectors(devs):
     return sum(int(open(f"/sys/block/{d}/stat").read().split()[6]) for d in devs)
 
 
+def mount_sets(stack, work, builds):
+    """Two loop ext4 file systems under `work` (e1, e2), and on them one set
+    per build ({name: build dir}), mounted at work/NAME.mnt; all undone by
+    `stack`. Returns ({name: (nvrfsd pid, mountpoint)}, the loop devices)."""
+    loops = [os.path.basename(sh("findmnt", "-no", "SOURCE", peers.ext4(stack, work, d, 16))) for d in ("e1", "e2")]
+    daemons = {}
+    for name, b in builds.items():
+        conf = f"{work}/{name}.conf"
+        sh(f"{b}/nvrctl", "init", "--member", f"{work}/e1/{name}", "--member", f"{work}/e2/{name}",
+           "--host-key", f"{work}/{name}.key", "--config", conf)
+        with open(conf, "a") as f:
+            f.write(f"control_socket = {work}/{name}.sock\nstate_dir = {work}/{name}.state\n")
+        mnt = f"{work}/{name}.mnt"
+        os.mkdir(mnt)
+        sh(f"{b}/nvrfsd", "--config", conf, mnt)
+        stack.push(lambda m=mnt: subprocess.run(["fusermount3", "-u", m], capture_output=True))
+        daemons[name] = (int(sh("pgrep", "-n", "-f", f"nvrfsd --config {conf}")), mnt)
+    return daemons, loops
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("old")
@@ -46,23 +66,11 @@ def main():
     ap.add_argument("--writer", choices=("fio", "wo"), default="fio", help="fio jobs (a), or write-only streams (o)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="nvrfs-cams.", dir=os.environ.get("BENCH_DIR", "/var/tmp"))
-    stack, daemons = peers.Stack(), {}
+    stack = peers.Stack()
     stack.push(lambda: subprocess.run(["rm", "-rf", work]))
     try:
-        # The loop devices under the members' two file systems.
-        loops = [os.path.basename(sh("findmnt", "-no", "SOURCE", peers.ext4(stack, work, d, 16))) for d in ("e1", "e2")]
         builds = {"old": os.path.abspath(args.old), "new": os.path.abspath(args.new)}
-        for name, b in builds.items():
-            conf = f"{work}/{name}.conf"
-            sh(f"{b}/nvrctl", "init", "--member", f"{work}/e1/{name}", "--member", f"{work}/e2/{name}",
-               "--host-key", f"{work}/{name}.key", "--config", conf)
-            with open(conf, "a") as f:
-                f.write(f"control_socket = {work}/{name}.sock\nstate_dir = {work}/{name}.state\n")
-            mnt = f"{work}/{name}.mnt"
-            os.mkdir(mnt)
-            sh(f"{b}/nvrfsd", "--config", conf, mnt)
-            stack.push(lambda m=mnt: subprocess.run(["fusermount3", "-u", m], capture_output=True))
-            daemons[name] = (int(sh("pgrep", "-n", "-f", f"nvrfsd --config {conf}")), mnt)
+        daemons, loops = mount_sets(stack, work, builds)
         res = {}
         for r in range(args.rounds):
             for n in [int(x) for x in args.streams.split(",")]:

@@ -24,7 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peers  # noqa: E402
-from cameras_ab import ROOT, sh  # noqa: E402
+from cameras_ab import ROOT, mount_sets, sh  # noqa: E402
 from compare import drop_caches  # noqa: E402
 
 SECONDS, PERIOD, BIG_MIB = 14, 0.02, 1536
@@ -51,21 +51,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=4)
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="nvrfs-stall.", dir=os.environ.get("BENCH_DIR", "/var/tmp"))
-    stack, mnts = peers.Stack(), {}
+    stack = peers.Stack()
     stack.push(lambda: subprocess.run(["rm", "-rf", work]))
     try:
-        for d in ("e1", "e2"):
-            peers.ext4(stack, work, d, 16)
-        for name, b in {"old": os.path.abspath(args.old), "new": os.path.abspath(args.new)}.items():
-            conf = f"{work}/{name}.conf"
-            sh(f"{b}/nvrctl", "init", "--member", f"{work}/e1/{name}", "--member", f"{work}/e2/{name}",
-               "--host-key", f"{work}/{name}.key", "--config", conf)
-            with open(conf, "a") as f:
-                f.write(f"control_socket = {work}/{name}.sock\nstate_dir = {work}/{name}.state\n")
-            mnts[name] = f"{work}/{name}.mnt"
-            os.mkdir(mnts[name])
-            sh(f"{b}/nvrfsd", "--config", conf, mnts[name])
-            stack.push(lambda m=mnts[name]: subprocess.run(["fusermount3", "-u", m], capture_output=True))
+        daemons, _ = mount_sets(stack, work, {"old": os.path.abspath(args.old), "new": os.path.abspath(args.new)})
+        mnts = {name: mnt for name, (_, mnt) in daemons.items()}
         res = {}
         for r in range(args.rounds):
             for name in (["old", "new"] if r % 2 == 0 else ["new", "old"]):
