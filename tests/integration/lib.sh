@@ -105,6 +105,10 @@ members_identical() {
 stored_files() { find "$1" -type f ! -path '*/.nvrfs/*' ! -name '.nvrfs.diriv' | sort; }
 # The largest stored file of member $1: the one recording a test wrote there.
 copy_of() { stored_files "$1" | xargs ls -S | head -1; }
+# before_files, then a file is created: new_stored is its stored path below
+# member 1 (what an offline attacker edits), however the names sort.
+before_files() { stored_files "$M1" > "$T/before"; }
+new_stored() { stored_files "$M1" | grep -vxF -f "$T/before" | head -1; }
 
 quiet() { "$@" >/dev/null 2>&1; }
 audit_json() { "$NVRCTL" log show --config "$CONF" --json; }

@@ -7,11 +7,12 @@ command -v ffmpeg >/dev/null || { echo "ffmpeg is not installed"; exit 77; }
 setup
 start_daemon
 mkdir -p "$MNT/archive"
-for i in 1 2 3 4; do head -c 1500000 /dev/urandom > "$T/a$i"; cp "$T/a$i" "$MNT/archive/a$i.mp4"; done
-stored_of() {  # stored_of N: the stored file of archive/aN.mp4 on member 1 (found by its size and order)
-  find "$M1" -type f -size +1000k ! -path '*/.nvrfs/*' -printf '%T@ %p\n' | sort -n | sed -n "${1}p" | cut -d' ' -f2
-}
-S1=$(stored_of 1); S2=$(stored_of 2); S3=$(stored_of 3); S4=$(stored_of 4)
+for i in 1 2 3 4; do   # S1..S4: the stored file of archive/a1..a4.mp4 on member 1
+  head -c 1500000 /dev/urandom > "$T/a$i"
+  before_files; cp "$T/a$i" "$MNT/archive/a$i.mp4"; declare "S$i=$(new_stored)"
+done
+check "each recording's stored file is found, a different one each" \
+  test "$(printf '%s\n' "$S1" "$S2" "$S3" "$S4" | grep -c .)" -eq 4 -a "$(printf '%s\n' "$S1" "$S2" "$S3" "$S4" | sort -u | wc -l)" -eq 4
 flipbyte "$S1" 70000
 flipbyte "$S2" 200000
 flipbyte "${S3/$M1/$M2}" 400000            # on the other member

@@ -7,9 +7,6 @@
 setup
 CH=65564; HDR=32   # stored chunk and header size (docs/format.md)
 alerts() { "$NVRCTL" log show --config "$CONF" --event alert 2>/dev/null | grep -c "$1"; }
-# new_stored NAME: the stored path (below M1) of the file NAME just created.
-before_files() { stored_files "$M1" > "$T/before"; }
-new_stored() { stored_files "$M1" | grep -vxF -f "$T/before" | head -1; }
 
 log "1. member roots are root-only; a local account cannot reach stored files"
 chmod 755 "$T"   # the account may walk to the members; only their own mode stops it
