@@ -297,7 +297,10 @@ void Volume::release_reserve(OpenFile& f) {
 // gigabytes of dirty pages and writes them in one burst at fsync or memory
 // pressure, the disk idle meanwhile. Starting the write-out of every few MiB
 // as it is written keeps the disks busy while the next data is encrypted, and
-// bounds what a power cut can take. (Asynchronous: it waits for no disk.)
+// bounds what a power cut can take. It does not wait for the write-out to
+// end, but starting it can wait when the block layer throttles writers
+// (wbt_wait, seen with two `dd` writers at once): only this file's writer,
+// only once per step.
 constexpr uint64_t kWriteoutStep = 8 << 20;
 
 // What lies a step behind the write-out started last has had a step's time
