@@ -8,7 +8,7 @@ members' dirty pages pile up, as under many cameras), while one thread
 creates a file, writes 32 KiB to it and closes it every 20 ms for 14 s: the
 work a segmenting recorder does every few seconds per camera, all of it
 audited. A create or close that waits for a member's journal commit shows
-here (the free-space check fdatasyncs the audit log every check_interval).
+here (the host anchor fdatasyncs the audit log every check_interval).
 Reported: per round the slowest file and the 99th percentile, in ms.
 Not part of `make test`.
 
