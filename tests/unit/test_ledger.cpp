@@ -123,6 +123,29 @@ TEST_CASE("a live ledger: the log replayed once, then every append followed; ope
     CHECK(f.read_file("/d.mp4") == "thirdmore");
 }
 
+TEST_CASE("a file grown through a handle after a rename is recorded under its new name") {
+    // fsx_model.py (t41) found it: fallocate recorded the name the file was
+    // opened by, so the ledger bound the old name to this file and refused
+    // the next file created there as swapped.
+    test::Fixture f;
+    LiveLedger live;
+    CHECK(f.log->follow([&](const json& r, uint64_t end) { live.apply(r, end); }).ok);
+    f.vol->set_place_check([&](const std::string& p, const Volume::Facts& now, bool) -> std::optional<std::string> {
+        const auto e = live.find(p);
+        if (e && compare(*e, now.id, now.size, now.tail, false) == LedgerVerdict::Swapped) return p + ": misplaced";
+        return std::nullopt;
+    });
+    auto h = f.vol->create("/seg.mp4", 0644, O_CREAT | O_RDWR, f.who);
+    f.vol->rename("/seg.mp4", "/kept.mp4", 0, f.who);
+    f.write_file("/seg.mp4", "a new segment at the old name");
+    f.vol->fallocate(*h, 0, 0, 100000, f.who);
+    REQUIRE(live.find("/kept.mp4"));
+    CHECK(live.find("/kept.mp4")->size == 100000);
+    f.vol->release(std::move(h));
+    CHECK(f.read_file("/seg.mp4") == "a new segment at the old name");
+    CHECK(f.read_file("/kept.mp4") == std::string(100000, '\0'));
+}
+
 TEST_CASE("a ledger checkpoint round-trips, and a malformed one is refused") {
     Ledger l;
     l.apply(rec("create", "/cam1/a.mp4", {{"id", "aa"}}));

@@ -315,6 +315,9 @@ private:
     bool written_elsewhere(const Handle& h);
     bool still_there(const Handle& h);
     void track_open(const Handle& h);
+    // The name an open file has now: a rename moves it, the handle keeps the
+    // one it was opened by. What the ledger reads must name the file as it is.
+    std::string name_now(const Handle& h);
     // A create, from before its first member file exists until its record
     // is written and its handle tracked. An internal open of the same path
     // (a scrub, the recycler, the archive mover; through FUSE the kernel

@@ -137,32 +137,33 @@ void Volume::fallocate(Handle& h, int mode, uint64_t off, uint64_t len, const Ca
     // Mode 0 and FALLOC_FL_KEEP_SIZE: space is reserved on every member for
     // the stored range; mode 0 also grows the file (with zero-form chunks).
     // Punching and collapsing would rewrite recordings in place: not offered.
-    if (mode & ~FALLOC_FL_KEEP_SIZE) throw_errno(EOPNOTSUPP, h.path, "fallocate");
-    if (len == 0) throw_errno(EINVAL, h.path, "fallocate");
-    if (!h.writable) throw_errno(EBADF, h.path, "fallocate");
+    const std::string path = name_now(h);  // renamed while open: the record names it as it is now
+    if (mode & ~FALLOC_FL_KEEP_SIZE) throw_errno(EOPNOTSUPP, path, "fallocate");
+    if (len == 0) throw_errno(EINVAL, path, "fallocate");
+    if (!h.writable) throw_errno(EBADF, path, "fallocate");
     const uint64_t end = off + len;
-    if (end < off || end > kMaxFileSize) throw_errno(EFBIG, h.path, "fallocate");
+    if (end < off || end > kMaxFileSize) throw_errno(EFBIG, path, "fallocate");
     OpenFile& f = *h.file;
     std::shared_lock place(place_mu_);
     std::unique_lock lk(f.mu);
     const uint64_t old = f.size;
     try {
-        if (!(mode & FALLOC_FL_KEEP_SIZE) && end > f.size) extend_locked(f, h.path, end);
+        if (!(mode & FALLOC_FL_KEEP_SIZE) && end > f.size) extend_locked(f, path, end);
         const uint64_t c0 = off / kChunkSize, c1 = (end - 1) / kChunkSize;
         const uint64_t begin = stored_offset(c0), stop = stored_offset(c1) + kStoredChunk;
         const auto members = holders(f, true);
-        if (!make_room(stop - begin, members, false)) throw_errno(ENOSPC, h.path, "fallocate");
+        if (!make_room(stop - begin, members, false)) throw_errno(ENOSPC, path, "fallocate");
         std::vector<std::pair<size_t, int>> results;
         for (size_t i : members) {
             int r = ::fallocate(f.fds[i].get(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(begin), static_cast<off_t>(stop - begin));
             results.emplace_back(i, r < 0 && errno != EOPNOTSUPP ? neg_errno() : 0);
         }
-        check(set_.combine("fallocate", h.path, results), "fallocate", h.path);
+        check(set_.combine("fallocate", path, results), "fallocate", path);
     } catch (const Error& e) {
         // Grown part way: the record says how far, as the ledger needs.
         if (f.size != old) {
             const Facts now = facts_locked(f);
-            audit("truncate", who, h.path, e.code(), [&](nlohmann::json& r) {
+            audit("truncate", who, path, e.code(), [&](nlohmann::json& r) {
                 r["bytes"] = now.size;
                 r["from"] = old;
                 r["by"] = "fallocate";
@@ -173,7 +174,7 @@ void Volume::fallocate(Handle& h, int mode, uint64_t off, uint64_t len, const Ca
     }
     if (f.size != old) {
         const Facts now = facts_locked(f);  // the ledger's record of the grown file
-        audit("truncate", who, h.path, 0, [&](nlohmann::json& r) {
+        audit("truncate", who, path, 0, [&](nlohmann::json& r) {
             r["bytes"] = now.size;
             r["from"] = old;
             r["by"] = "fallocate";

@@ -11,6 +11,12 @@ void Volume::track_open(const Handle& h) {
     opened_[&h] = h.path;
 }
 
+std::string Volume::name_now(const Handle& h) {
+    std::lock_guard lk(opened_mu_);
+    const auto it = opened_.find(&h);
+    return it != opened_.end() ? it->second : h.path;
+}
+
 bool Volume::is_open(const std::string& path, bool for_writing) {
     std::lock_guard lk(opened_mu_);
     return creating_.count(path) > 0 ||
