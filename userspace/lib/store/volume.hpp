@@ -252,7 +252,10 @@ private:
         };
         std::vector<Entry> entries;
     };
-    Listed list_dir(const std::string& path);
+    // `settle`: a difference between the members is looked at again once
+    // the namespace changes in flight are done (place_mu_ exclusive), so it
+    // must be false where place_mu_ is already held.
+    Listed list_dir(const std::string& path, bool settle = true);
     // The header and the plain length as the members hold them now.
     void load_stored(OpenFile& f, const std::string& path, bool settle);
     void reconcile_lengths(OpenFile& f, const std::string& path);

@@ -1,4 +1,4 @@
-// volume_namespace.cpp — the namespace: attributes, listing, mkdir/rmdir, unlink, rename, symlinks, fifos and sockets.
+// volume_namespace.cpp — the namespace: attributes, listing, mkdir/rmdir, unlink, rename (symlinks, fifos and sockets: volume_special.cpp).
 #include "store/volume.hpp"
 #include "store/volume_parts.hpp"
 
@@ -119,7 +119,7 @@ std::vector<std::pair<std::string, std::optional<struct stat>>> Volume::readdir_
     return out;
 }
 
-Volume::Listed Volume::list_dir(const std::string& path) {
+Volume::Listed Volume::list_dir(const std::string& path, bool settle) {
     const std::string rel = stored(path);
     const DirIv iv = diriv(path, rel);
     // Every member is listed: a name altered or removed on one member must not
@@ -155,17 +155,31 @@ Volume::Listed Volume::list_dir(const std::string& path) {
     Listed out{rel, {}};
     std::vector<std::string> lacking;
     std::vector<bool> gone(seen.size());
+    auto held_by = [&](const std::string& stored_name) {
+        size_t n = 0;
+        struct stat st {};
+        for (size_t i : listed) n += member_path::stat(set_.member(i).dirfd.get(), join_rel(rel, stored_name), st) == 0;
+        return n;
+    };
+    std::vector<size_t> differ;  // seen[] still on some members only
     for (auto& [stored_name, k] : index) {
-        Seen& e = seen[k];
-        if (e.on.size() < listed.size()) {
-            // A create or unlink running now reaches the members one after the
-            // other; only a difference that is still there is reported.
-            size_t now = 0;
-            struct stat st {};
-            for (size_t i : listed) now += member_path::stat(set_.member(i).dirfd.get(), join_rel(rel, stored_name), st) == 0;
+        if (seen[k].on.size() == listed.size()) continue;
+        const size_t now = held_by(stored_name);
+        gone[k] = now == 0;
+        if (now > 0 && now < listed.size()) differ.push_back(k);
+    }
+    if (!differ.empty() && settle) {
+        // A create, unlink or rename running now reaches the members one
+        // after the other, holding place_mu_ shared until it is done: with
+        // those finished, only a difference that is still there is reported.
+        std::unique_lock settled(place_mu_);
+        for (size_t k : differ) {
+            const size_t now = held_by(seen[k].stored);
             gone[k] = now == 0;
-            if (now > 0 && now < listed.size()) lacking.push_back(e.name);
+            if (now > 0 && now < listed.size()) lacking.push_back(seen[k].name);
         }
+    } else {
+        for (size_t k : differ) lacking.push_back(seen[k].name);
     }
     for (size_t k = 0; k < seen.size(); ++k)
         if (!gone[k]) out.entries.push_back({std::move(seen[k].name), std::move(seen[k].stored)});
@@ -179,6 +193,7 @@ Volume::Listed Volume::list_dir(const std::string& path) {
 }
 
 void Volume::mkdir(const std::string& path, mode_t mode, const Caller& who) {
+    std::shared_lock place(place_mu_);  // until its record is in the log and the members agree (list_dir)
     try {
         const std::string rel = stored(path);
         DirIv iv{};
@@ -225,6 +240,7 @@ void Volume::rmdir(const std::string& path, const Caller& who) {
             if (!hidden_name(n) || !is_open(child_path(path, n))) throw_errno(ENOTEMPTY, path, "rmdir");
             kept.push_back(child_path(path, n));
         }
+        std::shared_lock place(place_mu_);  // until its record is in the log and the members agree (list_dir)
         for (const auto& p : kept) orphan(p);
         const std::string rel = stored(path);
         const std::string ivrel = join_rel(rel, kDirIvName);
@@ -294,7 +310,7 @@ void Volume::rename(const std::string& from, const std::string& to, unsigned fla
         }
         // An empty target directory still holds its IV file on the members.
         if (target_dir && !(flags & RENAME_NOREPLACE) && !(flags & RENAME_EXCHANGE)) {
-            if (!readdir(to).empty()) throw_errno(ENOTEMPTY, to, "rename");
+            if (!list_dir(to, false).entries.empty()) throw_errno(ENOTEMPTY, to, "rename");
             const std::string ivrel = join_rel(b, kDirIvName);
             set_.fan_out("rename", to, [&](size_t, Member& m) {
                 member_path::unlink(m.dirfd.get(), ivrel);
@@ -351,22 +367,6 @@ void Volume::chmod(const std::string& path, mode_t mode, Handle* h) {
     check(set_.fan_out("chmod", path, [&](size_t, Member& m) {
         return member_path::chmod(m.dirfd.get(), rel, mode & 07777);
     }), "chmod", path);
-}
-
-// A fifo's or socket's mode is in its header and bound into its key: both are
-// written again, under a new generation.
-void Volume::chmod_special(const std::string& path, mode_t mode) {
-    const auto h = pin(path);
-    if (!h) throw_errno(ENOENT, path, "chmod");
-    OpenFile& f = *h->file;
-    std::unique_lock lk(f.mu);
-    f.hdr.perms = static_cast<uint16_t>(mode & 07777);
-    f.hdr.generation++;
-    f.key = file_key(set_.keys().content, f.hdr);
-    const Bytes img = empty_file_image(f.hdr, f.key);
-    std::vector<std::pair<size_t, int>> results;
-    for (size_t i : holders(f, true)) results.emplace_back(i, pwrite_full(f.fds[i].get(), img.data(), img.size(), 0));
-    check(set_.combine("chmod", path, results), "chmod", path);
 }
 
 void Volume::chown(const std::string& path, uid_t uid, gid_t gid, Handle* h) {
@@ -426,71 +426,6 @@ struct statvfs Volume::statfs() {
     }
     out.f_namemax = kMaxNameLen;
     return out;
-}
-
-
-std::string Volume::make_special(const std::string& path, Kind kind, mode_t perms, const std::string& content, const Caller& who) {
-    const std::string rel = stored(path);
-    if (!make_room(stored_size(kFormatVersion, content.size()), set_.writable_members())) throw_errno(ENOSPC, path, "create");
-    auto f = open_stored(path, rel, O_CREAT | O_EXCL, perms & 07777, &who, kind);
-    try {
-        if (!content.empty()) {
-            std::unique_lock lk(f->mu);
-            write_locked(*f, path, reinterpret_cast<const uint8_t*>(content.data()), 0, content.size());
-        }
-    } catch (...) {
-        open_.release(f);
-        for (size_t i : set_.writable_members()) {
-            member_path::unlink(set_.member(i).dirfd.get(), rel);
-            drop_side(set_.member(i).dirfd.get(), rel);
-        }
-        throw;
-    }
-    const std::string id = hex(f->hdr.id);
-    open_.release(f);
-    return id;
-}
-
-void Volume::symlink(const std::string& target, const std::string& path, const Caller& who) {
-    try {
-        if (target.empty() || target.size() >= PATH_MAX) throw_errno(target.empty() ? ENOENT : ENAMETOOLONG, path, "symlink");
-        const std::string id = make_special(path, Kind::Symlink, 0, target, who);
-        audit("symlink", who, path, 0, [&](nlohmann::json& r) {
-            r["target"] = target;
-            r["id"] = id;
-        });
-    } catch (const Error& e) {
-        audit("symlink", who, path, e.code(), [&](nlohmann::json& r) { r["target"] = target; });
-        throw;
-    }
-}
-
-std::string Volume::readlink(const std::string& path) {
-    const auto h = pin(path);
-    if (!h) throw_errno(ENOENT, path, "readlink");
-    if (h->file->hdr.kind != Kind::Symlink) throw_errno(EINVAL, path, "readlink");
-    std::string out(h->file->size.load(), '\0');
-    if (!out.empty()) out.resize(read(*h, reinterpret_cast<uint8_t*>(out.data()), out.size(), 0));
-    return out;
-}
-
-void Volume::mknod(const std::string& path, mode_t mode, const Caller& who) {
-    if (S_ISREG(mode)) return release(create(path, mode & 07777, O_EXCL, who));
-    // Device nodes would reach the member's devices through the mount.
-    if (!S_ISFIFO(mode) && !S_ISSOCK(mode)) {
-        audit("mknod", who, path, EPERM);
-        throw_errno(EPERM, path, "mknod");
-    }
-    try {
-        const std::string id = make_special(path, S_ISFIFO(mode) ? Kind::Fifo : Kind::Socket, mode & 07777, {}, who);
-        audit("mknod", who, path, 0, [&](nlohmann::json& r) {
-            r["kind"] = S_ISFIFO(mode) ? "fifo" : "socket";
-            r["id"] = id;
-        });
-    } catch (const Error& e) {
-        audit("mknod", who, path, e.code());
-        throw;
-    }
 }
 
 }  // namespace nvrfs

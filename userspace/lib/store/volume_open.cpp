@@ -438,6 +438,7 @@ void Volume::release(std::unique_ptr<Handle> h) {
             orphans_.erase(o);
         }
     }
+    if (!gone.empty() && !place.owns_lock()) place.lock();  // the members agree again before a listing looks
     if (!gone.empty()) {
         // libfuse cannot name a file whose directory is gone, so the daemon
         // removes it itself when it closes.
