@@ -198,6 +198,40 @@ TEST_CASE("a failed member is stale at the next assembly and resynced, not trust
     CHECK(fx.read_file("/b.mp4") == b);
 }
 
+TEST_CASE("a stale member's longer copies do not set the length of a file cut while it was away") {
+    // A playlist rewritten with O_TRUNC, a recording cut by a truncate, a name
+    // deleted and created again smaller: the member that missed those holds
+    // longer copies, or another file's bytes. The length comes from the
+    // members that are complete and nothing of another file is kept, so the
+    // resync copies them as they are: no false tamper alert, no bad copy
+    // left behind a "clean" rebuild.
+    Fixture fx;
+    std::mt19937_64 rng(13);
+    fx.write_file("/cut.mp4", make_data(rng, 300000));
+    fx.write_file("/list.m3u8", make_data(rng, 200000));
+    fx.write_file("/again.mp4", make_data(rng, 250000));
+    fx.set->fail(1, ENOSPC, "test");
+    fx.vol->truncate("/cut.mp4", 70000, nullptr, fx.who);
+    const std::string list = fx.write_file("/list.m3u8", make_data(rng, 1000));
+    fx.vol->unlink("/again.mp4", fx.who);
+    // Created again with a hole where the old copy has data: the hole's
+    // stored form (its two ends) must not keep the old bytes between them.
+    fx.write_file("/again.mp4", "");
+    fx.vol->truncate("/again.mp4", 150000, nullptr, fx.who);
+    const std::string again = fx.read_file("/again.mp4");
+    const std::string cut = fx.read_file("/cut.mp4");
+    fx.unmount();
+    fx.mount();
+    fx.rebuild();
+    CHECK(fx.set->member(1).state.load() == MemberState::Active);
+    CHECK_FALSE(fx.alerted(alert::TamperDetected, ""));
+    CHECK(tree_of(fx.members[0]) == tree_of(fx.members[1]));
+    CHECK(fx.read_file("/cut.mp4") == cut);
+    CHECK(fx.read_file("/list.m3u8") == list);
+    CHECK(fx.read_file("/again.mp4") == again);
+    CHECK_FALSE(fx.alerted(alert::MemberInconsistent, ""));
+}
+
 TEST_CASE("a member the administrator failed stays failed at the next assembly, until it is added back") {
     Fixture fx;
     std::mt19937_64 rng(12);

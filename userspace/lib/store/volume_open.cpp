@@ -81,8 +81,9 @@ void Volume::load_stored(OpenFile& f, const std::string& path, bool settle) {
     f.key = file_key(set_.keys().content, f.hdr);
     uint64_t best = 0;
     bool any_valid = false;
-    for (size_t i = 0; i < f.fds.size(); ++i) {
-        if (!f.fds[i]) continue;
+    // Only complete members say how long the file is: a member being rebuilt
+    // (back from a failure) may hold a copy from before a truncate.
+    for (size_t i : holders(f, false)) {
         struct stat st {};
         if (::fstat(f.fds[i].get(), &st) < 0) continue;
         auto ps = plain_size(f.hdr.version, static_cast<uint64_t>(st.st_size));

@@ -159,6 +159,14 @@ uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
     UniqueFd out(fd);
     uint8_t th[kHeaderSize];
     const bool same_file = pread_full(fd, th, sizeof th, 0) == static_cast<ssize_t>(kHeaderSize) && FileHeader::decode(th) == f.hdr;
+    // Another file's copy (the name was deleted and created again, or cut to
+    // zero, while the member was away): none of it is kept, not even between
+    // the two ends of a hole.
+    if (!same_file && ::ftruncate(fd, 0) < 0) {
+        const int e = errno;
+        set_.fail(target, e, "rebuild " + path);
+        throw_errno(e, where, "cannot copy");
+    }
     std::vector<size_t> candidates = sources;
     if (same_file) {
         f.fds[target] = UniqueFd(::dup(fd));
