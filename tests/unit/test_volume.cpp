@@ -426,6 +426,40 @@ TEST_CASE("an audit log left a record short by a crash is completed from the oth
     CHECK(slurp(p0) == slurp(p1));
 }
 
+TEST_CASE("a log tail of zeros (the size reached the disk, the bytes did not) is torn, not forged") {
+    // ext4 after an I/O error or a power cut can keep a grown size and lose
+    // the data: the last records read as zeros up to a block boundary. That
+    // is a crash, cut and completed from the other member; bytes that are
+    // not zeros are still a forgery. (A cut log is the host anchor's to catch.)
+    Fixture fx;
+    fx.write_file("/a.mp4", "x");
+    fx.unmount();
+    const std::string p1 = fx.members[1] + "/" + kAuditLogPath;
+    const std::string log = slurp(p1);
+    const uint32_t last_len = (uint8_t(log[log.size() - 4]) << 24) | (uint8_t(log[log.size() - 3]) << 16) |
+                              (uint8_t(log[log.size() - 2]) << 8) | uint8_t(log[log.size() - 1]);
+    const size_t cut = log.size() - 8 - last_len;
+    std::string zeroed = log.substr(0, cut) + std::string(log.size() - cut + 700, '\0');
+    std::ofstream(p1, std::ios::binary | std::ios::trunc) << zeroed;
+    fx.mount();
+    bool torn = false, forged = false;
+    for (auto& n : fx.notes) {
+        torn |= n.find("AuditLogRecovered") != std::string::npos && n.find("cut a torn record") != std::string::npos;
+        forged |= n.find("TamperDetected") != std::string::npos;
+    }
+    CHECK(torn);
+    CHECK_FALSE(forged);
+    CHECK(slurp(p1) == slurp(fx.members[0] + "/" + kAuditLogPath));
+    fx.unmount();
+    std::string garbage = log.substr(0, cut) + std::string(log.size() - cut, '\0');
+    garbage[cut + 40] = 1;  // one byte that no crash writes
+    std::ofstream(p1, std::ios::binary | std::ios::trunc) << garbage;
+    fx.mount();
+    forged = false;
+    for (auto& n : fx.notes) forged |= n.find("TamperDetected") != std::string::npos && n.find("fails authentication") != std::string::npos;
+    CHECK(forged);
+}
+
 TEST_CASE("reads of one file stay on one member; open files are spread over the members") {
     Fixture fx;
     std::mt19937_64 rng(21);

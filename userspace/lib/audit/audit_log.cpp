@@ -5,6 +5,7 @@
 #include "base/member_path.hpp"
 #include "store/mirror_set.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -66,21 +67,35 @@ int open_log(const Member& m, std::vector<std::string>* notes) {
 
 enum class FrameStatus { Ok, End, Torn, Forged };
 
+// Nothing but zeros from `off` to the end: an append whose size reached the
+// disk and whose bytes did not (ext4 after an I/O error or a power cut).
+bool zeros_to_end(int fd, uint64_t off, uint64_t file_size) {
+    uint8_t b[65536];
+    while (off < file_size) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(sizeof b, file_size - off));
+        if (pread_full(fd, b, n, static_cast<off_t>(off)) != static_cast<ssize_t>(n)) return false;
+        if (!std::all_of(b, b + n, [](uint8_t x) { return x == 0; })) return false;
+        off += n;
+    }
+    return true;
+}
+
 // Reads the frame at `off`; on Ok fills `plain` and advances `off`.
 FrameStatus read_frame(int fd, uint64_t& off, uint64_t file_size, const KeySet& keys, const Uuid& set, std::string& plain) {
     if (off == file_size) return FrameStatus::End;
+    const auto bad = [&] { return zeros_to_end(fd, off, file_size) ? FrameStatus::Torn : FrameStatus::Forged; };
     uint8_t lb[4];
     if (off + 4 > file_size || pread_full(fd, lb, 4, static_cast<off_t>(off)) != 4) return FrameStatus::Torn;
     const uint32_t len = get32(lb);
-    if (len < kGcmNonce + kGcmTag || len > kMaxRecord) return FrameStatus::Forged;
+    if (len < kGcmNonce + kGcmTag || len > kMaxRecord) return bad();
     if (off + 8 + len > file_size) return FrameStatus::Torn;
     Bytes f(len + 4);
     if (pread_full(fd, f.data(), f.size(), static_cast<off_t>(off + 4)) != static_cast<ssize_t>(f.size())) return FrameStatus::Torn;
-    if (get32(f.data() + len) != len) return FrameStatus::Forged;
+    if (get32(f.data() + len) != len) return bad();
     plain.resize(len - kGcmNonce - kGcmTag);
     if (!gcm_open(keys.audit_enc, f.data(), ByteView(set.data(), set.size()), ByteView(f.data() + kGcmNonce, plain.size()),
                   f.data() + kGcmNonce + plain.size(), reinterpret_cast<uint8_t*>(plain.data())))
-        return FrameStatus::Forged;
+        return bad();
     off += 8 + len;
     return FrameStatus::Ok;
 }
