@@ -3,9 +3,10 @@
 (xfstests): several files, each open through several descriptors at once
 (read-only, write-only, read-write, append), written with pwrite, write and
 shared mmap, cut and grown with ftruncate, truncate and fallocate, renamed
-over each other and unlinked while open. Every read, every size and, every
-few hundred steps and at the end, every whole file is compared with the
-model. nvrfs splits files into sealed chunks, gives write-only descriptors
+over each other (also into and out of a subdirectory, which is itself
+renamed while files in it are open) and unlinked while open. Every read,
+every size and, every few hundred steps and at the end, every whole file
+is compared with the model. nvrfs splits files into sealed chunks, gives write-only descriptors
 FUSE direct I/O and the others the page cache, and keeps unlinked open files
 hidden: the places where such a file system goes wrong.
 
@@ -29,7 +30,9 @@ import time
 libc = ctypes.CDLL(None, use_errno=True)
 libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
 FALLOC_FL_KEEP_SIZE = 1
-NAMES = ["a.mp4", "b.mp4", "c.mp4"]
+TOP_NAMES = ["a.mp4", "b.mp4", "c.mp4"]
+SUB_NAMES = ["x.mp4", "y.mp4"]
+DIRS = ["cam1", "cam2"]
 MAX_SIZE = 3 << 20
 MODES = {"r": os.O_RDONLY, "w": os.O_WRONLY, "rw": os.O_RDWR,
          "wa": os.O_WRONLY | os.O_APPEND, "rwa": os.O_RDWR | os.O_APPEND}
@@ -62,6 +65,11 @@ class Run:
         self.names = {}      # name -> Inode
         self.fds = []        # (fd, mode, Inode)
         self.log = []
+        self.dir = DIRS[0]   # the one subdirectory, renamed between DIRS[0] and DIRS[1]
+        os.mkdir(self.path(self.dir))
+
+    def all_names(self):
+        return TOP_NAMES + [f"{self.dir}/{n}" for n in SUB_NAMES]
 
     def path(self, name):
         return os.path.join(self.top, name)
@@ -80,7 +88,7 @@ class Run:
 
     # -- operations; each returns a line for the log --
     def op_open(self):
-        name, mode = self.rng.choice(NAMES), self.rng.choice(list(MODES))
+        name, mode = self.rng.choice(self.all_names()), self.rng.choice(list(MODES))
         trunc = mode != "r" and self.rng.random() < 0.1
         fd = os.open(self.path(name), MODES[mode] | os.O_CREAT | (os.O_TRUNC if trunc else 0), 0o644)
         ino = self.names.setdefault(name, Inode())
@@ -132,7 +140,7 @@ class Run:
             os.ftruncate(fd, n)
             ino.resize(n)
             return f"ftruncate {fd} {n}"
-        name = self.rng.choice(list(self.names) or NAMES)
+        name = self.rng.choice(list(self.names) or self.all_names())
         if name not in self.names:
             return self.op_open()
         os.truncate(self.path(name), n)
@@ -176,7 +184,7 @@ class Run:
         return f"fsync {f[0]}"
 
     def op_rename(self):
-        src, dst = self.rng.sample(NAMES, 2)
+        src, dst = self.rng.sample(self.all_names(), 2)
         if src not in self.names:
             return self.op_open()
         os.rename(self.path(src), self.path(dst))
@@ -191,6 +199,13 @@ class Run:
         del self.names[name]
         return f"unlink {name}"
 
+    def op_rename_dir(self):
+        new = DIRS[1] if self.dir == DIRS[0] else DIRS[0]
+        os.rename(self.path(self.dir), self.path(new))
+        self.names = {(new + n[len(self.dir):] if n.startswith(self.dir + "/") else n): i for n, i in self.names.items()}
+        self.dir = new
+        return f"rename dir -> {new}"
+
     def check_sizes(self):
         for fd, _, ino in self.fds:
             self.expect(f"fstat size of {fd}", os.fstat(fd).st_size, len(ino.data))
@@ -200,7 +215,9 @@ class Run:
     def listing(self):
         # libfuse keeps a file unlinked or renamed over while open under a
         # hidden name until its last descriptor closes (hard_remove off).
-        return sorted(n for n in os.listdir(self.top) if not n.startswith(".fuse_hidden"))
+        sub = [f"{self.dir}/{n}" for n in os.listdir(self.path(self.dir))]
+        return sorted(n for n in os.listdir(self.top) + sub
+                      if not n.split("/")[-1].startswith(".fuse_hidden") and n != self.dir)
 
     def check_contents(self):
         self.expect("names", self.listing(), sorted(self.names))
@@ -211,7 +228,7 @@ class Run:
     def run(self, ops):
         table = [(self.op_write, 30), (self.op_read, 25), (self.op_open, 8), (self.op_close, 6),
                  (self.op_truncate, 6), (self.op_fallocate, 4), (self.op_mmap, 8), (self.op_fsync, 3),
-                 (self.op_rename, 2), (self.op_unlink, 2)]
+                 (self.op_rename, 3), (self.op_unlink, 2), (self.op_rename_dir, 1)]
         funcs, weights = zip(*table)
         for step in range(1, ops + 1):
             op = self.rng.choices(funcs, weights)[0]
@@ -227,17 +244,23 @@ class Run:
         self.fds = []
         self.check_contents()
         for _ in range(50):  # the hidden files go with the (asynchronous) last release
-            if sorted(os.listdir(self.top)) == sorted(self.names):
+            if self.everything() == sorted(self.names):
                 break
             time.sleep(0.1)
-        self.expect("names once all is closed", sorted(os.listdir(self.top)), sorted(self.names))
+        self.expect("names once all is closed", self.everything(), sorted(self.names))
+
+    def everything(self):
+        return sorted([n for n in os.listdir(self.top) if n != self.dir] +
+                      [f"{self.dir}/{n}" for n in os.listdir(self.path(self.dir))])
 
 
 def digest(top):
     out = {}
-    for name in sorted(os.listdir(top)):
-        with open(os.path.join(top, name), "rb") as f:
-            out[name] = hashlib.sha256(f.read()).hexdigest()
+    for d, _, files in os.walk(top):
+        for name in files:
+            p = os.path.join(d, name)
+            with open(p, "rb") as f:
+                out[os.path.relpath(p, top)] = hashlib.sha256(f.read()).hexdigest()
     return out
 
 

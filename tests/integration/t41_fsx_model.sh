@@ -55,6 +55,35 @@ start_daemon
 for s in 1 2 3 4; do
   check "seed $s: what it left reads the same after a remount" python3 "$FSX" "$MNT/s$s" --check "$T/s$s.json"
 done
+
+# A member fails under four concurrent runs (its ext4 turns read-only) and
+# comes back stale after an fsck: what it missed — files cut, created again,
+# holes where it held data — is resynced from the survivor. The build before
+# let the stale copy's length win and kept its bytes inside holes: false
+# TamperDetected alerts, and bad copies behind a "clean" rebuild.
+n0=$(alerts)
+pids=()
+for s in 5 6 7 8; do
+  mkdir "$MNT/s$s"
+  python3 "$FSX" "$MNT/s$s" --ops 4000 --seed "$s" --save "$T/s$s.json" > "$T/fsx$s.out" 2>&1 & pids+=($!)
+done
+sleep 3
+loop_fs_error "$M2"
+bad=0; for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
+check "four concurrent runs as the model while a member failed under them ($bad failed)" test "$bad" -eq 0
+[ "$bad" -eq 0 ] || cat "$T"/fsx?.out | sed 's/^/    /'
+check "the member's failure was alerted" wait_for 5 has_alert MemberFailed
+stop_daemon
+dev=$(findmnt -n -o SOURCE "$M2"); umount "$M2"; fsck.ext4 -fy "$dev" >/dev/null 2>&1; mount "$dev" "$M2"
+start_daemon
+check "the returning member is resynced" has_alert MemberResynced
+check "... and its rebuild finishes" wait_for 60 has_alert RebuildFinished
+for s in 5 6 7 8; do
+  check "seed $s: reads as it was left" python3 "$FSX" "$MNT/s$s" --check "$T/s$s.json"
+done
+check "no tamper or inconsistency alert from the resync ($n0 before, $(alerts) after)" test "$(alerts)" -eq "$n0"
+[ "$(alerts)" -eq "$n0" ] || "$NVRCTL" log show --config "$CONF" --event alert | grep -E 'TamperDetected|MemberInconsistent' | sed 's/^/    /'
+check "the members hold the same bytes" members_identical
 out=$("$NVRCTL" scrub --config "$CONF" 2>&1)
 check "scrub finds every copy good: $(tail -1 <<<"$out")" grep -q ' 0 bad, 0 repaired, 0 without a good copy' <<<"$out"
 finish
