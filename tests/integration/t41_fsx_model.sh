@@ -86,4 +86,31 @@ check "no tamper or inconsistency alert from the resync ($n0 before, $(alerts) a
 check "the members hold the same bytes" members_identical
 out=$("$NVRCTL" scrub --config "$CONF" 2>&1)
 check "scrub finds every copy good: $(tail -1 <<<"$out")" grep -q ' 0 bad, 0 repaired, 0 without a good copy' <<<"$out"
+
+# The administrator fails a member under four concurrent runs and a hot spare
+# is rebuilt while they go on: renames carry names from where the walk has
+# not been to where it has been, and directories vanish under it. The build
+# before left the new member without those files (MemberInconsistent at
+# every later access) or stopped the rebuild (RebuildFailed, still degraded).
+mkdir "$T/spare"
+"$NVRCTL" spare add "$T/spare" --config "$CONF" >/dev/null
+n0=$(alerts)
+pids=()
+for s in 9 10 11 12; do
+  mkdir "$MNT/s$s"
+  python3 "$FSX" "$MNT/s$s" --ops 5000 --seed "$s" --save "$T/s$s.json" > "$T/fsx$s.out" 2>&1 & pids+=($!)
+done
+sleep 3
+"$NVRCTL" member fail "$M2" --config "$CONF" >/dev/null
+bad=0; for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
+check "four concurrent runs as the model while a spare was rebuilt under them ($bad failed)" test "$bad" -eq 0
+[ "$bad" -eq 0 ] || cat "$T"/fsx*.out | sed 's/^/    /'
+check "the spare's rebuild finishes" wait_for 60 has_alert RebuildFinished.*spare
+check_not "... and did not stop" has_alert RebuildFailed
+check "the set is clean again" quiet "$NVRCTL" status --config "$CONF"
+check "no tamper or inconsistency alert from the rebuild ($n0 before, $(alerts) after)" test "$(alerts)" -eq "$n0"
+[ "$(alerts)" -eq "$n0" ] || "$NVRCTL" log show --config "$CONF" --event alert | grep -E 'TamperDetected|MemberInconsistent' | head -5 | sed 's/^/    /'
+check "the new member holds the same bytes as the survivor" diff -r --exclude=superblock "$M1" "$T/spare"
+out=$("$NVRCTL" scrub --config "$CONF" 2>&1)
+check "scrub finds every copy good: $(tail -1 <<<"$out")" grep -q ' 0 bad, 0 repaired, 0 without a good copy' <<<"$out"
 finish

@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <memory>
 #include <set>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -98,6 +99,10 @@ void remove_extras(int src, int dst, const std::string& rel) {
         }
     }
 }
+
+// Renamed or removed since the walk listed it: where it went is copied
+// again (take_renamed), and what is gone has nothing to copy.
+bool moved_away(const Error& e) { return e.code() == ENOENT || e.code() == ENOTDIR; }
 
 }  // namespace
 
@@ -201,7 +206,14 @@ void Rebuilder::copy_tree(Walk& w, const std::string& dir) {
         bool dir;
     };
     std::vector<Entry> entries;
-    for (const auto& n : vol_.readdir(dir)) {
+    std::vector<std::string> names;
+    try {
+        names = vol_.readdir(dir);
+    } catch (const Error& e) {
+        if (moved_away(e)) return;
+        throw;
+    }
+    for (const auto& n : names) {
         const std::string p = child_path(dir, n);
         try {
             const struct stat st = vol_.getattr(p, nullptr);
@@ -215,12 +227,30 @@ void Rebuilder::copy_tree(Walk& w, const std::string& dir) {
     for (const auto& e : entries) {
         if (stop_) return;
         if (w.t.state.load() != MemberState::Rebuilding) throw Error(EIO, w.t.path, "the member being rebuilt failed");
-        if (e.dir) {
-            vol_.copy_dir_to(e.path, w.target);
-            copy_tree(w, e.path);
-        } else {
-            copy_file(w, e.rel, e.path);
+        try {
+            if (e.dir) {
+                vol_.copy_dir_to(e.path, w.target);
+                copy_tree(w, e.path);
+            } else {
+                copy_file(w, e.rel, e.path);
+            }
+        } catch (const Error& err) {
+            if (!moved_away(err)) throw;
         }
+    }
+}
+
+// A name a rename left during the walk, copied again whatever the walk did.
+void Rebuilder::copy_again(Walk& w, const std::string& path) {
+    try {
+        if (S_ISDIR(vol_.getattr(path, nullptr).st_mode)) {
+            vol_.copy_dir_to(path, w.target);
+            copy_tree(w, path);
+        } else {
+            copy_file(w, vol_.stored_path(path), path);
+        }
+    } catch (const Error& e) {
+        if (!moved_away(e)) throw;
     }
 }
 
@@ -234,7 +264,8 @@ void Rebuilder::copy_file(Walk& w, const std::string& rel, const std::string& pa
         n = vol_.copy_file_to(path, w.target);
         if (Clock::now() - w.last_cp > std::chrono::seconds(1)) {
             sync_fs(w.t.dirfd.get(), w.t.path);  // what the checkpoint names is on the disk
-            write_file_atomic_at(w.t.dirfd.get(), kCheckpoint, rel.data(), rel.size(), 0600);
+            // Not once a rename was noted: a restart would not copy it again.
+            vol_.unless_renamed([&] { write_file_atomic_at(w.t.dirfd.get(), kCheckpoint, rel.data(), rel.size(), 0600); });
             w.last_cp = Clock::now();
         }
     }
@@ -259,6 +290,9 @@ void Rebuilder::run(const Job& job) {
     const auto healthy = set_.healthy_members();
     if (healthy.empty()) throw Error(EIO, t.path, "no complete member to rebuild from");
     Member& src = set_.member(healthy.front());
+    vol_.begin_rebuild_notes(t.state.load() == MemberState::Spare,
+                             [&t] { member_path::unlink(t.dirfd.get(), kCheckpoint); });
+    const std::unique_ptr<Volume, void (*)(Volume*)> notes(&vol_, [](Volume* v) { v->end_rebuild_notes(); });
     auto checkpoint = prepare(target, src);
     if (!checkpoint) return;  // failed or removed meanwhile
     Walk w{target, t, src, std::move(*checkpoint)};
@@ -270,15 +304,27 @@ void Rebuilder::run(const Job& job) {
     vol_.copy_dir_to("/", target);
     copy_tree(w, "/");
     if (stop_) return;  // daemon stopping: the checkpoint lets the next start resume
-    remove_extras(src.dirfd.get(), t.dirfd.get(), ".");
     // The recovery key goes along: any one member must be enough to recover.
     try {
         if (const auto w = read_recovery(src.dirfd.get(), src.path)) write_recovery(t.dirfd.get(), *w);
     } catch (const Error& e) {
         alerts_.raise("RecoveryKeyNotCopied", fmt::format("{}: the recovery key was not copied from {}: {}", t.path, src.path, e.what()));
     }
+    w.checkpoint.clear();  // what is copied again is never skipped
+    for (;;) {
+        for (const auto& p : vol_.take_renamed()) copy_again(w, p);
+        if (stop_) return;
+        if (t.state.load() != MemberState::Rebuilding) throw Error(EIO, t.path, "the member being rebuilt failed");
+        sync_fs(t.dirfd.get(), t.path);
+        // With no create or rename in flight: what the target holds and the
+        // source does not goes, and the target is complete.
+        if (vol_.finish_rebuild([&] {
+                remove_extras(src.dirfd.get(), t.dirfd.get(), ".");
+                set_.set_state(target, MemberState::Active);
+            }))
+            break;
+    }
     sync_fs(t.dirfd.get(), t.path);
-    set_.set_state(target, MemberState::Active);
     member_path::unlink(t.dirfd.get(), kCheckpoint);
     set_.bump_events(true);
     const auto p = progress();

@@ -8,9 +8,13 @@
 // once a second the target's checkpoint (.nvrfs/rebuild.checkpoint, the
 // stored — encrypted — path of the last file copied) is written once the
 // target's file system has made everything before it durable, so a restarted
-// daemon resumes where it left off. When the walk is done, entries the target
+// daemon resumes where it left off. Names that renames left while the walk
+// ran are copied again (a rename can carry a name from where the walk has
+// not been to where it has been; then no checkpoint is written, so that a
+// restart walks from the start). When the walk is done, entries the target
 // has but the source lacks are removed, the target's file system is synced
-// and the target becomes Active: the set is clean again.
+// and the target becomes Active, with no create or rename in flight: the set
+// is clean again.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -70,6 +74,7 @@ private:
     std::optional<std::string> prepare(size_t target, const Member& src);
     void copy_tree(Walk& w, const std::string& dir);
     void copy_file(Walk& w, const std::string& rel, const std::string& path);
+    void copy_again(Walk& w, const std::string& path);
     Volume& vol_;
     MirrorSet& set_;
     AuditLog& log_;

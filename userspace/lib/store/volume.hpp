@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -176,6 +177,21 @@ public:
     // lock and later writes through already open handles reach the target too.
     void copy_dir_to(const std::string& path, size_t target);
     uint64_t copy_file_to(const std::string& path, size_t target);
+    // A rename while a member is being rebuilt can move a name from where the
+    // walk has not been to where it has been: the target then lacks it, or
+    // holds its stale copy. Every name a rename leaves while a member is
+    // rebuilding is noted, for the rebuild to copy again (take_renamed).
+    // Notes do not survive a restart, so the first one calls `on_first` (the
+    // rebuild drops its checkpoint) and checkpoints are refused from then on
+    // (unless_renamed runs `fn` only while none was noted). `fresh`: a walk
+    // from nothing, which forgets older notes.
+    void begin_rebuild_notes(bool fresh, std::function<void()> on_first);
+    void end_rebuild_notes();  // the run is over, done or not: `on_first` is dropped, the notes kept
+    std::vector<std::string> take_renamed();
+    bool unless_renamed(const std::function<void()>& fn);
+    // With no rename in flight and none left to copy, runs `fn` (the switch
+    // to Active) and forgets the notes; false if one came in meanwhile.
+    bool finish_rebuild(const std::function<void()>& fn);
 
     struct ScrubStats {
         uint64_t files = 0, chunks = 0, bad = 0, repaired = 0, unrepairable = 0, bytes = 0;
@@ -372,6 +388,11 @@ private:
     std::unordered_map<std::string, std::string> orphans_;   // hidden path -> member path under kOrphanDir
     std::unordered_multiset<std::string> creating_;           // paths a create is writing (Creating)
     std::condition_variable created_;                         // one of them is done
+    std::mutex renamed_mu_;                 // the rebuild's notes (begin_rebuild_notes)
+    std::set<std::string> renamed_;
+    bool renamed_seen_ = false;
+    std::function<void()> on_first_renamed_;
+    void note_renamed(const std::string& path);
     std::mutex root_mu_;
     RootAttr root_attr_;  // guarded by root_mu_
     PlaceCheck place_check_;

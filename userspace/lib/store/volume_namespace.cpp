@@ -324,13 +324,18 @@ void Volume::rename(const std::string& from, const std::string& to, unsigned fla
         const auto side_b = exchange ? std::nullopt : side_of(to, b);
         // A file replaced by the rename no longer needs its archive object.
         const auto replaced = archive_ && !exchange && !dir && !target_dir ? header_at(to) : std::nullopt;
-        check(set_.fan_out("rename", from, [&](size_t, Member& m) {
+        const int moved = set_.fan_out("rename", from, [&](size_t, Member& m) {
             const int root = m.dirfd.get();
             if (int r = put_side(root, side_b); r < 0) return r;
             const int r = member_path::rename(root, a, b, flags);
             if (r == 0 && a != b && !exchange) drop_side(root, a);
             return r;
-        }), "rename", from);
+        });
+        if (!set_.in_state({MemberState::Rebuilding}).empty()) {
+            note_renamed(to);
+            if (exchange) note_renamed(from);
+        }
+        check(moved, "rename", from);
         if (dir || target_dir) forget_dirivs();
         if (replaced && a != b) forget_archived(replaced, to, "replaced by a rename");
         track_rename(from, to, flags & RENAME_EXCHANGE);

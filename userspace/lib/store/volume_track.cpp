@@ -61,4 +61,51 @@ void Volume::await_create(const std::string& path) {
 // Every such change holds place_mu_ shared until its record is written.
 void Volume::settle_records() { std::unique_lock ex(place_mu_); }
 
+// ---- renames during a rebuild --------------------------------------------
+
+void Volume::begin_rebuild_notes(bool fresh, std::function<void()> on_first) {
+    std::lock_guard lk(renamed_mu_);
+    if (fresh) renamed_.clear(), renamed_seen_ = false;
+    on_first_renamed_ = std::move(on_first);
+    if (renamed_seen_ && on_first_renamed_) on_first_renamed_();  // noted before this run began (a resume)
+}
+
+void Volume::end_rebuild_notes() {
+    std::lock_guard lk(renamed_mu_);
+    on_first_renamed_ = nullptr;
+}
+
+void Volume::note_renamed(const std::string& path) {
+    std::lock_guard lk(renamed_mu_);
+    renamed_.insert(path);
+    if (!renamed_seen_) {
+        renamed_seen_ = true;
+        if (on_first_renamed_) on_first_renamed_();
+    }
+}
+
+std::vector<std::string> Volume::take_renamed() {
+    std::lock_guard lk(renamed_mu_);
+    std::vector<std::string> out(renamed_.begin(), renamed_.end());  // sorted: a directory before what is in it
+    renamed_.clear();
+    return out;
+}
+
+bool Volume::unless_renamed(const std::function<void()>& fn) {
+    std::lock_guard lk(renamed_mu_);
+    if (renamed_seen_) return false;
+    fn();
+    return true;
+}
+
+bool Volume::finish_rebuild(const std::function<void()>& fn) {
+    std::unique_lock place(place_mu_);  // renames hold it shared until they are noted
+    std::lock_guard lk(renamed_mu_);
+    if (!renamed_.empty()) return false;
+    fn();
+    renamed_seen_ = false;
+    on_first_renamed_ = nullptr;
+    return true;
+}
+
 }  // namespace nvrfs
