@@ -15,6 +15,25 @@ setup_loop 1G
 start_daemon
 FSX=$(dirname "$0")/fsx_model.py
 alerts() { "$NVRCTL" log show --config "$CONF" --event alert 2>/dev/null | grep -cE 'TamperDetected|MemberInconsistent'; }
+# under_fault OPS "FAULT COMMAND" WHAT SEEDS...: concurrent runs, the fault 3 s in.
+under_fault() {
+  local ops=$1 fault=$2 what=$3; shift 3
+  local pids=() bad=0 s p
+  for s in "$@"; do
+    mkdir "$MNT/s$s"
+    python3 "$FSX" "$MNT/s$s" --ops "$ops" --seed "$s" --save "$T/s$s.json" > "$T/fsx$s.out" 2>&1 & pids+=($!)
+  done
+  sleep 3
+  eval "$fault"
+  for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
+  check "$# concurrent runs as the model while $what ($bad failed)" test "$bad" -eq 0
+  [ "$bad" -eq 0 ] || cat "$T"/fsx*.out | sed 's/^/    /'
+}
+# no_new_alerts N0 WHAT: no tamper or inconsistency alert since there were N0.
+no_new_alerts() {
+  check "no tamper or inconsistency alert from $2 ($1 before, $(alerts) after)" test "$(alerts)" -eq "$1"
+  [ "$(alerts)" -eq "$1" ] || "$NVRCTL" log show --config "$CONF" --event alert | grep -E 'TamperDetected|MemberInconsistent' | head -5 | sed 's/^/    /'
+}
 
 mkdir "$T/ref"
 out=$(python3 "$FSX" "$T/ref" --ops 2000 --seed 1 2>&1)
@@ -62,16 +81,7 @@ done
 # let the stale copy's length win and kept its bytes inside holes: false
 # TamperDetected alerts, and bad copies behind a "clean" rebuild.
 n0=$(alerts)
-pids=()
-for s in 5 6 7 8; do
-  mkdir "$MNT/s$s"
-  python3 "$FSX" "$MNT/s$s" --ops 4000 --seed "$s" --save "$T/s$s.json" > "$T/fsx$s.out" 2>&1 & pids+=($!)
-done
-sleep 3
-loop_fs_error "$M2"
-bad=0; for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
-check "four concurrent runs as the model while a member failed under them ($bad failed)" test "$bad" -eq 0
-[ "$bad" -eq 0 ] || cat "$T"/fsx?.out | sed 's/^/    /'
+under_fault 4000 'loop_fs_error "$M2"' "a member failed under them" 5 6 7 8
 check "the member's failure was alerted" wait_for 5 has_alert MemberFailed
 stop_daemon
 dev=$(findmnt -n -o SOURCE "$M2"); umount "$M2"; fsck.ext4 -fy "$dev" >/dev/null 2>&1; mount "$dev" "$M2"
@@ -81,8 +91,7 @@ check "... and its rebuild finishes" wait_for 60 has_alert RebuildFinished
 for s in 5 6 7 8; do
   check "seed $s: reads as it was left" python3 "$FSX" "$MNT/s$s" --check "$T/s$s.json"
 done
-check "no tamper or inconsistency alert from the resync ($n0 before, $(alerts) after)" test "$(alerts)" -eq "$n0"
-[ "$(alerts)" -eq "$n0" ] || "$NVRCTL" log show --config "$CONF" --event alert | grep -E 'TamperDetected|MemberInconsistent' | sed 's/^/    /'
+no_new_alerts "$n0" "the resync"
 check "the members hold the same bytes" members_identical
 out=$("$NVRCTL" scrub --config "$CONF" 2>&1)
 check "scrub finds every copy good: $(tail -1 <<<"$out")" grep -q ' 0 bad, 0 repaired, 0 without a good copy' <<<"$out"
@@ -95,21 +104,11 @@ check "scrub finds every copy good: $(tail -1 <<<"$out")" grep -q ' 0 bad, 0 rep
 mkdir "$T/spare"
 "$NVRCTL" spare add "$T/spare" --config "$CONF" >/dev/null
 n0=$(alerts)
-pids=()
-for s in 9 10 11 12; do
-  mkdir "$MNT/s$s"
-  python3 "$FSX" "$MNT/s$s" --ops 5000 --seed "$s" --save "$T/s$s.json" > "$T/fsx$s.out" 2>&1 & pids+=($!)
-done
-sleep 3
-"$NVRCTL" member fail "$M2" --config "$CONF" >/dev/null
-bad=0; for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
-check "four concurrent runs as the model while a spare was rebuilt under them ($bad failed)" test "$bad" -eq 0
-[ "$bad" -eq 0 ] || cat "$T"/fsx*.out | sed 's/^/    /'
+under_fault 5000 '"$NVRCTL" member fail "$M2" --config "$CONF" >/dev/null' "a spare was rebuilt under them" 9 10 11 12
 check "the spare's rebuild finishes" wait_for 60 has_alert RebuildFinished.*spare
 check_not "... and did not stop" has_alert RebuildFailed
 check "the set is clean again" quiet "$NVRCTL" status --config "$CONF"
-check "no tamper or inconsistency alert from the rebuild ($n0 before, $(alerts) after)" test "$(alerts)" -eq "$n0"
-[ "$(alerts)" -eq "$n0" ] || "$NVRCTL" log show --config "$CONF" --event alert | grep -E 'TamperDetected|MemberInconsistent' | head -5 | sed 's/^/    /'
+no_new_alerts "$n0" "the rebuild"
 check "the new member holds the same bytes as the survivor" diff -r --exclude=superblock "$M1" "$T/spare"
 out=$("$NVRCTL" scrub --config "$CONF" 2>&1)
 check "scrub finds every copy good: $(tail -1 <<<"$out")" grep -q ' 0 bad, 0 repaired, 0 without a good copy' <<<"$out"
