@@ -227,31 +227,36 @@ void Rebuilder::copy_tree(Walk& w, const std::string& dir) {
     for (const auto& e : entries) {
         if (stop_) return;
         if (w.t.state.load() != MemberState::Rebuilding) throw Error(EIO, w.t.path, "the member being rebuilt failed");
-        try {
-            if (e.dir) {
-                vol_.copy_dir_to(e.path, w.target);
-                copy_tree(w, e.path);
-            } else {
-                copy_file(w, e.rel, e.path);
-            }
-        } catch (const Error& err) {
-            if (!moved_away(err)) throw;
+        copy_entry(w, e.path, e.rel, e.dir);
+    }
+}
+
+// One entry of the walk, or a name a rename left during it (copy_again).
+void Rebuilder::copy_entry(Walk& w, const std::string& path, const std::string& rel, bool dir) {
+    try {
+        if (dir) {
+            vol_.copy_dir_to(path, w.target);
+            copy_tree(w, path);
+        } else {
+            copy_file(w, rel, path);
         }
+    } catch (const Error& e) {
+        if (!moved_away(e)) throw;
     }
 }
 
 // A name a rename left during the walk, copied again whatever the walk did.
 void Rebuilder::copy_again(Walk& w, const std::string& path) {
+    struct stat st {};
+    std::string rel;
     try {
-        if (S_ISDIR(vol_.getattr(path, nullptr).st_mode)) {
-            vol_.copy_dir_to(path, w.target);
-            copy_tree(w, path);
-        } else {
-            copy_file(w, vol_.stored_path(path), path);
-        }
+        st = vol_.getattr(path, nullptr);
+        rel = vol_.stored_path(path);
     } catch (const Error& e) {
-        if (!moved_away(e)) throw;
+        if (moved_away(e)) return;
+        throw;
     }
+    copy_entry(w, path, rel, S_ISDIR(st.st_mode));
 }
 
 void Rebuilder::copy_file(Walk& w, const std::string& rel, const std::string& path) {

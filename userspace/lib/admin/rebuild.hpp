@@ -74,6 +74,7 @@ private:
     std::optional<std::string> prepare(size_t target, const Member& src);
     void copy_tree(Walk& w, const std::string& dir);
     void copy_file(Walk& w, const std::string& rel, const std::string& path);
+    void copy_entry(Walk& w, const std::string& path, const std::string& rel, bool dir);
     void copy_again(Walk& w, const std::string& path);
     Volume& vol_;
     MirrorSet& set_;
