@@ -155,32 +155,27 @@ Volume::Listed Volume::list_dir(const std::string& path, bool settle) {
     Listed out{rel, {}};
     std::vector<std::string> lacking;
     std::vector<bool> gone(seen.size());
-    auto held_by = [&](const std::string& stored_name) {
-        size_t n = 0;
+    // Looked at again: gone from every member, or still on some only (`differ`).
+    auto recheck = [&](size_t k, std::vector<size_t>& differ) {
+        size_t now = 0;
         struct stat st {};
-        for (size_t i : listed) n += member_path::stat(set_.member(i).dirfd.get(), join_rel(rel, stored_name), st) == 0;
-        return n;
-    };
-    std::vector<size_t> differ;  // seen[] still on some members only
-    for (auto& [stored_name, k] : index) {
-        if (seen[k].on.size() == listed.size()) continue;
-        const size_t now = held_by(stored_name);
+        for (size_t i : listed) now += member_path::stat(set_.member(i).dirfd.get(), join_rel(rel, seen[k].stored), st) == 0;
         gone[k] = now == 0;
         if (now > 0 && now < listed.size()) differ.push_back(k);
-    }
+    };
+    std::vector<size_t> differ, still;
+    for (size_t k = 0; k < seen.size(); ++k)
+        if (seen[k].on.size() < listed.size()) recheck(k, differ);
     if (!differ.empty() && settle) {
         // A create, unlink or rename running now reaches the members one
         // after the other, holding place_mu_ shared until it is done: with
         // those finished, only a difference that is still there is reported.
         std::unique_lock settled(place_mu_);
-        for (size_t k : differ) {
-            const size_t now = held_by(seen[k].stored);
-            gone[k] = now == 0;
-            if (now > 0 && now < listed.size()) lacking.push_back(seen[k].name);
-        }
+        for (size_t k : differ) recheck(k, still);
     } else {
-        for (size_t k : differ) lacking.push_back(seen[k].name);
+        still = std::move(differ);
     }
+    for (size_t k : still) lacking.push_back(seen[k].name);
     for (size_t k = 0; k < seen.size(); ++k)
         if (!gone[k]) out.entries.push_back({std::move(seen[k].name), std::move(seen[k].stored)});
     if (!lacking.empty())
