@@ -1,4 +1,5 @@
 // Volume tests without FUSE: the full data path on temporary member directories.
+#include "base/big_endian.hpp"
 #include "base/error.hpp"
 #include "store/chunk_crypto.hpp"
 #include "store/tree.hpp"
@@ -404,15 +405,18 @@ TEST_CASE("a version 1 file is appended as version 1 and starts again as version
     CHECK(tree_of(fx.members[0]) == tree_of(fx.members[1]));
 }
 
+// Where an audit log's last frame starts: its trailing length says how long it is.
+static size_t last_frame_at(const std::string& log) {
+    return log.size() - 8 - get32(reinterpret_cast<const uint8_t*>(log.data() + log.size() - 4));
+}
+
 TEST_CASE("an audit log left a record short by a crash is completed from the other member") {
     Fixture fx;
     fx.write_file("/a.mp4", "x");
     fx.unmount();
     const std::string p0 = fx.members[0] + "/" + kAuditLogPath, p1 = fx.members[1] + "/" + kAuditLogPath;
     std::string log = slurp(p1);
-    const uint32_t last_len = (uint8_t(log[log.size() - 4]) << 24) | (uint8_t(log[log.size() - 3]) << 16) |
-                              (uint8_t(log[log.size() - 2]) << 8) | uint8_t(log[log.size() - 1]);
-    REQUIRE(::truncate(p1.c_str(), static_cast<off_t>(log.size() - 8 - last_len)) == 0);  // the crash: m2 missed the last append
+    REQUIRE(::truncate(p1.c_str(), static_cast<off_t>(last_frame_at(log))) == 0);  // the crash: m2 missed the last append
     fx.mount();
     bool noted = false;
     for (auto& n : fx.notes) noted |= n.find("AuditLogRecovered") != std::string::npos;
@@ -436,9 +440,7 @@ TEST_CASE("a log tail of zeros (the size reached the disk, the bytes did not) is
     fx.unmount();
     const std::string p1 = fx.members[1] + "/" + kAuditLogPath;
     const std::string log = slurp(p1);
-    const uint32_t last_len = (uint8_t(log[log.size() - 4]) << 24) | (uint8_t(log[log.size() - 3]) << 16) |
-                              (uint8_t(log[log.size() - 2]) << 8) | uint8_t(log[log.size() - 1]);
-    const size_t cut = log.size() - 8 - last_len;
+    const size_t cut = last_frame_at(log);
     std::string zeroed = log.substr(0, cut) + std::string(log.size() - cut + 700, '\0');
     std::ofstream(p1, std::ios::binary | std::ios::trunc) << zeroed;
     fx.mount();
