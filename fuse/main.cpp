@@ -9,6 +9,7 @@
 #include "base/error.hpp"
 #include "product/integrity.hpp"
 #include "ops.hpp"
+#include "session_loop.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -211,11 +212,8 @@ int main(int argc, char** argv) {
             }
         }
     });
-    fuse_loop_config* lc = fuse_loop_cfg_create();
-    fuse_loop_cfg_set_clone_fd(lc, 1);
-    fuse_loop_cfg_set_idle_threads(lc, 16);
-    const int rc = fuse_loop_mt(f, lc);
-    fuse_loop_cfg_destroy(lc);
+    // As many workers as fuse_loop_mt would start at most (its default).
+    const int rc = run_session(f, 10);
     readahead_stop = true;
     readahead.join();
     fuse_remove_signal_handlers(se);
