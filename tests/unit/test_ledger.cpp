@@ -166,3 +166,32 @@ TEST_CASE("a ledger checkpoint round-trips, and a malformed one is refused") {
     CHECK_FALSE(Ledger::from_json(j));
     CHECK_FALSE(Ledger::from_json(json::array()));
 }
+
+TEST_CASE("a file unlinked while open leaves with its removed directory, not with a later one of that name") {
+    Ledger l;
+    l.apply(rec("create", "/cam/y.mp4", {{"id", "yy"}}));
+    l.apply(rec("create", "/cam2/z.mp4", {{"id", "zz"}}));
+    l.apply(rec("unlink", "/cam/y.mp4", {{"kept_open_as", "/cam/.fuse_hidden01"}}));
+    l.apply(rec("rmdir", "/cam"));
+    CHECK(l.files().empty() == false);
+    CHECK_FALSE(l.files().count("/cam/.fuse_hidden01"));
+    // A handle's session closes while another keeps the orphan open ...
+    l.apply(rec("write", "/cam/.fuse_hidden01", {{"id", "yy"}, {"size", 5}, {"tail", "tx"}, {"orphaned", true}}));
+    CHECK_FALSE(l.files().count("/cam/.fuse_hidden01"));
+    // ... and a directory made and renamed under the old name does not carry it.
+    l.apply(rec("mkdir", "/cam"));
+    l.apply(rec("rename", "/cam", {{"to", "/old"}}));
+    CHECK(l.files().size() == 1);
+    // Its last handle closes: the session's record, then the daemon's unlink.
+    l.apply(rec("write", "/cam/.fuse_hidden01", {{"id", "yy"}, {"size", 9}, {"tail", "ty"}, {"orphaned", true}}));
+    l.apply(rec("unlink", "/cam/.fuse_hidden01"));
+    CHECK(l.files().size() == 1);
+    CHECK(l.files().count("/cam2/z.mp4"));
+    // A failed rmdir removes nothing; a sibling sharing the prefix is not below it.
+    l.apply(rec("create", "/cam2x/w.mp4", {{"id", "ww"}}));
+    auto failed = rec("rmdir", "/cam2");
+    failed["result"] = "ENOTEMPTY";
+    l.apply(failed);
+    l.apply(rec("rmdir", "/cam2x/sub"));
+    CHECK(l.files().size() == 2);
+}

@@ -21,6 +21,7 @@ void Ledger::apply(const nlohmann::json& r) {
         e.seq = seq;
         files_[path] = e;
     } else if (ev == "write" || ev == "truncate" || ev == "baseline") {
+        if (r.value("orphaned", false)) return;  // a file no name leads to any more (rmdir below)
         LedgerEntry& e = files_[path];  // a write to a file the log saw created before the ledger
         if (!str("id").empty()) e.id = str("id");
         if (r.contains("size") && r["size"].is_number_integer() && r["size"].get<int64_t>() >= 0 && !str("tail").empty()) {
@@ -34,6 +35,13 @@ void Ledger::apply(const nlohmann::json& r) {
     } else if (ev == "unlink") {
         if (r.contains("kept_open_as") && r["kept_open_as"].is_string()) move(path, r["kept_open_as"].get<std::string>(), false);
         else files_.erase(path);
+    } else if (ev == "rmdir") {
+        // What a removed directory still held were files unlinked while
+        // open: they leave the namespace with it (the daemon keeps them
+        // outside it until they close), and a directory made and renamed
+        // later under the same name does not carry them.
+        for (auto it = files_.begin(); it != files_.end();)
+            it = it->first != path && rebased(it->first, path, "") ? files_.erase(it) : std::next(it);
     }
 }
 

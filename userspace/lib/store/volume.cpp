@@ -70,6 +70,12 @@ void Volume::audit(const std::string& event, const Caller& who, const std::strin
                    const std::function<void(nlohmann::json&)>& extra) {
     auto rec = audit_record(event, who, path, err);
     if (extra) extra(rec);
+    if (event == "write" || event == "truncate") {
+        // Unlinked while open, its directory removed since (orphan()): it has
+        // no name any more, and its records must not give it one back.
+        std::lock_guard lk(opened_mu_);
+        if (orphans_.count(path)) rec["orphaned"] = true;
+    }
     log_.append(std::move(rec));
 }
 

@@ -246,10 +246,14 @@ private:
     std::vector<size_t> holders(const OpenFile& f, bool writable) const;
     DirIv diriv(const std::string& plain_dir, const std::string& stored_dir);
     void forget_dirivs();
+    // settle: the caller holds no place_mu_ (open_members).
     std::shared_ptr<OpenFile> open_stored(const std::string& path, const std::string& rel, int extra_flags, mode_t mode,
-                                          const Caller* creator, Kind kind = Kind::File);
+                                          const Caller* creator, Kind kind = Kind::File, bool settle = false);
+    std::vector<std::pair<size_t, int>> open_members(OpenFile& f, const std::string& rel, int extra_flags, mode_t mode,
+                                                     const std::optional<SideFile>& side,
+                                                     std::array<struct stat, kMaxMembers>& found, bool settle);
     // open() of any kind (internal: scrub, rebuild, readlink).
-    std::unique_ptr<Handle> open_any(const std::string& path, int flags, const Caller& who);
+    std::unique_ptr<Handle> open_any(const std::string& path, int flags, const Caller& who, bool settle = false);
     // Returns the new file's id (hex).
     std::string make_special(const std::string& path, Kind kind, mode_t perms, const std::string& content, const Caller& who);
     void chmod_special(const std::string& path, mode_t mode);
@@ -288,8 +292,8 @@ private:
     void store_zero_chunks(OpenFile& f, const std::string& path, uint64_t new_size);
     void truncate_locked(OpenFile& f, const std::string& path, uint64_t size);
     // Open for internal use (rebuild, scrub); released when the last copy goes.
-    // nullptr when the file no longer exists.
-    std::shared_ptr<Handle> pin(const std::string& path);
+    // nullptr when the file no longer exists. settle: as open_stored's.
+    std::shared_ptr<Handle> pin(const std::string& path, bool settle = false);
     // Seal chunks c0..c1 of a file `new_size` long from plain(i) and write them
     // to every writable member; `grows`: reserve the space first.
     void seal_and_store(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint64_t new_size,

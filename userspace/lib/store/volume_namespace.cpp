@@ -87,7 +87,7 @@ struct stat Volume::stat_stored(const std::string& path, const std::string& rel)
     auto ps = plain_size(kFormatVersion, stored_max);
     if (!ps) ps = plain_size(kFormatV1, stored_max);
     if (stored_min != stored_max || !ps || (*ps == 0 && !authentic_empty(rel))) {
-        if (const auto h = pin(path)) st.st_size = static_cast<off_t>(h->file->size.load());
+        if (const auto h = pin(path, true)) st.st_size = static_cast<off_t>(h->file->size.load());
         return st;
     }
     st.st_size = static_cast<off_t>(plain_size_lenient(stored_max));

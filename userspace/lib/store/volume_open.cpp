@@ -94,29 +94,15 @@ void Volume::load_stored(OpenFile& f, const std::string& path, bool settle) {
 }
 
 std::shared_ptr<OpenFile> Volume::open_stored(const std::string& path, const std::string& rel, int extra_flags, mode_t mode,
-                                              const Caller* creator, Kind kind) {
+                                              const Caller* creator, Kind kind, bool settle) {
     auto f = std::make_shared<OpenFile>();
     f->fds.resize(kMaxMembers);
-    std::vector<std::pair<size_t, int>> results;
     std::array<struct stat, kMaxMembers> found {};  // what each member's open found
-    bool fresh = false;
     if (!(extra_flags & O_CREAT)) await_create(path);
     const auto side = (extra_flags & O_CREAT) ? side_of(path, rel) : std::nullopt;
-    for (size_t i : set_.writable_members()) {
-        const int root = set_.member(i).dirfd.get();
-        struct stat& st = found[i];
-        int fd = put_side(root, side);
-        if (fd == 0) fd = member_path::open_file(root, rel, O_RDWR | extra_flags, mode, &st);
-        if (fd == -EROFS && !(extra_flags & O_CREAT)) fd = member_path::open_file(root, rel, O_RDONLY, 0, &st);
-        results.emplace_back(i, fd < 0 ? fd : 0);
-        if (fd >= 0) {
-            f->fds[i].reset(fd);
-            if (st.st_size == 0 && creator) fresh = true;
-            // Fewer blocks than bytes: the copy holds zero-form chunks (holes).
-            if (static_cast<uint64_t>(st.st_blocks) * 512 < static_cast<uint64_t>(st.st_size)) f->sparse = true;
-        }
-    }
-    check(set_.combine("open", path, results), "open", path);
+    check(set_.combine("open", path, open_members(*f, rel, extra_flags, mode, side, found, settle)), "open", path);
+    bool fresh = false;
+    for (size_t i = 0; creator && i < kMaxMembers; ++i) fresh = fresh || (f->fds[i] && found[i].st_size == 0);
     if (fresh) {
         // A new file: one header and one sealed empty chunk, the same bytes on every member.
         random_bytes(f->hdr.id);
@@ -322,7 +308,7 @@ std::unique_ptr<Handle> Volume::create(const std::string& path, mode_t mode, int
 
 std::unique_ptr<Handle> Volume::open(const std::string& path, int flags, const Caller& who) {
     for (int attempt = 0;; ++attempt) {
-        auto h = open_any(path, flags, who);
+        auto h = open_any(path, flags, who, true);
         if (h->file->hdr.kind != Kind::File) {
             // getattr showed a regular file, so the member's mode was changed:
             // the authenticated header says otherwise.
@@ -346,10 +332,10 @@ std::unique_ptr<Handle> Volume::open(const std::string& path, int flags, const C
     }
 }
 
-std::unique_ptr<Handle> Volume::open_any(const std::string& path, int flags, const Caller& who) {
+std::unique_ptr<Handle> Volume::open_any(const std::string& path, int flags, const Caller& who, bool settle) {
     const std::string rel = stored(path);
     auto h = std::make_unique<Handle>();
-    h->file = open_stored(path, rel, 0, 0, nullptr);
+    h->file = open_stored(path, rel, 0, 0, nullptr, Kind::File, settle);
     h->path = path;
     h->writable = (flags & O_ACCMODE) != O_RDONLY;
     h->who = who;
@@ -425,30 +411,10 @@ void Volume::orphan(const std::string& path) {
 void Volume::release(std::unique_ptr<Handle> h) {
     std::shared_lock place(place_mu_, std::defer_lock);
     if (h->writable) place.lock();  // until the session's record is written
-    std::string gone;  // an orphan whose last handle this was
-    std::string now;
+    std::string now;  // the name it has now (renamed while open, or hidden)
     {
         std::lock_guard lk(opened_mu_);
-        if (auto it = opened_.find(h.get()); it != opened_.end()) {
-            now = std::move(it->second);
-            opened_.erase(it);
-        }
-        if (auto o = orphans_.find(now); o != orphans_.end() &&
-            std::none_of(opened_.begin(), opened_.end(), [&](const auto& e) { return e.second == now; })) {
-            gone = o->second;
-            orphans_.erase(o);
-        }
-    }
-    if (!gone.empty() && !place.owns_lock()) place.lock();  // the members agree again before a listing looks
-    if (!gone.empty()) {
-        // libfuse cannot name a file whose directory is gone, so the daemon
-        // removes it itself when it closes.
-        set_.fan_out("unlink", now, [&](size_t, Member& m) {
-            const int r = member_path::unlink(m.dirfd.get(), gone);
-            member_path::rmdir(m.dirfd.get(), kOrphanDir);  // when it was the last one
-            return r;
-        });
-        audit("unlink", Caller::daemon(), now, 0, [&](nlohmann::json& r) { r["reason"] = "last handle of a file unlinked while open closed"; });
+        if (auto it = opened_.find(h.get()); it != opened_.end()) now = it->second;
     }
     // A write session is audited at its close, with what the ledger needs;
     // a read-write open that wrote nothing reads nothing more.
@@ -468,6 +434,32 @@ void Volume::release(std::unique_ptr<Handle> h) {
             closed.record_in(r);
             if (where != h->path) r["opened_as"] = h->path;
         });
+    }
+    // Still among the open ones until its record is written: the last
+    // handle of an orphan to be done removes it, after every write record.
+    std::string gone;
+    {
+        std::lock_guard lk(opened_mu_);
+        if (auto it = opened_.find(h.get()); it != opened_.end()) {
+            now = std::move(it->second);
+            opened_.erase(it);
+        }
+        if (auto o = orphans_.find(now); o != orphans_.end() &&
+            std::none_of(opened_.begin(), opened_.end(), [&](const auto& e) { return e.second == now; })) {
+            gone = o->second;
+            orphans_.erase(o);
+        }
+    }
+    if (!gone.empty()) {
+        if (!place.owns_lock()) place.lock();  // the members agree again before a listing looks
+        // libfuse cannot name a file whose directory is gone, so the daemon
+        // removes it itself when it closes.
+        set_.fan_out("unlink", now, [&](size_t, Member& m) {
+            const int r = member_path::unlink(m.dirfd.get(), gone);
+            member_path::rmdir(m.dirfd.get(), kOrphanDir);  // when it was the last one
+            return r;
+        });
+        audit("unlink", Caller::daemon(), now, 0, [&](nlohmann::json& r) { r["reason"] = "last handle of a file unlinked while open closed"; });
     }
     open_.release(h->file);
 }

@@ -62,4 +62,37 @@ bool Volume::still_there(const Handle& h) {
     return true;
 }
 
+// Each writable member's copy of `rel`, opened into f.fds (`found`: what
+// each open saw), one result per member. An unlink or rename reaches the
+// members one after the other (under place_mu_ shared), so an open between
+// two of them finds the copy on some only. With `settle` (the caller holds
+// no place_mu_) such a difference is looked at again once those in flight
+// are done: what is left is for combine() to judge.
+std::vector<std::pair<size_t, int>> Volume::open_members(OpenFile& f, const std::string& rel, int extra_flags, mode_t mode,
+                                                         const std::optional<SideFile>& side,
+                                                         std::array<struct stat, kMaxMembers>& found, bool settle) {
+    auto once = [&] {
+        std::vector<std::pair<size_t, int>> results;
+        for (size_t i : set_.writable_members()) {
+            const int root = set_.member(i).dirfd.get();
+            int fd = put_side(root, side);
+            if (fd == 0) fd = member_path::open_file(root, rel, O_RDWR | extra_flags, mode, &found[i]);
+            if (fd == -EROFS && !(extra_flags & O_CREAT)) fd = member_path::open_file(root, rel, O_RDONLY, 0, &found[i]);
+            results.emplace_back(i, fd < 0 ? fd : 0);
+            f.fds[i].reset(fd < 0 ? -1 : fd);
+            // Fewer blocks than bytes: the copy holds zero-form chunks (holes).
+            if (fd >= 0 && static_cast<uint64_t>(found[i].st_blocks) * 512 < static_cast<uint64_t>(found[i].st_size))
+                f.sparse = true;
+        }
+        return results;
+    };
+    auto results = once();
+    const auto has = [&](int r) { return std::any_of(results.begin(), results.end(), [&](auto& p) { return p.second == r; }); };
+    if (settle && has(0) && (has(-ENOENT) || has(-ENOTDIR))) {
+        std::unique_lock ex(place_mu_);
+        results = once();
+    }
+    return results;
+}
+
 }  // namespace nvrfs

@@ -51,9 +51,9 @@ void Volume::copy_dir_to(const std::string& path, size_t target) {
     }
 }
 
-std::shared_ptr<Handle> Volume::pin(const std::string& path) {
+std::shared_ptr<Handle> Volume::pin(const std::string& path, bool settle) {
     try {
-        return std::shared_ptr<Handle>(open_any(path, O_RDONLY, Caller{}).release(),
+        return std::shared_ptr<Handle>(open_any(path, O_RDONLY, Caller{}, settle).release(),
                                        [this](Handle* h) { release(std::unique_ptr<Handle>(h)); });
     } catch (const Error& e) {
         if (e.code() == ENOENT) return nullptr;  // deleted meanwhile

@@ -34,6 +34,9 @@ size_t Volume::open_writers() {
 void Volume::track_rename(const std::string& from, const std::string& to, bool exchange) {
     std::lock_guard lk(opened_mu_);
     for (auto& [h, p] : opened_) {
+        // An orphan left its directory when that was removed: a directory
+        // made and renamed later under the old name does not carry it.
+        if (orphans_.count(p)) continue;
         if (auto n = rebased(p, from, to)) p = *n;
         else if (exchange)
             if (auto m = rebased(p, to, from)) p = *m;
