@@ -11,14 +11,11 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <fcntl.h>
-#include <optional>
-#include <pthread.h>
 #include <fmt/format.h>
+#include <optional>
 #include <poll.h>
-#include <sys/epoll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
-#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -27,14 +24,9 @@ namespace {
 
 struct Session {
     fuse_session* se;
-    int dev;            // /dev/fuse, non-blocking: a worker woken for nothing goes back to wait
-    UniqueFd stop;      // eventfd: readable once the session is over
+    int dev;
+    UniqueFd ended;  // eventfd: a worker found the session over (unmounted)
     std::atomic<bool> failed{false};
-
-    void end() {
-        const uint64_t one = 1;
-        if (::write(stop.get(), &one, sizeof one) < 0) { /* already signalled: the counter is full */ }
-    }
 };
 
 void reply(int dev, uint64_t unique, int err) {
@@ -43,48 +35,44 @@ void reply(int dev, uint64_t unique, int err) {
     if (::write(dev, &out, sizeof out) < 0) { /* nothing left to tell */ }
 }
 
-// EPOLLEXCLUSIVE: a request wakes one idle worker, not the whole pool.
-UniqueFd worker_epoll(const Session& s) {
-    UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
-    epoll_event dev{}, stop{};
-    dev.events = EPOLLIN | EPOLLEXCLUSIVE;
-    dev.data.u32 = 0;
-    stop.events = EPOLLIN;
-    stop.data.u32 = 1;
-    if (!ep || ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, s.dev, &dev) != 0 ||
-        ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, s.stop.get(), &stop) != 0)
-        return UniqueFd();
-    return ep;
-}
-
-void work(Session& s) {
-    const UniqueFd ep = worker_epoll(s);
+// Owns the worker's request buffer (libfuse allocates it at the first read),
+// also when the worker is cancelled in its read.
+struct Buffer {
     fuse_buf buf{};
-    bool ok = ep.get() >= 0;
-    while (ok) {
-        epoll_event ev{};
-        const int n = ::epoll_wait(ep.get(), &ev, 1, -1);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) { ok = false; break; }
-        if (ev.data.u32 == 1) break;
-        const int res = fuse_session_receive_buf(s.se, &buf);
-        if (res == -EAGAIN || res == -EINTR) continue;
+    ~Buffer() { std::free(buf.mem); }
+};
+
+// A worker blocks in read(2) on /dev/fuse as fuse_loop_mt's do: the kernel
+// hands each request to one of them. It can be cancelled only there, while
+// it holds no request (run_session cancels the idle ones at the end).
+void* work(void* arg) {
+    auto& s = *static_cast<Session*>(arg);
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, nullptr);
+    Buffer b;
+    bool ok = true;
+    while (!fuse_session_exited(s.se)) {
+        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, nullptr);
+        const int res = fuse_session_receive_buf(s.se, &b.buf);
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, nullptr);
+        if (res == -EINTR) continue;
         if (res <= 0) {  // 0: unmounted (libfuse marked the session exited)
             ok = res == 0;
             break;
         }
-        const auto answer = (buf.flags & FUSE_BUF_IS_FD) ? std::nullopt : answer_before_libfuse(buf.mem, buf.size);
+        const auto answer = (b.buf.flags & FUSE_BUF_IS_FD) ? std::nullopt : answer_before_libfuse(b.buf.mem, b.buf.size);
         if (answer) {
             fuse_in_header in;
-            std::memcpy(&in, buf.mem, sizeof in);
+            std::memcpy(&in, b.buf.mem, sizeof in);
             reply(s.dev, in.unique, *answer);
         } else {
-            fuse_session_process_buf(s.se, &buf);
+            fuse_session_process_buf(s.se, &b.buf);
         }
     }
-    std::free(buf.mem);
     if (!ok) s.failed = true;
-    s.end();
+    fuse_session_exit(s.se);
+    const uint64_t one = 1;
+    if (::write(s.ended.get(), &one, sizeof one) < 0) { /* the counter is full: already told */ }
+    return nullptr;
 }
 
 }  // namespace
@@ -92,8 +80,7 @@ void work(Session& s) {
 int run_session(fuse* f, unsigned workers) {
     fuse_session* se = fuse_get_session(f);
     Session s{se, fuse_session_fd(se), UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))};
-    const int fl = ::fcntl(s.dev, F_GETFL);
-    if (!s.stop || fl < 0 || ::fcntl(s.dev, F_SETFL, fl | O_NONBLOCK) != 0) {
+    if (!s.ended) {
         fmt::print(stderr, "nvrfsd: cannot set up the request loop: {}\n", std::strerror(errno));
         return 1;
     }
@@ -103,16 +90,21 @@ int run_session(fuse* f, unsigned workers) {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    std::vector<std::thread> pool;
-    for (unsigned i = 0; i < workers; ++i) pool.emplace_back(work, std::ref(s));
+    std::vector<pthread_t> pool;
+    for (unsigned i = 0; i < workers; ++i) {
+        pthread_t t;
+        if (pthread_create(&t, nullptr, work, &s) == 0) pool.push_back(t);
+    }
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (pool.empty()) s.failed = true;
     // A signal taken by another of nvrfsd's threads only sets the flag: the
     // timeout notices it within a second.
-    pollfd p{s.stop.get(), POLLIN, 0};
-    while (!fuse_session_exited(se) && ::poll(&p, 1, 1000) <= 0) {
+    pollfd p{s.ended.get(), POLLIN, 0};
+    while (!pool.empty() && !fuse_session_exited(se) && ::poll(&p, 1, 1000) <= 0) {
     }
-    s.end();
-    for (auto& t : pool) t.join();
+    // Workers busy with a request finish it; idle ones are cancelled in their read.
+    for (pthread_t t : pool) pthread_cancel(t);
+    for (pthread_t t : pool) pthread_join(t, nullptr);
     fuse_stop_cleanup_thread(f);
     return s.failed ? 1 : 0;
 }

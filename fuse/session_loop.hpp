@@ -4,7 +4,7 @@
 // descriptor and hands each to libfuse, except the ones wire_guard.hpp answers
 // first because libfuse's high-level layer would hang on them. Returns when
 // the file system is unmounted or a signal handler (fuse_set_signal_handlers)
-// ends the session; in-flight requests finish first.
+// ends the session; requests being served finish first.
 #pragma once
 #define FUSE_USE_VERSION 312
 #include <fuse.h>
