@@ -117,13 +117,17 @@ reader() {
             n=$((n + 1))
             cat "$MNT/cam/$f" > /dev/null 2>> "$T/read.err.$1"
         done
+        echo "$n" > "$T/reads.$1"
     done
-    echo "$n" > "$T/reads.$1"
 }
 pids=()
 for w in rename append truncate recycle; do writer $w 2> "$T/write.err.$w" & pids+=($!); done
 for r in 1 2 3; do reader $r & pids+=($!); done
-sleep 15; touch "$STOP"
+# 15 s, longer on a slow machine until the readers have opened 1000 times
+# (each open a process: 2 busy cores manage some 50 a second).
+sleep 15
+for _ in $(seq 30); do [ "$(cat "$T"/reads.* 2>/dev/null | paste -sd+ | bc)" -gt 1000 ] && break; sleep 1; done
+touch "$STOP"
 for p in "${pids[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done
 reads=$(cat "$T"/reads.* | paste -sd+ | bc)
 log "$reads opens by readers while the writers changed the same paths"
