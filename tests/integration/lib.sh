@@ -98,7 +98,9 @@ flipbyte() {
 
 # Stored trees of the two members, byte for byte (superblocks differ by design).
 members_identical() {
-  diff -r --exclude=superblock "$M1" "$M2" >/dev/null
+  local d; d=$(diff -rq --exclude=superblock "$M1" "$M2" 2>&1) && return 0
+  head -5 <<<"$d" | sed 's/^/    differs: /'
+  return 1
 }
 
 # The stored file of the only regular file below a member's stored dir.

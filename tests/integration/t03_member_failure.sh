@@ -40,6 +40,8 @@ check "the returning member is resynced" has_alert MemberResynced
 # It still carries the mark of the mount it dropped out of; the set itself
 # was unmounted cleanly: no false alarm, no repairing scrub.
 check_not "no UncleanShutdown alert: the set was unmounted cleanly" has_alert UncleanShutdown
+# The resync is an online rebuild: the mount does not wait for it.
+check "... and its rebuild finishes" wait_for 60 has_alert RebuildFinished
 check "members identical after resync" members_identical
 check "recordings unchanged after resync" test "$(cd "$MNT/cam1" && md5sum *.mp4)" = "$md5_before"
 stop_daemon
