@@ -34,26 +34,16 @@ inline std::optional<int> answer_before_libfuse(const void* data, size_t size) {
     if (size < sizeof in) return std::nullopt;
     std::memcpy(&in, p, sizeof in);
     if (in.len > size) return std::nullopt;
-    uint64_t newdir = 0;
-    uint32_t flags = 0;
-    size_t names = sizeof in;
-    if (in.opcode == FUSE_RENAME) {
-        fuse_rename_in r;
-        if (in.len < names + sizeof r) return std::nullopt;
-        std::memcpy(&r, p + names, sizeof r);
-        newdir = r.newdir;
-        names += sizeof r;
-    } else if (in.opcode == FUSE_RENAME2) {
-        fuse_rename2_in r;
-        if (in.len < names + sizeof r) return std::nullopt;
-        std::memcpy(&r, p + names, sizeof r);
-        newdir = r.newdir;
-        flags = r.flags;
-        names += sizeof r;
-    } else {
-        return std::nullopt;
-    }
-    if (newdir != in.nodeid) return std::nullopt;
+    // FUSE_RENAME's body is fuse_rename2_in's first field (newdir).
+    size_t body;
+    if (in.opcode == FUSE_RENAME) body = sizeof(fuse_rename_in);
+    else if (in.opcode == FUSE_RENAME2) body = sizeof(fuse_rename2_in);
+    else return std::nullopt;
+    const size_t names = sizeof in + body;
+    if (in.len < names) return std::nullopt;
+    fuse_rename2_in r{};
+    std::memcpy(&r, p + sizeof in, body);
+    if (r.newdir != in.nodeid) return std::nullopt;
     const auto* from = reinterpret_cast<const char*>(p + names);
     const size_t room = in.len - names;
     const size_t from_len = strnlen(from, room);
@@ -61,7 +51,7 @@ inline std::optional<int> answer_before_libfuse(const void* data, size_t size) {
     const char* to = from + from_len + 1;
     const size_t to_room = room - from_len - 1;
     if (strnlen(to, to_room) == to_room || std::strcmp(from, to) != 0) return std::nullopt;
-    return (flags & RENAME_NOREPLACE) ? EEXIST : 0;
+    return (r.flags & RENAME_NOREPLACE) ? EEXIST : 0;
 }
 
 }  // namespace nvrfs

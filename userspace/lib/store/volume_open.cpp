@@ -411,11 +411,6 @@ void Volume::orphan(const std::string& path) {
 void Volume::release(std::unique_ptr<Handle> h) {
     std::shared_lock place(place_mu_, std::defer_lock);
     if (h->writable) place.lock();  // until the session's record is written
-    std::string now;  // the name it has now (renamed while open, or hidden)
-    {
-        std::lock_guard lk(opened_mu_);
-        if (auto it = opened_.find(h.get()); it != opened_.end()) now = it->second;
-    }
     // A write session is audited at its close, with what the ledger needs;
     // a read-write open that wrote nothing reads nothing more.
     const bool session = h->writable && (h->bytes_written > 0 || h->first_error);
@@ -428,7 +423,7 @@ void Volume::release(std::unique_ptr<Handle> h) {
     }
     if (session) {
         // Under the name it has now (a segment renamed while still open).
-        const std::string& where = now.empty() ? h->path : now;
+        const std::string where = name_now(*h);
         audit("write", h->who, where, h->first_error, [&](nlohmann::json& r) {
             r["bytes"] = h->bytes_written;
             closed.record_in(r);
@@ -437,7 +432,7 @@ void Volume::release(std::unique_ptr<Handle> h) {
     }
     // Still among the open ones until its record is written: the last
     // handle of an orphan to be done removes it, after every write record.
-    std::string gone;
+    std::string gone, now;
     {
         std::lock_guard lk(opened_mu_);
         if (auto it = opened_.find(h.get()); it != opened_.end()) {

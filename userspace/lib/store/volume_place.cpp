@@ -73,6 +73,7 @@ std::vector<std::pair<size_t, int>> Volume::open_members(OpenFile& f, const std:
                                                          std::array<struct stat, kMaxMembers>& found, bool settle) {
     auto once = [&] {
         std::vector<std::pair<size_t, int>> results;
+        f.sparse = false;  // of the copies this pass opens
         for (size_t i : set_.writable_members()) {
             const int root = set_.member(i).dirfd.get();
             int fd = put_side(root, side);
