@@ -40,26 +40,28 @@ void Ledger::apply(const nlohmann::json& r) {
         // open: they leave the namespace with it (the daemon keeps them
         // outside it until they close), and a directory made and renamed
         // later under the same name does not carry them.
-        for (auto it = files_.begin(); it != files_.end();)
-            it = it->first != path && rebased(it->first, path, "") ? files_.erase(it) : std::next(it);
+        take(path);
     }
+}
+
+// Removes `a` and every path below it; keyed by the part below `a` ("" for
+// `a` itself).
+std::map<std::string, LedgerEntry> Ledger::take(const std::string& a) {
+    std::map<std::string, LedgerEntry> out;
+    for (auto it = files_.begin(); it != files_.end();) {
+        if (auto rest = rebased(it->first, a, "")) {
+            out.emplace(std::move(*rest), std::move(it->second));
+            it = files_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    return out;
 }
 
 // A file or a directory (every path below it) moves; an exchange swaps both.
 void Ledger::move(const std::string& from, const std::string& to, bool exchange) {
     if (from == to) return;
-    auto take = [&](const std::string& a) {
-        std::map<std::string, LedgerEntry> out;
-        for (auto it = files_.begin(); it != files_.end();) {
-            if (auto rest = rebased(it->first, a, "")) {  // the part below `a`
-                out.emplace(std::move(*rest), std::move(it->second));
-                it = files_.erase(it);
-            } else {
-                ++it;
-            }
-        }
-        return out;
-    };
     auto a = take(from);
     auto b = exchange ? take(to) : (take(to), std::map<std::string, LedgerEntry>{});  // a rename replaces the target
     for (auto& [rest, e] : a) files_[to + rest] = std::move(e);

@@ -45,6 +45,7 @@ public:
 
 private:
     void move(const std::string& from, const std::string& to, bool exchange);
+    std::map<std::string, LedgerEntry> take(const std::string& a);
     std::map<std::string, LedgerEntry> files_;
     uint64_t last_seq_ = 0;
 };
