@@ -68,11 +68,9 @@ int open_file(int root, const std::string& rel, int flags, mode_t mode, struct s
     const int fd = sys_openat2(root, rel.c_str(), flags | O_NONBLOCK, mode);
     if (fd < 0) return fd;
     struct stat st {};
-    int r = ::fstat(fd, &st) < 0 ? -errno : type_error(st.st_mode, false);
-    // Reads and writes of a regular file ignore O_NONBLOCK; clear it anyway so
-    // that nothing downstream depends on it. F_SETFL changes only the status
-    // flags, so the flags of the open, less O_NONBLOCK, are the ones to keep.
-    if (r == 0 && ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) r = -errno;
+    // O_NONBLOCK stays: reads and writes of a regular file ignore it (and the
+    // fcntl that cleared it was two syscalls on every create).
+    const int r = ::fstat(fd, &st) < 0 ? -errno : type_error(st.st_mode, false);
     if (out) *out = st;
     if (r < 0) {
         ::close(fd);
@@ -109,9 +107,17 @@ int locate(int root, const std::string& rel, At& at) {
 
 int stat(int root, const std::string& rel, struct stat& st) {
     if (rel == ".") return ::fstat(root, &st) < 0 ? -errno : 0;
-    At at;
-    if (int r = locate(root, rel, at); r < 0) return r;
-    return ::fstatat(at.dir, at.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+    if (rel.find('/') == std::string::npos)
+        return ::fstatat(root, rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+    // One openat2 of the whole path: a name that is not there (every lookup
+    // before a create) costs one syscall, not three. O_PATH|O_NOFOLLOW with
+    // RESOLVE_NO_SYMLINKS opens a trailing link itself; a link on the way is
+    // ELOOP, as locate() makes it.
+    const int fd = sys_openat2(root, rel.c_str(), O_PATH, 0);
+    if (fd < 0) return fd;
+    const int r = ::fstat(fd, &st) < 0 ? -errno : 0;
+    ::close(fd);
+    return r;
 }
 
 int mkdir(int root, const std::string& rel, mode_t mode) {
@@ -120,9 +126,10 @@ int mkdir(int root, const std::string& rel, mode_t mode) {
     return ::mkdirat(at.dir, at.name.c_str(), mode) < 0 ? -errno : 0;
 }
 
-int unlink(int root, const std::string& rel) {
+int unlink(int root, const std::string& rel, struct stat* before) {
     At at;
     if (int r = locate(root, rel, at); r < 0) return r;
+    if (before && ::fstatat(at.dir, at.name.c_str(), before, AT_SYMLINK_NOFOLLOW) < 0) *before = {};
     return ::unlinkat(at.dir, at.name.c_str(), 0) < 0 ? -errno : 0;
 }
 

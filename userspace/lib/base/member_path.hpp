@@ -28,7 +28,8 @@ bool is_tamper_errno(int err);  // err > 0
 
 // openat2 beneath `root`; O_NOFOLLOW and O_CLOEXEC are always added. fd or -errno.
 int open(int root, const std::string& rel, int flags, mode_t mode = 0);
-// A regular file (O_NONBLOCK added, so a planted fifo cannot hang the daemon).
+// A regular file (O_NONBLOCK added, so a planted fifo cannot hang the daemon;
+// it stays set, which a regular file's reads and writes ignore).
 // `st`, when given, receives what the open found (it is checked anyway).
 int open_file(int root, const std::string& rel, int flags, mode_t mode = 0, struct stat* st = nullptr);
 // A directory, for reading or as a base for *at() calls.
@@ -46,7 +47,9 @@ int locate(int root, const std::string& rel, At& at);  // 0 or -errno
 // lstat beneath root: the entry itself, never what a link points to.
 int stat(int root, const std::string& rel, struct stat& st);
 int mkdir(int root, const std::string& rel, mode_t mode);
-int unlink(int root, const std::string& rel);
+// `before`, when given, receives the entry's lstat taken right before it is
+// removed (zeroed when there was none to take).
+int unlink(int root, const std::string& rel, struct stat* before = nullptr);
 int rmdir(int root, const std::string& rel);
 int rename(int root, const std::string& from, const std::string& to, unsigned flags);
 // Refuse symlinks (ELOOP) rather than change what they point to.

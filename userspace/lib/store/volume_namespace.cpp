@@ -258,18 +258,19 @@ void Volume::unlink(const std::string& path, const Caller& who, const std::funct
     uint64_t size = 0;
     try {
         const std::string rel = located(path);
-        // For the record only: what the members hold, not authenticated (an
-        // empty file's getattr opens it to check its one chunk).
-        for (size_t i : set_.healthy_members()) {
-            struct stat st {};
-            if (member_path::stat(set_.member(i).dirfd.get(), rel, st) == 0 && S_ISREG(st.st_mode)) {
-                size = plain_size_lenient(static_cast<uint64_t>(st.st_size));
-                break;
-            }
-        }
         const auto hdr = archive_ ? header_at(path) : std::nullopt;
-        check(set_.fan_out("unlink", path, [&](size_t, Member& m) {
-            const int r = member_path::unlink(m.dirfd.get(), rel);
+        // The size is for the record only: what the first healthy member
+        // held, not authenticated (an empty file's getattr opens it to check
+        // its one chunk), taken as it is removed.
+        bool sized = false;
+        check(set_.fan_out("unlink", path, [&](size_t i, Member& m) {
+            struct stat st {};
+            const bool want = !sized && set_.healthy(i);
+            const int r = member_path::unlink(m.dirfd.get(), rel, want ? &st : nullptr);
+            if (r == 0 && want && S_ISREG(st.st_mode)) {
+                size = plain_size_lenient(static_cast<uint64_t>(st.st_size));
+                sized = true;
+            }
             if (r == 0) drop_side(m.dirfd.get(), rel);
             return r;
         }), "unlink", path);
