@@ -1,5 +1,7 @@
 #include "store/chunk_crypto.hpp"
 #include "base/crypto.hpp"
+#include "base/error.hpp"
+#include "store/names.hpp"
 
 #include <doctest/doctest.h>
 
@@ -129,4 +131,23 @@ TEST_CASE("a stored file's kind and mode are bound into its key") {
     CHECK_FALSE(FileHeader::decode(bad));
     bad[6] = 0x11;  // a symlink with permission bits
     CHECK_FALSE(FileHeader::decode(bad));
+}
+
+TEST_CASE("a name encrypts the same from the cache as from the cipher, past the cache's bound, per directory IV") {
+    const SecretKey k = SecretKey::random(64);
+    const NameCodec cached(k);
+    DirIv a{}, b{};
+    a[0] = 1;
+    b[0] = 2;
+    std::vector<std::string> first;
+    for (int i = 0; i < 5000; ++i) first.push_back(cached.encrypt(a, "cam" + std::to_string(i) + ".mp4"));
+    for (int i = 0; i < 5000; ++i) {
+        const std::string n = "cam" + std::to_string(i) + ".mp4";
+        const NameCodec fresh(k);  // never asked before: the cipher itself
+        CHECK(cached.encrypt(a, n) == first[i]);
+        CHECK(fresh.encrypt(a, n) == first[i]);
+        CHECK(cached.encrypt(b, n) != first[i]);  // the IV is part of the key
+        CHECK(cached.decrypt(a, first[i]) == n);
+    }
+    CHECK_THROWS_AS(cached.encrypt(a, std::string(256, 'x')), Error);
 }

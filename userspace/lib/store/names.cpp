@@ -25,7 +25,17 @@ bool is_long_side(std::string_view m) {
 std::string NameCodec::encrypt(const DirIv& iv, std::string_view name) const {
     if (name.size() > kMaxNameLen)
         throw Error(ENAMETOOLONG, std::string(name), "file name longer than 255 bytes");
-    return base64url(siv_seal(key_, iv, as_bytes(name)));
+    std::string k(reinterpret_cast<const char*>(iv.data()), iv.size());
+    k += name;
+    {
+        std::lock_guard lk(cache_mu_);
+        if (auto it = cache_.find(k); it != cache_.end()) return it->second;
+    }
+    std::string enc = base64url(siv_seal(key_, iv, as_bytes(name)));
+    std::lock_guard lk(cache_mu_);
+    if (cache_.size() >= kCacheEntries) cache_.clear();
+    cache_.emplace(std::move(k), enc);
+    return enc;
 }
 
 std::optional<std::string> NameCodec::decrypt(const DirIv& iv, std::string_view stored) const {

@@ -9,9 +9,11 @@
 #include "base/crypto.hpp"
 
 #include <array>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace nvrfs {
 
@@ -45,6 +47,13 @@ public:
 
 private:
     SecretKey key_;
+    // SIV is deterministic, so a name encrypted once under a directory IV is
+    // that name for good: every request resolves its whole path, and a
+    // create's lookup, create and unlink each encrypt the same names again.
+    // Bounded; dropped whole when full.
+    static constexpr size_t kCacheEntries = 4096;
+    mutable std::mutex cache_mu_;
+    mutable std::unordered_map<std::string, std::string> cache_;
 };
 
 }  // namespace nvrfs
