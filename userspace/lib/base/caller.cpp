@@ -2,6 +2,7 @@
 
 #include "base/io.hpp"
 
+#include <cerrno>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <pwd.h>
@@ -44,7 +45,10 @@ Caller Caller::of(uid_t uid, gid_t gid, pid_t pid, UserNames* names) {
     if (pid > 0) {
         UniqueFd fd(::open(fmt::format("/proc/{}/comm", pid).c_str(), O_RDONLY | O_CLOEXEC));
         char name[64];
-        ssize_t n = fd ? pread_full(fd.get(), name, sizeof name - 1, 0) : -1;
+        // One read: the kernel hands the whole name (at most 16 bytes) at
+        // once, and every create and unlink asks.
+        ssize_t n = -1;
+        if (fd) do n = ::pread(fd.get(), name, sizeof name - 1, 0); while (n < 0 && errno == EINTR);
         if (n > 0) {
             while (n > 0 && (name[n - 1] == '\n' || name[n - 1] == '\0')) --n;
             c.comm.assign(name, static_cast<size_t>(n));
