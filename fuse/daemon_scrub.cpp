@@ -16,6 +16,8 @@ namespace nvrfs {
 // t32 widens the window between the namespace check's view of the log and
 // its look at the members with this.
 static const int kNamespaceDelayMs = env_ms("NVRFS_NAMESPACE_DELAY_MS");
+// ... and between the walk (which lists every directory) and the files' checks.
+static const int kWalkDelayMs = env_ms("NVRFS_WALK_DELAY_MS");
 
 void Daemon::start_scrub(bool repair) {
     std::lock_guard lk(scrub_mu);
@@ -37,6 +39,7 @@ void Daemon::run_scrub(bool repair) {
         std::vector<std::string> suspects, rebase;
         std::unordered_set<std::string> visited;
         const auto files = scrub_walk(repair);
+        test_delay(kWalkDelayMs);
         for (const auto& f : files) {
             if (stopping) break;
             Volume::ScrubStats one;

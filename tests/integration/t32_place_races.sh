@@ -93,6 +93,52 @@ check "segments recycled during the scrubs raise no TamperDetected" \
 check "... and both scrubs found nothing (exit status:$rcs)" test "$rcs" = " 0 0"
 stop_daemon
 
+# An unlink reaches the members one after the other. A scrub --repair that
+# opened a recording in between (retention deleting while the nightly scrub
+# runs) found it on the second member only and "restored" it onto the first:
+# the unlink then took the second copy and left the recording back on one
+# member, against the audit log's unlink: MemberInconsistent, then
+# TamperDetected ("the audit log never recorded a file here") at every scrub.
+# nvrfsd waits here between the two members' unlinks, and the scrub between
+# its walk (which met the recording) and its checks of the files.
+NVRFS_UNLINK_DELAY_MS=1500 NVRFS_WALK_DELAY_MS=1000 start_daemon
+mkdir "$MNT/ret"
+head -c 300000 /dev/urandom > "$MNT/ret/old.mp4"; echo keep > "$MNT/ret/new.mp4"
+"$NVRCTL" scrub --repair --config "$CONF" > "$T/ret.scrub" 2>&1 &
+scrubber=$!
+sleep 0.4  # the walk has listed ret/
+rm "$MNT/ret/old.mp4" 2> "$T/ret.rm.err" &
+remover=$!
+wait $scrubber; ret_rc=$?  # checked the files from 1 s on: the first member's copy gone, the second's not yet
+wait $remover
+log "scrub --repair during an unlink (exit $ret_rc): $(tr '\n' ' ' < "$T/ret.scrub")"
+check "a scrub --repair during an unlink finds nothing (exit $ret_rc)" test "$ret_rc" = 0
+check "... the unlink succeeded" bash -c "! grep . '$T/ret.rm.err'"
+check "... and brought nothing back: the members are identical" members_identical
+check "... no alert about it" bash -c "! '$NVRCTL' log show --config '$CONF' --event alert | grep -E 'MemberInconsistent|TamperDetected|TamperRepaired'"
+check "... and the next scrub is clean" quiet "$NVRCTL" scrub --config "$CONF"
+check "... the name stays removed" test ! -e "$MNT/ret/old.mp4"
+stop_daemon
+# The same once the open has settled: a copy really missing on the first
+# member (removed on the disk), and the recording unlinked while scrub
+# restores it. The restored copy must not outlive the unlink.
+NVRFS_UNLINK_DELAY_MS=1500 NVRFS_RESTORE_DELAY_MS=1000 start_daemon
+before_files
+head -c 300000 /dev/urandom > "$MNT/ret/lost.mp4"
+lost=$(new_stored); check "the first member holds a copy to remove" test -n "$lost"
+rm -f "$lost"
+"$NVRCTL" scrub --repair --config "$CONF" > "$T/lost.scrub" 2>&1 &
+scrubber=$!
+sleep 0.4  # scrub has opened it (one copy) and waits before copying
+rm "$MNT/ret/lost.mp4" 2> "$T/lost.rm.err"
+wait $scrubber
+log "scrub --repair restoring a copy while it is unlinked: $(tr '\n' ' ' < "$T/lost.scrub")"
+check "the unlink during the restore succeeded" bash -c "! grep . '$T/lost.rm.err'"
+check "... the restored copy went with it: the members are identical" members_identical
+check "... the name stays removed" test ! -e "$MNT/ret/lost.mp4"
+check "... and the next scrub is clean" quiet "$NVRCTL" scrub --config "$CONF"
+stop_daemon
+
 start_daemon
 mkdir "$MNT/cam"
 echo start > "$MNT/cam/live.m3u8"; echo start > "$MNT/cam/grow.ts"; head -c 200000 /dev/urandom > "$MNT/cam/cut.ts"

@@ -153,6 +153,8 @@ public:
             r["tail"] = tail;
         }
     };
+    // Callers hold no place lock (a copy missing on some members only is
+    // looked at again once the namespace changes in flight are done).
     std::optional<Facts> facts(const std::string& path);
     // Every open() of a regular file asks whether the file found at `path`
     // is the one the audit log says stands there (the namespace ledger,
@@ -336,7 +338,9 @@ private:
     void check_place(Handle& h);
     std::optional<std::string> place_verdict(const Handle& h);
     bool written_elsewhere(const Handle& h);
-    bool still_there(const Handle& h);
+    // `except`: a member whose copy is not to be asked (one just restored).
+    bool still_there(const Handle& h, std::optional<size_t> except = std::nullopt);
+    bool restored_in_place(const Handle& h, size_t target);
     void track_open(const Handle& h);
     // The name an open file has now: a rename moves it, the handle keeps the
     // one it was opened by. What the ledger reads must name the file as it is.

@@ -3,6 +3,7 @@
 #include "store/volume_parts.hpp"
 
 #include "base/plain_path.hpp"
+#include "base/test_delay.hpp"
 #include "store/tree.hpp"
 
 #include <algorithm>
@@ -15,6 +16,8 @@
 
 namespace nvrfs {
 using namespace volume_parts;
+
+static const int kUnlinkDelayMs = env_ms("NVRFS_UNLINK_DELAY_MS");
 
 // ---- metadata ------------------------------------------------------------
 
@@ -272,6 +275,7 @@ void Volume::unlink(const std::string& path, const Caller& who, const std::funct
                 sized = true;
             }
             if (r == 0) drop_side(m.dirfd.get(), rel);
+            test_delay(kUnlinkDelayMs);  // t32 scrubs between two members' unlinks
             return r;
         }), "unlink", path);
         {

@@ -379,7 +379,7 @@ Volume::Facts Volume::facts_locked(const OpenFile& f) const {
 }
 
 std::optional<Volume::Facts> Volume::facts(const std::string& path) {
-    const auto h = pin(path);
+    const auto h = pin(path, true);  // scrub asks, holding no place lock, while files are removed
     if (!h) return std::nullopt;
     std::shared_lock lk(h->file->mu);
     return facts_locked(*h->file);

@@ -46,8 +46,9 @@ bool Volume::written_elsewhere(const Handle& h) {
 }
 
 // Is the file `h` holds still the one at its path on the members?
-bool Volume::still_there(const Handle& h) {
+bool Volume::still_there(const Handle& h, std::optional<size_t> except) {
     for (size_t i : holders(*h.file, false)) {
+        if (i == except) continue;
         struct stat held {}, now {};
         if (::fstat(h.file->fds[i].get(), &held) < 0) continue;
         std::string rel;

@@ -3,6 +3,7 @@
 #include "store/volume_parts.hpp"
 
 #include "base/plain_path.hpp"
+#include "base/test_delay.hpp"
 #include "store/tree.hpp"
 
 #include <algorithm>
@@ -14,6 +15,9 @@
 #include <linux/falloc.h>
 
 namespace nvrfs {
+
+// t32 unlinks a file while scrub is about to restore its missing copy.
+static const int kRestoreDelayMs = env_ms("NVRFS_RESTORE_DELAY_MS");
 using namespace volume_parts;
 
 // ---- rebuild and scrub ---------------------------------------------------
@@ -327,9 +331,33 @@ void Volume::scrub_copies(OpenFile& f, const std::vector<size_t>& members, bool 
     }
 }
 
+// An unlink or rename that began after scrub opened the file may have taken
+// its name from the other members while the copy was made: the copy would
+// then bring back a recording that was removed. Looked at with the namespace
+// changes in flight done; such a copy is removed again.
+bool Volume::restored_in_place(const Handle& h, size_t target) {
+    std::unique_lock ex(place_mu_);
+    if (still_there(h, target)) return true;
+    const int root = set_.member(target).dirfd.get();
+    struct stat ours {}, there {};
+    std::string rel;
+    try {
+        rel = located(h.path);
+    } catch (const Error&) {
+        return false;
+    }
+    if (::fstat(h.file->fds[target].get(), &ours) == 0 && member_path::stat(root, rel, there) == 0 &&
+        ours.st_ino == there.st_ino && ours.st_dev == there.st_dev && member_path::unlink(root, rel) == 0)
+        drop_side(root, rel);
+    return false;
+}
+
 void Volume::scrub_file(const std::string& path, bool repair, ScrubStats& stats) {
     if (scrub_leftover(path, repair, stats)) return;
-    const auto h = pin(path);
+    // Settled: an unlink or rename reaches the members one after the other,
+    // and a copy missing on some only is looked at again once those in
+    // flight are done (retention deletes while scrub runs).
+    const auto h = pin(path, true);
     if (!h) return;
     OpenFile& f = *h->file;
     if (repair) {
@@ -338,7 +366,12 @@ void Volume::scrub_file(const std::string& path, bool repair, ScrubStats& stats)
         for (size_t i : set_.healthy_members()) {
             if (f.fds[i]) continue;
             stats.bad++;
+            test_delay(kRestoreDelayMs);
             copy_file_to(path, i);
+            if (!restored_in_place(*h, i)) {
+                stats.bad--;  // removed or moved meanwhile: nothing was missing
+                continue;
+            }
             stats.repaired++;
             alerts_.raise(alert::TamperRepaired, fmt::format("scrub: {} was missing on {}; restored from an authentic copy", path,
                                                              set_.member(i).path), path);
