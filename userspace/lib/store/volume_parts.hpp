@@ -29,6 +29,13 @@ inline std::string join_rel(const std::string& dir, const std::string& name) { r
 
 inline int neg_errno() { return -errno; }
 
+// Is the entry at `rel` beneath `root` the file `held` describes (an fstat
+// of a descriptor nvrfsd holds)?
+inline bool same_entry(const struct stat& held, int root, const std::string& rel) {
+    struct stat now {};
+    return member_path::stat(root, rel, now) == 0 && held.st_ino == now.st_ino && held.st_dev == now.st_dev;
+}
+
 // libfuse keeps a file that is unlinked while open under this name until its
 // last handle closes (fuse_config.hard_remove = 0).
 inline bool hidden_name(const std::string& path) {

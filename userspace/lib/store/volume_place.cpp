@@ -49,7 +49,7 @@ bool Volume::written_elsewhere(const Handle& h) {
 bool Volume::still_there(const Handle& h, std::optional<size_t> except) {
     for (size_t i : holders(*h.file, false)) {
         if (i == except) continue;
-        struct stat held {}, now {};
+        struct stat held {};
         if (::fstat(h.file->fds[i].get(), &held) < 0) continue;
         std::string rel;
         try {
@@ -57,8 +57,7 @@ bool Volume::still_there(const Handle& h, std::optional<size_t> except) {
         } catch (const Error&) {
             return false;
         }
-        if (member_path::stat(set_.member(i).dirfd.get(), rel, now) < 0) return false;
-        return held.st_ino == now.st_ino && held.st_dev == now.st_dev;
+        return same_entry(held, set_.member(i).dirfd.get(), rel);
     }
     return true;
 }

@@ -15,10 +15,10 @@
 #include <linux/falloc.h>
 
 namespace nvrfs {
+using namespace volume_parts;
 
 // t32 unlinks a file while scrub is about to restore its missing copy.
 static const int kRestoreDelayMs = env_ms("NVRFS_RESTORE_DELAY_MS");
-using namespace volume_parts;
 
 // ---- rebuild and scrub ---------------------------------------------------
 
@@ -339,15 +339,14 @@ bool Volume::restored_in_place(const Handle& h, size_t target) {
     std::unique_lock ex(place_mu_);
     if (still_there(h, target)) return true;
     const int root = set_.member(target).dirfd.get();
-    struct stat ours {}, there {};
+    struct stat ours {};
     std::string rel;
     try {
         rel = located(h.path);
     } catch (const Error&) {
         return false;
     }
-    if (::fstat(h.file->fds[target].get(), &ours) == 0 && member_path::stat(root, rel, there) == 0 &&
-        ours.st_ino == there.st_ino && ours.st_dev == there.st_dev && member_path::unlink(root, rel) == 0)
+    if (::fstat(h.file->fds[target].get(), &ours) == 0 && same_entry(ours, root, rel) && member_path::unlink(root, rel) == 0)
         drop_side(root, rel);
     return false;
 }
