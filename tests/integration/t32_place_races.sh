@@ -190,4 +190,27 @@ stop_daemon
 start_daemon
 check "after a remount every file opens and reads" bash -c "cat '$MNT'/cam/* > /dev/null"
 check "and the scrub is clean" quiet "$NVRCTL" scrub --config "$CONF"
+stop_daemon
+
+# A rebuild opens each recording, then makes its copy on the spare.
+# Retention deleting the recording in between (its unlink found no copy on
+# the spare yet) left that copy there: a recording deleted everywhere else,
+# kept on the member that replaced a failed one. nvrfsd waits here between
+# the two.
+NVRFS_RESTORE_DELAY_MS=1500 start_daemon
+alerts_before=$("$NVRCTL" log show --config "$CONF" --event alert | wc -l)
+rm -rf "${MNT:?}"/*  # the rebuild below copies this one recording only
+mkdir "$MNT/old"; head -c 300000 /dev/urandom > "$MNT/old/rec.mp4"
+SP=$T/spare; mkdir "$SP"
+quiet "$NVRCTL" spare add --config "$CONF" "$SP"
+check "member fail starts a rebuild onto the spare" quiet "$NVRCTL" member fail --config "$CONF" "$M2"
+sleep 0.5  # the rebuild holds the recording open and waits before copying it
+rm "$MNT/old/rec.mp4" 2> "$T/reb.rm.err"
+check "the rebuild finishes" wait_for 20 has_alert RebuildFinished
+log "rebuild: $("$NVRCTL" log show --config "$CONF" --event alert | grep RebuildFinished | tail -1)"
+check "the unlink during the rebuild succeeded" bash -c "! grep . '$T/reb.rm.err'"
+check "... and the spare does not keep the recording: it matches the survivor" diff -r --exclude=superblock "$M1" "$SP"
+check "... the name stays removed" test ! -e "$MNT/old/rec.mp4"
+check "... no alert about it" bash -c "! '$NVRCTL' log show --config '$CONF' --event alert | tail -n +$((alerts_before + 1)) | grep -E 'MemberInconsistent|TamperDetected'"
+check "... and the scrub is clean" quiet "$NVRCTL" scrub --config "$CONF"
 finish

@@ -17,7 +17,7 @@
 namespace nvrfs {
 using namespace volume_parts;
 
-// t32 unlinks a file while scrub is about to restore its missing copy.
+// t32 unlinks a file while scrub or a rebuild is about to copy it onto a member.
 static const int kRestoreDelayMs = env_ms("NVRFS_RESTORE_DELAY_MS");
 
 // ---- rebuild and scrub ---------------------------------------------------
@@ -138,6 +138,7 @@ int Volume::copy_chunks(OpenFile& f, int fd, size_t target, const std::vector<si
 uint64_t Volume::copy_file_to(const std::string& path, size_t target) {
     const auto h = pin(path);
     if (!h) return 0;
+    test_delay(kRestoreDelayMs);
     const std::string rel = stored(path);
     OpenFile& f = *h->file;
     std::unique_lock lk(f.mu);
@@ -365,7 +366,6 @@ void Volume::scrub_file(const std::string& path, bool repair, ScrubStats& stats)
         for (size_t i : set_.healthy_members()) {
             if (f.fds[i]) continue;
             stats.bad++;
-            test_delay(kRestoreDelayMs);
             copy_file_to(path, i);
             if (!restored_in_place(*h, i)) {
                 stats.bad--;  // removed or moved meanwhile: nothing was missing
