@@ -5,7 +5,8 @@
 # (whatever archive_after says) and nothing is deleted; archive_retention
 # deletes archived files only (audited, objects gone), never local ones;
 # nvrfsd killed -9 between marking a file archived and punching its chunks
-# leaves it readable after the remount.
+# leaves it readable after the remount. A recording deleted while it is
+# uploaded leaves nothing in the archive.
 . "$(dirname "$0")/lib.sh"
 setup 64M
 . "$(dirname "$0")/archive.inc"
@@ -110,5 +111,23 @@ start_daemon
 "$NVRCTL" archive now --config "$CONF" >/dev/null 2>&1
 check "... and done after the restart, when the store is back (audited)" \
     bash -c "! s3cmd -c '$S3CFG' ls '$OBJK' | grep -q . && '$NVRCTL' log show --config '$CONF' --event archive-delete | grep -q k.mp4"
+stop_daemon
+
+# -- a recording deleted while it is uploaded ------------------------------------
+# Retention deletes the oldest recordings, the mover archives the oldest: an
+# unlink between the upload and the switch read the header before it said
+# archived, and the object stayed in the archive with no file, a deleted
+# recording kept there. nvrfsd waits here between the two.
+NVRFS_ARCHIVE_UPLOADED_DELAY_MS=3000 start_daemon
+head -c 5000000 /dev/urandom > "$MNT/cam1/u.mp4"; touch -d '2 days ago' "$MNT/cam1/u.mp4"
+OBJU=$(object_of nvr/pressure 5000000)
+"$NVRCTL" archive now --no-wait --config "$CONF" >/dev/null
+check "the mover uploads a recording" wait_for 30 bash -c "s3cmd -c '$S3CFG' ls '$OBJU' | grep -q ."
+rm "$MNT/cam1/u.mp4"; rc=$?
+check "... which is deleted before the switch (exit $rc)" test $rc -eq 0
+gone_from_archive() { ! s3 ls "$OBJU" | grep -q . && "$NVRCTL" log show --config "$CONF" --event archive-delete | grep -q u.mp4; }
+check "... its object leaves the archive (audited)" wait_for 30 gone_from_archive
+check_not "... and it is not recorded as archived" bash -c "'$NVRCTL' log show --config '$CONF' --event archive | grep -q u.mp4"
+check "... the scrub finds nothing wrong" quiet "$NVRCTL" scrub --config "$CONF"
 stop_daemon
 finish

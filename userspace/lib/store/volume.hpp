@@ -331,6 +331,7 @@ private:
     // writable member with the file's times kept; on failure f.hdr is as before.
     void set_archived(OpenFile& f, const std::string& path, bool archived, const std::vector<struct stat>& times);
     std::vector<struct stat> file_times(const OpenFile& f) const;
+    bool unlinked(const OpenFile& f) const;
     void forget_archived(const std::optional<FileHeader>& h, const std::string& path, const std::string& why);
     // For open(): throws EIO (alerted once per file) when the file is not in
     // its place, ENOENT-like `Moved` when the path changed under the open.

@@ -17,6 +17,8 @@
 #include "store/volume.hpp"
 #include "store/volume_parts.hpp"
 
+#include "base/test_delay.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -26,6 +28,9 @@
 
 namespace nvrfs {
 using namespace volume_parts;
+
+// t39 deletes a recording between its upload and the switch.
+static const int kUploadedDelayMs = env_ms("NVRFS_ARCHIVE_UPLOADED_DELAY_MS");
 
 namespace {
 // Chunks per upload piece and per read-back request (8 MiB and a bit).
@@ -42,6 +47,18 @@ std::optional<FileHeader> Volume::header_at(const std::string& path) {
     for (size_t i : set_.healthy_members())
         if (auto h = read_header(set_.member(i).dirfd.get(), rel)) return h;
     return std::nullopt;
+}
+
+// Every copy f holds has lost its last name (unlinked on every member).
+bool Volume::unlinked(const OpenFile& f) const {
+    bool any = false;
+    for (size_t i = 0; i < f.fds.size(); ++i) {
+        struct stat st {};
+        if (!f.fds[i] || ::fstat(f.fds[i].get(), &st) < 0) continue;
+        if (st.st_nlink > 0) return false;
+        any = true;
+    }
+    return any;
 }
 
 std::vector<struct stat> Volume::file_times(const OpenFile& f) const {
@@ -179,16 +196,25 @@ uint64_t Volume::archive(const std::string& path) {
         if (f.changes != changes) return 0;
         throw;
     }
-    // (3) and (4), with no writer in between.
+    test_delay(kUploadedDelayMs);
+    // (3) and (4), with no writer in between, and no unlink: one under way
+    // read the header before it said "archived" and would leave the object
+    // behind, a recording deleted here and kept in the archive. Once those
+    // are done, a copy no name leads to any more is such a file; an unlink
+    // after the switch reads that the file is archived and forgets it.
     {
+        std::unique_lock place(place_mu_);
         std::unique_lock lk(f.mu);
-        if (f.changes != changes || written_elsewhere(*h)) {
+        const bool changed = f.changes != changes || written_elsewhere(*h);
+        if (changed || unlinked(f)) {
             lk.unlock();
-            archive_->forget(hdr.id, path, "changed while it was uploaded");
+            place.unlock();
+            archive_->forget(hdr.id, path, changed ? "changed while it was uploaded" : "unlinked while it was uploaded");
             return 0;
         }
         const auto times = file_times(f);
         set_archived(f, path, true, times);
+        place.unlock();
         const uint64_t last = last_chunk(f.hdr.version, size);
         // Tests: room to kill nvrfsd between the header and the punch.
         if (const char* d = std::getenv("NVRFS_ARCHIVE_SWITCH_DELAY_MS"))
