@@ -332,6 +332,7 @@ private:
     void set_archived(OpenFile& f, const std::string& path, bool archived, const std::vector<struct stat>& times);
     std::vector<struct stat> file_times(const OpenFile& f) const;
     bool unlinked(const OpenFile& f) const;
+    bool upload_object(OpenFile& f, const std::string& path, const FileHeader& hdr, uint64_t size, uint64_t changes);
     void forget_archived(const std::optional<FileHeader>& h, const std::string& path, const std::string& why);
     // For open(): throws EIO (alerted once per file) when the file is not in
     // its place, ENOENT-like `Moved` when the path changed under the open.

@@ -20,17 +20,16 @@
 #include "base/test_delay.hpp"
 
 #include <algorithm>
-#include <chrono>
-#include <cstdlib>
-#include <thread>
 #include <fmt/format.h>
 #include <linux/falloc.h>
 
 namespace nvrfs {
 using namespace volume_parts;
 
-// t39 deletes a recording between its upload and the switch.
+// t39 deletes a recording between its upload and the switch, and kills
+// nvrfsd between the header and the punch.
 static const int kUploadedDelayMs = env_ms("NVRFS_ARCHIVE_UPLOADED_DELAY_MS");
+static const int kSwitchDelayMs = env_ms("NVRFS_ARCHIVE_SWITCH_DELAY_MS");
 
 namespace {
 // Chunks per upload piece and per read-back request (8 MiB and a bit).
@@ -153,40 +152,47 @@ void Volume::verify_object(OpenFile& f, const std::string& path, uint64_t total)
             throw Error(EIO, path, fmt::format("{}: chunk {} of the archive object read back does not authenticate", path, *bad));
 }
 
+// Step (1) of the switch: the stored bytes of `hdr`'s file at `size`, each
+// chunk from a member where it is authentic, as one object. False when a
+// writer came in meanwhile (f.changes moved from `changes`).
+bool Volume::upload_object(OpenFile& f, const std::string& path, const FileHeader& hdr, uint64_t size, uint64_t changes) {
+    const uint64_t n = chunk_count(hdr.version, size);
+    auto up = archive_->upload(hdr.id, stored_size(hdr.version, size));
+    Bytes piece;
+    for (uint64_t c0 = 0; c0 < n; c0 += kPieceChunks) {
+        const uint64_t c1 = std::min(n - 1, c0 + kPieceChunks - 1);
+        piece.clear();
+        if (c0 == 0) {
+            const auto hb = hdr.encode();
+            piece.assign(hb.begin(), hb.end());
+        }
+        std::shared_lock lk(f.mu);
+        if (f.changes != changes) return false;
+        const std::vector<size_t> from = holders(f, false);
+        Bytes sealed(kStoredChunk), plain(kChunkSize);
+        for (uint64_t c = c0; c <= c1; ++c) {
+            if (!find_authentic(f, c, size, from, sealed.data(), plain.data()))
+                throw Error(EIO, path, fmt::format("{}: chunk {} is authentic on no member; not archived", path, c));
+            piece.insert(piece.end(), sealed.begin(), sealed.begin() + static_cast<long>(stored_chunk_len(size, c)));
+        }
+        lk.unlock();
+        up->part(piece);
+    }
+    up->finish();
+    return true;
+}
+
 uint64_t Volume::archive(const std::string& path) {
     if (!archive_) return 0;
     const auto h = pin(path);
     if (!h) return 0;
     OpenFile& f = *h->file;
     if (f.hdr.kind != Kind::File || f.hdr.archived || written_elsewhere(*h) || last_chunk(f.hdr.version, f.size) == 0) return 0;
-    const uint64_t changes = f.changes, size = f.size, total = stored_size(f.hdr.version, size), n = chunk_count(f.hdr.version, size);
+    const uint64_t changes = f.changes, size = f.size, total = stored_size(f.hdr.version, size);
     const FileHeader hdr = f.hdr;
     // (1) Upload the authentic stored bytes. Readers go on meanwhile; a
     // writer makes the move void (checked below, before anything changes).
-    {
-        auto up = archive_->upload(hdr.id, total);
-        Bytes piece;
-        for (uint64_t c0 = 0; c0 < n; c0 += kPieceChunks) {
-            const uint64_t c1 = std::min(n - 1, c0 + kPieceChunks - 1);
-            piece.clear();
-            if (c0 == 0) {
-                const auto hb = hdr.encode();
-                piece.assign(hb.begin(), hb.end());
-            }
-            std::shared_lock lk(f.mu);
-            if (f.changes != changes) return 0;
-            const std::vector<size_t> from = holders(f, false);
-            Bytes sealed(kStoredChunk), plain(kChunkSize);
-            for (uint64_t c = c0; c <= c1; ++c) {
-                if (!find_authentic(f, c, size, from, sealed.data(), plain.data()))
-                    throw Error(EIO, path, fmt::format("{}: chunk {} is authentic on no member; not archived", path, c));
-                piece.insert(piece.end(), sealed.begin(), sealed.begin() + static_cast<long>(stored_chunk_len(size, c)));
-            }
-            lk.unlock();
-            up->part(piece);
-        }
-        up->finish();
-    }
+    if (!upload_object(f, path, hdr, size, changes)) return 0;
     // (2) Read back, end to end. An object that fails is deleted: a writer
     // came in (size or generation moved) or the store gave back other bytes.
     try {
@@ -216,9 +222,7 @@ uint64_t Volume::archive(const std::string& path) {
         set_archived(f, path, true, times);
         place.unlock();
         const uint64_t last = last_chunk(f.hdr.version, size);
-        // Tests: room to kill nvrfsd between the header and the punch.
-        if (const char* d = std::getenv("NVRFS_ARCHIVE_SWITCH_DELAY_MS"))
-            std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(d)));
+        test_delay(kSwitchDelayMs);
         for (size_t i : holders(f, true)) {
             // A member file system that cannot punch keeps the bytes: reads
             // still go to the archive, only the space is not given back.
