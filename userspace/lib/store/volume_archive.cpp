@@ -48,12 +48,13 @@ std::optional<FileHeader> Volume::header_at(const std::string& path) {
     return std::nullopt;
 }
 
-// Every copy f holds has lost its last name (unlinked on every member).
+// Every copy f holds on the members an unlink reaches (the writable ones)
+// has lost its last name.
 bool Volume::unlinked(const OpenFile& f) const {
     bool any = false;
-    for (size_t i = 0; i < f.fds.size(); ++i) {
+    for (size_t i : holders(f, true)) {
         struct stat st {};
-        if (!f.fds[i] || ::fstat(f.fds[i].get(), &st) < 0) continue;
+        if (::fstat(f.fds[i].get(), &st) < 0) continue;
         if (st.st_nlink > 0) return false;
         any = true;
     }
