@@ -13,6 +13,8 @@ setup 64M
 start_ceph
 log "Ceph up at $ENDPOINT"
 sums() { ( cd "$MNT" && sha256sum cam1/*.mp4 ) > "$T/sums"; }
+# deleted_from_archive OBJECT NAME: the object is gone and an archive-delete record names the file.
+deleted_from_archive() { ! s3 ls "$1" | grep -q . && "$NVRCTL" log show --config "$CONF" --event archive-delete | grep -q "$2"; }
 intact() { ( cd "$MNT" && sha256sum -c --quiet "$T/sums" ); }
 
 # -- space pressure: the oldest move before recycling deletes anything ----------
@@ -65,7 +67,7 @@ sys.exit(0 if any(r.get("path") == "/cam1/a1.mp4" and r.get("reason") == "archiv
 }
 check "... audited with their reason" retention_audited
 check "... their objects are deleted from the archive (audited)" \
-    bash -c "! s3cmd -c '$S3CFG' ls '$OBJ1' | grep -q . && '$NVRCTL' log show --config '$CONF' --event archive-delete | grep -q a1.mp4"
+    deleted_from_archive "$OBJ1" a1.mp4
 check "... a local file as old stays (retention is the archive's rule)" test -e "$MNT/cam1/a6.mp4"
 check_not "... (it is local)" is_archived 300000
 stop_daemon
@@ -110,7 +112,7 @@ bash "$CEPH_CTL" rgw-start "$CEPH_DIR"
 start_daemon
 "$NVRCTL" archive now --config "$CONF" >/dev/null 2>&1
 check "... and done after the restart, when the store is back (audited)" \
-    bash -c "! s3cmd -c '$S3CFG' ls '$OBJK' | grep -q . && '$NVRCTL' log show --config '$CONF' --event archive-delete | grep -q k.mp4"
+    deleted_from_archive "$OBJK" k.mp4
 stop_daemon
 
 # -- a recording deleted while it is uploaded ------------------------------------
@@ -125,8 +127,7 @@ OBJU=$(object_of nvr/pressure 5000000)
 check "the mover uploads a recording" wait_for 30 bash -c "s3cmd -c '$S3CFG' ls '$OBJU' | grep -q ."
 rm "$MNT/cam1/u.mp4"; rc=$?
 check "... which is deleted before the switch (exit $rc)" test $rc -eq 0
-gone_from_archive() { ! s3 ls "$OBJU" | grep -q . && "$NVRCTL" log show --config "$CONF" --event archive-delete | grep -q u.mp4; }
-check "... its object leaves the archive (audited)" wait_for 30 gone_from_archive
+check "... its object leaves the archive (audited)" wait_for 30 deleted_from_archive "$OBJU" u.mp4
 check_not "... and it is not recorded as archived" bash -c "'$NVRCTL' log show --config '$CONF' --event archive | grep -q u.mp4"
 check "... the scrub finds nothing wrong" quiet "$NVRCTL" scrub --config "$CONF"
 stop_daemon
