@@ -217,13 +217,9 @@ void Daemon::check_namespace(const std::vector<std::string>& suspects, const std
 // A "baseline" audit record: the file's contents as they are now become its
 // ledger entry. False when the file is gone.
 bool Daemon::record_baseline(const std::string& path, const Caller& who, const std::string& reason) {
-    const auto facts = vol->facts(path);
-    if (!facts) return false;
-    auto r = audit_record("baseline", who, path, 0);
-    facts->record_in(r);
-    if (!reason.empty()) r["reason"] = reason;
-    log->append(std::move(r));
-    return true;
+    return vol->record_contents("baseline", who, path, [&](nlohmann::json& r) {
+        if (!reason.empty()) r["reason"] = reason;
+    });
 }
 
 // Sets made before the ledger have files whose records carry no id: their

@@ -156,6 +156,11 @@ public:
     // Callers hold no place lock (a copy missing on some members only is
     // looked at again once the namespace changes in flight are done).
     std::optional<Facts> facts(const std::string& path);
+    // Appends `event`'s record of the file at `path` stating its contents as
+    // they are now (the daemon's "baseline"), ordered like every record that
+    // states a file's contents (record_facts). False when the file is gone.
+    bool record_contents(const std::string& event, const Caller& who, const std::string& path,
+                         const std::function<void(nlohmann::json&)>& extra);
     // Every open() of a regular file asks whether the file found at `path`
     // is the one the audit log says stands there (the namespace ledger,
     // ledger.hpp); the answer is why not, or nullopt. `settled` is false
@@ -318,6 +323,11 @@ private:
     void alerts_once_full();
     void on_copies(Handle& h, const char* what, const std::function<int(int)>& op);
     Facts facts_locked(const OpenFile& f) const;
+    // Appends `event`'s record for the file `h` holds, named `name` or, by
+    // default, as it is called now, stating its contents (Facts) as read
+    // here. Callers hold no lock of that file (records_mu_ comes first).
+    void record_facts(const std::string& event, const Caller& who, const Handle& h, const std::optional<std::string>& name,
+                      int err, const std::function<void(nlohmann::json&, const Facts&)>& extra);
     // Archive parts (volume_archive.cpp).
     void load_archived(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out);
     // Chunks c0..c1 of `f` from its archive object into `sealed`, each
@@ -398,6 +408,16 @@ private:
     std::unordered_map<std::string, std::string> orphans_;   // hidden path -> member path under kOrphanDir
     std::unordered_multiset<std::string> creating_;           // paths a create is writing (Creating)
     std::condition_variable created_;                         // one of them is done
+    // Held from reading a file's Facts until the record stating them is
+    // appended (record_facts), so a file's records are in the order its
+    // facts were read. Two closes of one file run at once (the kernel sends
+    // a close after close(2) has returned, and the next writer may already
+    // have written and closed): a close that read the file before the other
+    // writer's data could append its record last, and the ledger held the
+    // file to the older contents: TamperDetected and EIO at its next open.
+    // Taken before a file's mu, never while holding one.
+    std::mutex records_mu_;
+    std::atomic<bool> record_delayed_{false};  // NVRFS_FIRST_RECORD_DELAY_MS used (t42)
     std::mutex renamed_mu_;                 // the rebuild's notes (begin_rebuild_notes)
     std::set<std::string> renamed_;
     bool renamed_seen_ = false;

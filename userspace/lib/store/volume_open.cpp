@@ -21,6 +21,7 @@ using namespace volume_parts;
 
 // Tests widen a race window with these (t32).
 static const int kOpenDelayMs = env_ms("NVRFS_OPEN_DELAY_MS"), kCreateDelayMs = env_ms("NVRFS_CREATE_DELAY_MS");
+static const int kFirstRecordDelayMs = env_ms("NVRFS_FIRST_RECORD_DELAY_MS");
 
 FileHeader Volume::choose_header(OpenFile& f, const std::string& path, bool settle) {
     struct Cand {
@@ -343,13 +344,13 @@ std::unique_ptr<Handle> Volume::open_any(const std::string& path, int flags, con
         std::shared_lock place(place_mu_);
         const uint64_t old = h->file->size;
         try {
-            std::unique_lock lk(h->file->mu);
-            truncate_locked(*h->file, path, 0);
-            const Facts now = facts_locked(*h->file);
-            audit("truncate", who, path, 0, [&](nlohmann::json& r) {
+            {
+                std::unique_lock lk(h->file->mu);
+                truncate_locked(*h->file, path, 0);
+            }
+            record_facts("truncate", who, *h, path, 0, [&](nlohmann::json& r, const Facts&) {
                 r["bytes"] = 0;
                 r["from"] = old;
-                now.record_in(r);
             });
         } catch (const Error& e) {
             audit("truncate", who, path, e.code());
@@ -385,6 +386,33 @@ std::optional<Volume::Facts> Volume::facts(const std::string& path) {
     return facts_locked(*h->file);
 }
 
+void Volume::record_facts(const std::string& event, const Caller& who, const Handle& h,
+                          const std::optional<std::string>& name, int err,
+                          const std::function<void(nlohmann::json&, const Facts&)>& extra) {
+    std::lock_guard order(records_mu_);
+    Facts now;
+    {
+        std::shared_lock lk(h.file->mu);
+        now = facts_locked(*h.file);
+    }
+    if (kFirstRecordDelayMs > 0 && event == "write" && !record_delayed_.exchange(true))
+        test_delay(kFirstRecordDelayMs);  // t42: another writer closes meanwhile
+    audit(event, who, name ? *name : name_now(h), err, [&](nlohmann::json& r) {
+        if (extra) extra(r, now);
+        now.record_in(r);
+    });
+}
+
+bool Volume::record_contents(const std::string& event, const Caller& who, const std::string& path,
+                             const std::function<void(nlohmann::json&)>& extra) {
+    const auto h = pin(path, true);
+    if (!h) return false;
+    record_facts(event, who, *h, path, 0, [&](nlohmann::json& r, const Facts&) {
+        if (extra) extra(r);
+    });
+    return true;
+}
+
 std::string Volume::located(const std::string& path) {
     {
         std::lock_guard lk(opened_mu_);
@@ -414,20 +442,16 @@ void Volume::release(std::unique_ptr<Handle> h) {
     // A write session is audited at its close, with what the ledger needs;
     // a read-write open that wrote nothing reads nothing more.
     const bool session = h->writable && (h->bytes_written > 0 || h->first_error);
-    Facts closed;
     if (h->writable) {
         std::unique_lock lk(h->file->mu);
         release_reserve(*h->file);
         drop_written_out(*h->file);
-        if (session) closed = facts_locked(*h->file);
     }
     if (session) {
         // Under the name it has now (a segment renamed while still open).
-        const std::string where = name_now(*h);
-        audit("write", h->who, where, h->first_error, [&](nlohmann::json& r) {
+        record_facts("write", h->who, *h, std::nullopt, h->first_error, [&](nlohmann::json& r, const Facts&) {
             r["bytes"] = h->bytes_written;
-            closed.record_in(r);
-            if (where != h->path) r["opened_as"] = h->path;
+            if (r["path"] != h->path) r["opened_as"] = h->path;
         });
     }
     // Still among the open ones until its record is written: the last

@@ -147,6 +147,15 @@ void Volume::fallocate(Handle& h, int mode, uint64_t off, uint64_t len, const Ca
     std::shared_lock place(place_mu_);
     std::unique_lock lk(f.mu);
     const uint64_t old = f.size;
+    // The ledger's record of the grown file (grown part way too: how far).
+    auto record_grown = [&](int err) {
+        lk.unlock();
+        record_facts("truncate", who, h, path, err, [&](nlohmann::json& r, const Facts& now) {
+            r["bytes"] = now.size;
+            r["from"] = old;
+            r["by"] = "fallocate";
+        });
+    };
     try {
         if (!(mode & FALLOC_FL_KEEP_SIZE) && end > f.size) extend_locked(f, path, end);
         const uint64_t c0 = off / kChunkSize, c1 = (end - 1) / kChunkSize;
@@ -160,61 +169,43 @@ void Volume::fallocate(Handle& h, int mode, uint64_t off, uint64_t len, const Ca
         }
         check(set_.combine("fallocate", path, results), "fallocate", path);
     } catch (const Error& e) {
-        // Grown part way: the record says how far, as the ledger needs.
-        if (f.size != old) {
-            const Facts now = facts_locked(f);
-            audit("truncate", who, path, e.code(), [&](nlohmann::json& r) {
-                r["bytes"] = now.size;
-                r["from"] = old;
-                r["by"] = "fallocate";
-                now.record_in(r);
-            });
-        }
+        if (f.size != old) record_grown(e.code());
         throw;
     }
-    if (f.size != old) {
-        const Facts now = facts_locked(f);  // the ledger's record of the grown file
-        audit("truncate", who, path, 0, [&](nlohmann::json& r) {
-            r["bytes"] = now.size;
-            r["from"] = old;
-            r["by"] = "fallocate";
-            now.record_in(r);
-        });
-    }
+    if (f.size != old) record_grown(0);
 }
 
 void Volume::truncate(const std::string& path, uint64_t size, Handle* h, const Caller& who) {
     std::shared_lock place(place_mu_);
     std::shared_ptr<Handle> own;
     uint64_t old = 0;
-    std::optional<Facts> part;  // a truncate that failed part way: where it stopped
+    bool part = false;  // failed part way: the record says where it stopped
     try {
         if (!h) {
             own = pin(path);
             if (!own) throw_errno(ENOENT, path, "truncate");
             h = own.get();
         }
-        std::unique_lock lk(h->file->mu);
-        old = h->file->size;
-        try {
-            truncate_locked(*h->file, path, size);
-        } catch (const Error&) {
-            if (h->file->size != old) part = facts_locked(*h->file);
-            throw;
+        {
+            std::unique_lock lk(h->file->mu);
+            old = h->file->size;
+            try {
+                truncate_locked(*h->file, path, size);
+            } catch (const Error&) {
+                part = h->file->size != old;
+                throw;
+            }
         }
-        const Facts now = facts_locked(*h->file);
-        lk.unlock();
-        audit("truncate", who, path, 0, [&](nlohmann::json& r) {
+        record_facts("truncate", who, *h, path, 0, [&](nlohmann::json& r, const Facts&) {
             r["bytes"] = size;
             r["from"] = old;
-            now.record_in(r);
         });
     } catch (const Error& e) {
-        audit("truncate", who, path, e.code(), [&](nlohmann::json& r) {
-            if (!part) return;
-            r["from"] = old;
-            part->record_in(r);
-        });
+        if (!part) {
+            audit("truncate", who, path, e.code());
+            throw;
+        }
+        record_facts("truncate", who, *h, path, e.code(), [&](nlohmann::json& r, const Facts&) { r["from"] = old; });
         throw;
     }
 }
