@@ -3,7 +3,9 @@
 #   make demo     install dependencies, build, mount a demo set, record, show status
 #   make test     install dependencies, build, run every test (units + real FUSE mounts)
 CXX      ?= g++
-OPTFLAGS ?= -O2 -g
+# -g1: line tables and symbols (what profiles and backtraces use); the build
+# takes a fifth less time than with -g. OPTFLAGS="-O2 -g" for a debugger.
+OPTFLAGS ?= -O2 -g1
 CXXFLAGS ?= $(OPTFLAGS)
 SANFLAGS ?=
 CXXFLAGS += $(SANFLAGS) -std=c++20 -Wall -Wextra -Wno-missing-field-initializers -pthread -MMD -MP \
