@@ -6,6 +6,7 @@
 # without leaving it mounted; backups to it are encrypted and verify and
 # restore byte-identical; wrong passphrase, flipped byte, truncation and a full
 # device each give their error; every step is in the audit log.
+# test-locks: udev
 . "$(dirname "$0")/lib.sh"
 command -v mkfs.vfat >/dev/null || { echo "dosfstools is not installed"; exit 77; }
 setup

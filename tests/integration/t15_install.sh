@@ -2,6 +2,7 @@
 # make install puts binaries, man pages and the udev rule in the standard
 # places (staged with DESTDIR), the installed programs run, and make uninstall
 # removes every file it installed.
+# test-locks: build
 . "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/nvrfs-it.XXXXXX); trap 'rm -rf "$T"' EXIT
 D=$T/root

@@ -4,6 +4,7 @@
 # A flipped byte in a binary, a modified udev rule, a missing signature, a
 # manifest re-signed with another key and an edited manifest each make them
 # refuse to start; nvrctl verify-install names what is wrong.
+# test-locks: build
 . "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/nvrfs-it.XXXXXX); trap 'rm -rf "$T"' EXIT
 D=$T/root

@@ -2,6 +2,7 @@
 # Third-party list (5.6.1.2): `make sbom` derives the list from the real link;
 # the SPDX document parses and names every library the programs load; the
 # checked-in THIRD_PARTY.md lists exactly the generated packages.
+# test-locks: build
 . "$(dirname "$0")/lib.sh"
 check "make sbom" quiet make -C "$ROOT" sbom
 S=$ROOT/build/sbom.spdx.json

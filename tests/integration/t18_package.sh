@@ -2,6 +2,7 @@
 # Product packaging: `make deb` builds a package that lintian accepts, that
 # installs the signed installation (verify-install passes, the systemd unit
 # verifies, man pages are found) and that removes without leaving files.
+# test-locks: build udev
 . "$(dirname "$0")/lib.sh"
 command -v dpkg-deb >/dev/null || { echo "dpkg-deb is not available"; exit 77; }
 deb=$(make -s -C "$ROOT" deb 2>/dev/null | tail -1)

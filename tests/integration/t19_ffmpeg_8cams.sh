@@ -3,6 +3,7 @@
 # 2-second files) record into nvrfs for 30 s at once. Every segment must play,
 # and each member on its own (the other one absent) must decrypt to the same
 # recordings: the mirror is complete on both disks.
+# test-slow: 70
 . "$(dirname "$0")/lib.sh"
 command -v ffmpeg >/dev/null || { echo "ffmpeg is not installed"; exit 77; }
 SECS=${NVRFS_CAM_SECONDS:-30}

@@ -10,6 +10,7 @@
 # the FUSE page cache only when read: a write-only open (how recorders write)
 # bypasses it on kernels that keep other readers coherent (Linux 6.6 and
 # later). Reading about at random keeps the members' pages.
+# test-alone
 . "$(dirname "$0")/lib.sh"
 setup
 start_daemon

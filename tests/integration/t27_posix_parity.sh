@@ -5,6 +5,7 @@
 # stored as holes, open-but-unlinked files, symlinks/fifos/sockets as
 # authenticated entries, 255-byte names and PATH_MAX paths, and all of it
 # surviving a member rebuild and detected when altered on the disks.
+# test-slow: 30
 . "$(dirname "$0")/lib.sh"
 setup
 SP=$T/spare; mkdir "$SP"

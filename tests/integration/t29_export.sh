@@ -7,6 +7,7 @@
 # cut fails too). The package verifies with nvrctl and with openssl +
 # sha256sum alone, and fails for a flipped byte, an edited manifest, an added
 # file and a key other than the recorder's.
+# test-slow: 35
 . "$(dirname "$0")/lib.sh"
 command -v ffmpeg >/dev/null || { echo "ffmpeg is not installed"; exit 77; }
 setup

@@ -6,6 +6,7 @@
 # recycling deleting and recreating a name — while players open the same
 # paths. None of that may ever be refused: readers racing writers for 15 s
 # see no EIO and no TamperDetected alert.
+# test-slow: 50
 . "$(dirname "$0")/lib.sh"
 setup
 

@@ -10,6 +10,7 @@
 # once. `nvrctl device watch` sees the add and the remove from udev's own
 # netlink events. The production rule, installed beside it, parses cleanly
 # (`udevadm test`) and does not touch a loop device.
+# test-locks: udev
 . "$(dirname "$0")/lib.sh"
 UDEVD=/lib/systemd/systemd-udevd
 [ -x "$UDEVD" ] || { echo "systemd-udevd is not installed"; exit 77; }

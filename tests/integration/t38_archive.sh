@@ -8,6 +8,8 @@
 # recall and a write bring a file back and delete its object (audited);
 # radosgw killed during an upload loses nothing and the move completes after
 # it returns; the archive never sees a name or plaintext.
+# test-locks: ceph
+# test-slow: 40
 . "$(dirname "$0")/lib.sh"
 command -v ffmpeg >/dev/null || { echo "ffmpeg is not installed"; exit 77; }
 new_workdir

@@ -10,6 +10,7 @@
 # test: a fallocate through a renamed file recorded under its old name (the
 # ledger then refused the next file created there as tampered), and listings
 # alerting MemberInconsistent for a segment being deleted.
+# test-slow: 100
 . "$(dirname "$0")/lib.sh"
 setup_loop 1G
 start_daemon
