@@ -22,18 +22,20 @@ passed=0 failed=0 skipped=0
 logdir=$(mktemp -d /tmp/nvrfs-test-logs.XXXXXX)
 jobs=${NVRFS_JOBS:-$(nproc)}
 
-echo "== unit tests"
-if ./"${NVRFS_BUILD:-build}"/unit-tests > "$logdir/unit.log" 2>&1; then :; fi
-line=$(grep 'test cases:' "$logdir/unit.log" | tail -1)
-up=$(sed -n 's/.*| *\([0-9]*\) passed.*/\1/p' <<<"$line")
-uf=$(sed -n 's/.*| *\([0-9]*\) failed.*/\1/p' <<<"$line")
-if [ -z "$up" ]; then
-  echo "unit tests did not run"; cat "$logdir/unit.log"; uf=1; up=0
-elif [ "$uf" != 0 ]; then
-  cat "$logdir/unit.log"
-fi
-echo "   $line"
-passed=$((passed + up)); failed=$((failed + uf))
+# The doctest units run as the first job, beside the scenarios.
+unit_report() {
+  local line up uf
+  line=$(grep 'test cases:' "$logdir/unit.log" | tail -1)
+  up=$(sed -n 's/.*| *\([0-9]*\) passed.*/\1/p' <<<"$line")
+  uf=$(sed -n 's/.*| *\([0-9]*\) failed.*/\1/p' <<<"$line")
+  if [ -z "$up" ]; then
+    echo "unit tests did not run"; cat "$logdir/unit.log"; uf=1; up=0
+  elif [ "$uf" != 0 ]; then
+    cat "$logdir/unit.log"
+  fi
+  echo "UNIT $line"
+  passed=$((passed + up)); failed=$((failed + uf))
+}
 
 # NVRFS_TESTS: space-separated globs of scenario names to run (default all).
 slow=() pending=()
@@ -47,10 +49,10 @@ for t in tests/integration/t*.sh; do
   secs=$(sed -n 's/^# test-slow: *//p' "$t")
   if [ -n "$secs" ]; then slow+=("$secs $name"); else pending+=("$name"); fi
 done
-pending=($(printf '%s\n' "${slow[@]}" | sort -rn | cut -d' ' -f2) "${pending[@]}")
+pending=(unit $(printf '%s\n' "${slow[@]}" | sort -rn | cut -d' ' -f2) "${pending[@]}")
 
-locks_of() { sed -n 's/^# test-locks: *//p' "tests/integration/$1.sh"; }
-is_alone() { grep -q '^# test-alone' "tests/integration/$1.sh"; }
+locks_of() { [ "$1" = unit ] || sed -n 's/^# test-locks: *//p' "tests/integration/$1.sh"; }
+is_alone() { [ "$1" != unit ] && grep -q '^# test-alone' "tests/integration/$1.sh"; }
 
 declare -A name_of=() held=()
 running=0 alone_running=0
@@ -64,9 +66,11 @@ startable() {
 
 start() {
   local name=$1 l
+  local run=(bash "tests/integration/$name.sh")
+  [ "$name" = unit ] && run=(./"${NVRFS_BUILD:-build}"/unit-tests)
   (
     s=$(date +%s)
-    timeout --kill-after=10 "${NVRFS_TEST_TIMEOUT:-300}" bash "tests/integration/$name.sh" > "$logdir/$name.log" 2>&1
+    timeout --kill-after=10 "${NVRFS_TEST_TIMEOUT:-300}" "${run[@]}" > "$logdir/$name.log" 2>&1
     echo "$? $(( $(date +%s) - s ))" > "$logdir/$name.rc"
   ) &
   name_of[$!]=$name
@@ -81,6 +85,7 @@ report() {
   running=$((running - 1))
   if is_alone "$name"; then alone_running=0; fi
   for l in $(locks_of "$name"); do unset "held[$l]"; done
+  if [ "$name" = unit ]; then unit_report; return; fi
   case $rc in
     0) passed=$((passed + 1)); echo "PASS $name (${secs}s)";;
     77) skipped=$((skipped + 1)); echo "SKIP $name: $(tail -1 "$logdir/$name.log")";;
