@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: the doctest units, then each scenario script in
+# Runs every test: the doctest units and each scenario script in
 # tests/integration (each on a real FUSE mount, own temp dir, own timeout).
 # A scenario exits 0 (passed), 77 (skipped, with the reason on its last line)
 # or anything else (failed). The last line is "N passed, N failed[, N skipped]".
