@@ -97,7 +97,8 @@ test: deps
 
 # The whole suite again with AddressSanitizer and UndefinedBehaviorSanitizer,
 # from a separate build tree (build-asan/). Any report fails the test it hit.
-# -O1 -g1 (line tables are all a report needs) builds it in half the time.
+# -Og -g1: line tables are all a report needs; -Og builds it in two thirds of
+# -O1's time (3m27 against 4m59 on 2 cores) and runs t32 and t41 within 3%.
 # A report's allocation and free stacks keep 5 frames (30 by default): each
 # malloc unwinds less, t41 ran in 119 s against 140.
 # ASAN_TESTS: globs of the scenarios to run (default all); CI runs the ones
@@ -105,7 +106,7 @@ test: deps
 ASAN_TESTS ?=
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 asan: deps
-	$(MAKE) -j$$(nproc) B=build-asan OPTFLAGS="-O1 -g1" SANFLAGS="$(ASAN_FLAGS)" build-asan/nvrfsd build-asan/nvrctl build-asan/unit-tests build-asan/fuzz-parsers
+	$(MAKE) -j$$(nproc) B=build-asan OPTFLAGS="-Og -g1" SANFLAGS="$(ASAN_FLAGS)" build-asan/nvrfsd build-asan/nvrctl build-asan/unit-tests build-asan/fuzz-parsers
 	NVRFS_BUILD=build-asan NVRFS_TESTS="$(ASAN_TESTS)" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:malloc_context_size=5 \
 	  UBSAN_OPTIONS=print_stacktrace=1 bash tests/run.sh
 
