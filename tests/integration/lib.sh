@@ -117,6 +117,8 @@ audit_json() { "$NVRCTL" log show --config "$CONF" --json; }
 # The set's state as `nvrctl status` reports it: clean, degraded or rebuilding.
 state() { "$NVRCTL" status --config "$CONF" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
 is_clean() { [ "$(state)" = clean ]; }
-# wait_for SECONDS command...: poll until the command succeeds.
-wait_for() { local s=$1; shift; for _ in $(seq $((s * 10))); do "$@" && return 0; sleep 0.1; done; return 1; }
+# wait_for SECONDS command...: poll until the command succeeds, for at least
+# SECONDS of wall time (a count of tries stretched "60" to over 300 s where
+# each try, an audit log query under ASan beside other scenarios, was slow).
+wait_for() { local end=$((SECONDS + $1 + 1)); shift; until "$@"; do [ "$SECONDS" -lt "$end" ] || return 1; sleep 0.1; done; }
 has_alert() { "$NVRCTL" log show --config "$CONF" --event alert 2>/dev/null | grep -q "$1"; }
