@@ -6,9 +6,10 @@
 # deletes archived files only (audited, objects gone), never local ones;
 # nvrfsd killed -9 between marking a file archived and punching its chunks
 # leaves it readable after the remount. A recording deleted while it is
-# uploaded leaves nothing in the archive.
+# uploaded leaves nothing in the archive; one recalled and archived again
+# keeps its new object.
 # test-locks: ceph
-# test-slow: 30
+# test-slow: 40
 . "$(dirname "$0")/lib.sh"
 setup 64M
 . "$(dirname "$0")/archive.inc"
@@ -133,5 +134,30 @@ check "... which is deleted before the switch (exit $rc)" test $rc -eq 0
 check "... its object leaves the archive (audited)" wait_for 30 deleted_from_archive "$OBJU" u.mp4
 check_not "... and it is not recorded as archived" bash -c "'$NVRCTL' log show --config '$CONF' --event archive | grep -q u.mp4"
 check "... the scrub finds nothing wrong" quiet "$NVRCTL" scrub --config "$CONF"
+stop_daemon
+
+# -- a recording recalled, and archived again before its old object's deletion --
+# A pass first deletes the objects queued for deletion, then moves files. A
+# recall in between queues its old object's deletion; under space pressure
+# the same pass archived the file again under the same object name, and the
+# queued deletion then took the new object: archived on the members, its
+# bytes nowhere. nvrfsd waits here between a pass's deletions and its moves.
+archive_config nvr/pressure "archive_after = 365d" "archive_when_free_below = 99%"
+NVRFS_ARCHIVE_PASS_DELAY_MS=4000 start_daemon
+head -c 3000000 /dev/urandom > "$MNT/cam1/r.mp4"; rsum=$(sha256sum < "$MNT/cam1/r.mp4")
+check "under space pressure a new recording is archived" wait_for 30 is_archived 3000000
+OBJR=$(object_of nvr/pressure 3000000)
+"$NVRCTL" archive now --config "$CONF" >/dev/null  # a pass ends; the next waits after its deletions
+sleep 1.5
+"$NVRCTL" archive recall "$MNT/cam1/r.mp4" --config "$CONF" >/dev/null; rc=$?
+check "it is recalled while a pass waits before its moves (exit $rc)" test $rc -eq 0
+check "... and archived again by that pass" wait_for 20 is_archived 3000000
+"$NVRCTL" archive now --config "$CONF" >/dev/null
+object_there() { s3 ls "$1" | grep -q .; }
+check "... its object is in the archive after the pass's deletions" object_there "$OBJR"
+check_not "... no deletion of it was audited" bash -c "'$NVRCTL' log show --config '$CONF' --event archive-delete | grep -q r.mp4"
+drop_caches
+check "... it reads back byte-identical" bash -c "[ \"\$(sha256sum < '$MNT/cam1/r.mp4')\" = '$rsum' ]"
+check "... and scrub finds nothing wrong" quiet "$NVRCTL" scrub --config "$CONF"
 stop_daemon
 finish

@@ -23,8 +23,10 @@ constexpr auto kMaxBackoff = std::chrono::seconds(300);
 // Parts of at least kPart; one PUT when the whole object is no larger.
 class S3Upload : public ArchiveStore::Upload {
 public:
-    S3Upload(S3Client& c, std::string key, uint64_t total, std::function<void(const std::function<void()>&)> guard)
-        : c_(c), key_(std::move(key)), total_(total), guard_(std::move(guard)) {}
+    // `done` runs once the object is complete.
+    S3Upload(S3Client& c, std::string key, uint64_t total, std::function<void(const std::function<void()>&)> guard,
+             std::function<void()> done)
+        : c_(c), key_(std::move(key)), total_(total), guard_(std::move(guard)), done_(std::move(done)) {}
     ~S3Upload() override {
         if (!upload_id_.empty() && !finished_) {
             try {
@@ -47,6 +49,7 @@ public:
             guard_([&] { c_.complete_multipart(key_, upload_id_, etags_); });
         }
         finished_ = true;
+        done_();
     }
 
 private:
@@ -61,6 +64,7 @@ private:
     std::string key_;
     uint64_t total_;
     std::function<void(const std::function<void()>&)> guard_;
+    std::function<void()> done_;
     Bytes buf_;
     std::string upload_id_;
     std::vector<std::string> etags_;
@@ -190,7 +194,9 @@ void ArchiveTier::note_ok() {
 
 std::unique_ptr<ArchiveStore::Upload> ArchiveTier::upload(const FileId& id, uint64_t total) {
     const std::string key = object_name(id);
-    return std::make_unique<S3Upload>(*client_, key, total, [this, key](const std::function<void()>& f) { s3("upload " + key, f); });
+    return std::make_unique<S3Upload>(
+        *client_, key, total, [this, key](const std::function<void()>& f) { s3("upload " + key, f); },
+        [this, hid = hex(id)] { replaced(hid); });
 }
 
 std::string ArchiveTier::check(const FileId& id, uint64_t total) {
@@ -208,9 +214,23 @@ std::string ArchiveTier::check(const FileId& id, uint64_t total) {
 
 void ArchiveTier::forget(const FileId& id, const std::string& path, const std::string& why) {
     std::lock_guard lk(mu_);
-    if (why == "recalled") recalled_[hex(id)] = ::time(nullptr);
-    forgotten_.push_back({hex(id), path, why});
+    const std::string hid = hex(id);
+    if (why == "recalled") recalled_[hid] = ::time(nullptr);
+    // One deletion per object: a recall and an unlink of the same file can
+    // both have read it archived.
+    if (std::any_of(forgotten_.begin(), forgotten_.end(), [&](const Forgotten& f) { return f.id == hid; })) return;
+    forgotten_.push_back({hid, path, why});
     save_forgotten();
+}
+
+// A new object of file `hid` is complete under the name a queued deletion
+// is for: that deletion was for the object this one replaced, and would now
+// take the new one (a file recalled and archived again before the queue
+// drained: archived on the members, its bytes nowhere).
+void ArchiveTier::replaced(const std::string& hid) {
+    std::lock_guard lk(mu_);
+    const auto n = std::erase_if(forgotten_, [&](const Forgotten& f) { return f.id == hid; });
+    if (n) save_forgotten();
 }
 
 // Under mu_.

@@ -105,6 +105,7 @@ private:
     void expire(const Walk& w, Tally& t);
     void move(const Walk& w, Tally& t);
     void drain_forgotten();
+    void replaced(const std::string& hid);  // a new object of that file is complete
     void save_forgotten();
     // Runs an S3 request; an S3Error is noted (ArchiveUnreachable, backoff)
     // and thrown on as Error(EIO).

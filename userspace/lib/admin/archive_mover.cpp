@@ -7,6 +7,7 @@
 #include "base/caller.hpp"
 #include "base/error.hpp"
 #include "base/plain_path.hpp"
+#include "base/test_delay.hpp"
 #include "store/chunk_layout.hpp"
 
 #include <algorithm>
@@ -15,6 +16,9 @@
 #include <sys/statvfs.h>
 
 namespace nvrfs {
+
+static const int kPassDelayMs = env_ms("NVRFS_ARCHIVE_PASS_DELAY_MS");
+
 uint64_t ArchiveTier::run_now() {
     std::lock_guard lk(mu_);
     next_try_ = {};  // an administrator's request skips the backoff
@@ -76,6 +80,7 @@ void ArchiveTier::pass() {
         return;  // noted; retried after the backoff
     }
     drain_forgotten();
+    test_delay(kPassDelayMs);  // t39: a recall after the drain, before the moves
     const Walk w = walk();
     Tally t{w.local.size(), w.bytes_local, w.archived.size(), w.bytes_archived};
     expire(w, t);
@@ -205,7 +210,10 @@ void ArchiveTier::drain_forgotten() {
         rec["reason"] = f.why;
         log_.append(std::move(rec));
         std::lock_guard lk(mu_);
-        forgotten_.pop_front();
+        // The entry it took, wherever it is now.
+        const auto it = std::find_if(forgotten_.begin(), forgotten_.end(),
+                                     [&](const Forgotten& g) { return g.id == f.id && g.why == f.why; });
+        if (it != forgotten_.end()) forgotten_.erase(it);
         deleted_++;
         save_forgotten();
     }
