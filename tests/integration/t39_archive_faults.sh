@@ -16,8 +16,9 @@ setup 64M
 start_ceph
 log "Ceph up at $ENDPOINT"
 sums() { ( cd "$MNT" && sha256sum cam1/*.mp4 ) > "$T/sums"; }
+object_there() { s3 ls "$1" | grep -q .; }
 # deleted_from_archive OBJECT NAME: the object is gone and an archive-delete record names the file.
-deleted_from_archive() { ! s3 ls "$1" | grep -q . && "$NVRCTL" log show --config "$CONF" --event archive-delete | grep -q "$2"; }
+deleted_from_archive() { ! object_there "$1" && "$NVRCTL" log show --config "$CONF" --event archive-delete | grep -q "$2"; }
 intact() { ( cd "$MNT" && sha256sum -c --quiet "$T/sums" ); }
 
 # -- space pressure: the oldest move before recycling deletes anything ----------
@@ -153,7 +154,6 @@ sleep 1.5
 check "it is recalled while a pass waits before its moves (exit $rc)" test $rc -eq 0
 check "... and archived again by that pass" wait_for 20 is_archived 3000000
 "$NVRCTL" archive now --config "$CONF" >/dev/null
-object_there() { s3 ls "$1" | grep -q .; }
 check "... its object is in the archive after the pass's deletions" object_there "$OBJR"
 check_not "... no deletion of it was audited" bash -c "'$NVRCTL' log show --config '$CONF' --event archive-delete | grep -q r.mp4"
 drop_caches
