@@ -84,12 +84,17 @@ check "archive changed to another bucket/prefix: nvrfsd refuses (exit $rc) namin
     bash -c "[ $rc -ne 0 ] && grep -q 'archived files are in s3://nvr/pressure' <<<\"\$1\"" _ "$out"
 
 # -- nvrfsd killed during the switch -----------------------------------------------
-archive_config nvr/pressure "archive_after = 1d" "archive_when_free_below = 1%"
+# Written while nothing is old enough to move: a pass of this daemon must not
+# archive k before the delayed one does. a6 goes, so that k is the only file
+# the delayed pass switches and the hold can be long (the kill ends it).
+archive_config nvr/pressure "archive_after = 365d" "archive_when_free_below = 1%"
 start_daemon
+rm "$MNT/cam1/a6.mp4"
 head -c 9000000 /dev/urandom > "$MNT/cam1/k.mp4"; touch -d '2 days ago' "$MNT/cam1/k.mp4"
 ksum=$(sha256sum < "$MNT/cam1/k.mp4")
 stop_daemon
-NVRFS_ARCHIVE_SWITCH_DELAY_MS=4000 start_daemon
+archive_config nvr/pressure "archive_after = 1d" "archive_when_free_below = 1%"
+NVRFS_ARCHIVE_SWITCH_DELAY_MS=30000 start_daemon
 "$NVRCTL" archive now --no-wait --config "$CONF" >/dev/null
 wait_for 20 is_archived 9000000
 kill -9 "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null; DAEMON_PID=
