@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <malloc.h>
+#include <nlohmann/json.hpp>
 #include <unordered_set>
 #include <fmt/format.h>
 

@@ -6,6 +6,7 @@
 #include "base/error.hpp"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 namespace nvrfs {
 

@@ -9,6 +9,7 @@
 #include "audit/ledger.hpp"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <unordered_set>
 
 namespace nvrfs {

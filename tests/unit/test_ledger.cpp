@@ -3,6 +3,7 @@
 #include "audit/ledger.hpp"
 
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 
 using namespace nvrfs;
 using nlohmann::json;

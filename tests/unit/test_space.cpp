@@ -3,6 +3,7 @@
 #include "fixture.hpp"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <sys/mount.h>
 #include <sys/statvfs.h>
 

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 namespace nvrfs::cli {

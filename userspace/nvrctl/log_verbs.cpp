@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include "base/member_path.hpp"
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 namespace nvrfs::cli {
 

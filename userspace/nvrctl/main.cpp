@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <fmt/format.h>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 namespace nvrfs::cli {

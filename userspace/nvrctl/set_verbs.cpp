@@ -14,6 +14,7 @@
 #include <cmath>
 #include <fmt/ranges.h>
 #include <fcntl.h>
+#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 #include <fmt/format.h>
 #include <sys/statvfs.h>

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <ctime>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <sys/statvfs.h>
 
 namespace nvrfs {

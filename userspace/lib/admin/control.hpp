@@ -10,7 +10,7 @@
 
 #include <atomic>
 #include <functional>
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <condition_variable>
 #include <mutex>

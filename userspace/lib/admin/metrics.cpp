@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 namespace nvrfs {

@@ -7,7 +7,7 @@
 // Every series of a kind is written, zero included, so that alert rules
 // never meet an absent series.
 #pragma once
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 
 namespace nvrfs {

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <fmt/format.h>
 #include <fnmatch.h>
+#include <nlohmann/json.hpp>
 
 namespace nvrfs {
 namespace {

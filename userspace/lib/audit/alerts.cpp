@@ -2,6 +2,7 @@
 
 #include "audit/audit_log.hpp"
 
+#include <nlohmann/json.hpp>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <syslog.h>

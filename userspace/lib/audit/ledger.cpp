@@ -2,6 +2,8 @@
 
 #include "base/plain_path.hpp"
 
+#include <nlohmann/json.hpp>
+
 namespace nvrfs {
 
 void Ledger::apply(const nlohmann::json& r) {
@@ -96,6 +98,13 @@ LedgerVerdict compare(const LedgerEntry& e, const std::string& id, uint64_t size
     if (size == e.size && tail == e.tail) return LedgerVerdict::Match;
     if (grew_ok && size >= e.size) return LedgerVerdict::Unchecked;
     return LedgerVerdict::Rewound;
+}
+
+void LiveLedger::apply(const nlohmann::json& rec, uint64_t end) {
+    std::lock_guard lk(mu_);
+    ledger_.apply(rec);
+    if (rec.contains("seq") && rec["seq"].is_number_unsigned() && rec.contains("mac") && rec["mac"].is_string())
+        mark_ = {end, rec["seq"].get<uint64_t>(), rec["mac"].get<std::string>()};
 }
 
 }  // namespace nvrfs

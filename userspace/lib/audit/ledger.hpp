@@ -18,7 +18,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 
@@ -61,12 +61,7 @@ LedgerVerdict compare(const LedgerEntry& e, const std::string& id, uint64_t size
 class LiveLedger {
 public:
     // `end`: the byte offset the record ends at in the log.
-    void apply(const nlohmann::json& rec, uint64_t end) {
-        std::lock_guard lk(mu_);
-        ledger_.apply(rec);
-        if (rec.contains("seq") && rec["seq"].is_number_unsigned() && rec.contains("mac") && rec["mac"].is_string())
-            mark_ = {end, rec["seq"].get<uint64_t>(), rec["mac"].get<std::string>()};
-    }
+    void apply(const nlohmann::json& rec, uint64_t end);
     // Start from a checkpoint: the ledger as of the record at `at`.
     void reset(Ledger l, const LogPosition& at) {
         std::lock_guard lk(mu_);

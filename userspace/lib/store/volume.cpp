@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <linux/falloc.h>
+#include <nlohmann/json.hpp>
 
 namespace nvrfs {
 using namespace volume_parts;
@@ -232,6 +233,13 @@ std::optional<std::string> Volume::entry_name(int root, const std::string& dir_r
     }
     if (member_name(enc) != n) return std::nullopt;  // a side file moved from another entry
     return names_.decrypt(iv, enc);
+}
+
+// What the namespace ledger reads back of a file (ledger.hpp).
+void Volume::Facts::record_in(nlohmann::json& r) const {
+    r["id"] = id;
+    r["size"] = size;
+    r["tail"] = tail;
 }
 
 }  // namespace nvrfs

@@ -147,11 +147,7 @@ public:
         uint64_t size = 0;
         std::string tail;
         // Into an audit record: what the ledger reads back ("id", "size", "tail").
-        void record_in(nlohmann::json& r) const {
-            r["id"] = id;
-            r["size"] = size;
-            r["tail"] = tail;
-        }
+        void record_in(nlohmann::json& r) const;
     };
     // Callers hold no place lock (a copy missing on some members only is
     // looked at again once the namespace changes in flight are done).

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <fmt/format.h>
 #include <linux/falloc.h>
+#include <nlohmann/json.hpp>
 
 namespace nvrfs {
 using namespace volume_parts;

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <linux/falloc.h>
+#include <nlohmann/json.hpp>
 
 namespace nvrfs {
 using namespace volume_parts;

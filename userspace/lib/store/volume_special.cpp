@@ -5,6 +5,7 @@
 #include "store/tree.hpp"
 
 #include <climits>
+#include <nlohmann/json.hpp>
 
 namespace nvrfs {
 using namespace volume_parts;

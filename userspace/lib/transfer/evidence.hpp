@@ -15,7 +15,7 @@
 #pragma once
 #include "base/crypto.hpp"
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <utility>
 #include <vector>
