@@ -130,7 +130,7 @@ stop_daemon
 # unlink between the upload and the switch read the header before it said
 # archived, and the object stayed in the archive with no file, a deleted
 # recording kept there. nvrfsd waits here between the two.
-NVRFS_ARCHIVE_UPLOADED_DELAY_MS=3000 start_daemon
+NVRFS_ARCHIVE_UPLOADED_DELAY_MS=6000 start_daemon
 head -c 5000000 /dev/urandom > "$MNT/cam1/u.mp4"; touch -d '2 days ago' "$MNT/cam1/u.mp4"
 OBJU=$(object_of nvr/pressure 5000000)
 "$NVRCTL" archive now --no-wait --config "$CONF" >/dev/null
