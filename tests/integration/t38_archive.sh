@@ -117,9 +117,9 @@ archive_config nvr/site1 "archive_after = 1d" "archive_max_rate = 8M"
 start_daemon
 head -c 30000000 /dev/urandom > "$MNT/cam2/slow.bin"; touch -d '3 days ago' "$MNT/cam2/slow.bin"
 slow=$(sha256sum < "$MNT/cam2/slow.bin")
-"$NVRCTL" archive now --no-wait --config "$CONF" >/dev/null
-sleep 1.5
 n0=$("$NVRCTL" log show --config "$CONF" --event alert | grep -c ArchiveUnreachable)
+"$NVRCTL" archive now --no-wait --config "$CONF" >/dev/null
+sleep 1.5  # of the ~4 s the upload takes at 8 MB/s
 bash "$CEPH_CTL" rgw-stop "$CEPH_DIR"
 check_not "... (radosgw is down)" curl -s -o /dev/null "$ENDPOINT"
 drop_caches
