@@ -122,3 +122,4 @@ is_clean() { [ "$(state)" = clean ]; }
 # each try, an audit log query under ASan beside other scenarios, was slow).
 wait_for() { local end=$((SECONDS + $1 + 1)); shift; until "$@"; do [ "$SECONDS" -lt "$end" ] || return 1; sleep 0.1; done; }
 has_alert() { "$NVRCTL" log show --config "$CONF" --event alert 2>/dev/null | grep -q "$1"; }
+alerts_of() { "$NVRCTL" log show --config "$CONF" --event alert 2>/dev/null | grep -c "$1"; }

@@ -14,14 +14,13 @@ A1=$(stored_files "$M1" | head -1); A2=$M2/${A1#"$M1"/}      # a.mp4 is the only
 cp "$T/b.bin" "$MNT/b.mp4"
 B1=$(stored_files "$M1" | grep -vx "$A1" | head -1)
 check "a.mp4 is stored under the same encrypted name on both members" test -f "$A2"
-alerts() { "$NVRCTL" log show --config "$CONF" --event alert | grep -c "$1"; }
 reads_ok() { drop_caches; cmp -s "$MNT/a.mp4" "$T/a.bin" && cmp -s "$MNT/b.mp4" "$T/b.bin"; }
 
-n0=$(alerts TamperDetected)
+n0=$(alerts_of TamperDetected)
 flipbyte "$A1" $((HDR + 3 * CH + 500))
 check "flipped byte on one member: reads return the true bytes" reads_ok
 check "the damaged copy was repaired" cmp -s "$A1" "$A2"
-check "a TamperDetected alert was raised" test "$(alerts TamperDetected)" -gt "$n0"
+check "a TamperDetected alert was raised" test "$(alerts_of TamperDetected)" -gt "$n0"
 
 python3 - "$A1" $HDR $CH <<'PY'
 import sys
@@ -43,7 +42,7 @@ dd if="$B1" of="$A1" bs=1 skip=$((HDR + 2 * CH)) seek=$((HDR + 2 * CH)) count=$C
 check "a chunk spliced in from another file is rejected and repaired" reads_ok
 check "the spliced copy was repaired" cmp -s "$A1" "$A2"
 
-n1=$(alerts TamperDetected)
+n1=$(alerts_of TamperDetected)
 flipbyte "$A1" $((HDR + 7 * CH + 9)); flipbyte "$A2" $((HDR + 7 * CH + 9))
 drop_caches
 out=$(cat "$MNT/a.mp4" 2>&1 >/dev/null); rc=$?
