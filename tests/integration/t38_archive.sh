@@ -95,6 +95,13 @@ check_not "an object deleted in the bucket: the read fails" bash -c "cat '$MNT/c
 check "... scrub reports it (exit $rc, archive_missing 1)" \
     bash -c "[ $rc -ne 0 ] && python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); sys.exit(0 if s[\"archive_missing\"]==1 else 1)' '$T/scrub.json'"
 check "... and alerts it" bash -c "'$NVRCTL' log show --config '$CONF' --event alert | grep -q 'missing from the archive'"
+# Cut short: the store answers every request, with less than the file holds.
+head -c 20000000 "$T/obj.bin" > "$T/cut.bin"; s3 put "$T/cut.bin" "$OBJ" >/dev/null 2>&1
+u0=$(alerts_of ArchiveUnreachable); t0=$(alerts_of TamperDetected)
+check "an object cut short in the bucket: a read past the cut fails with EIO" \
+    bash -c "dd if='$MNT/cam2/big.bin' of=/dev/null bs=64K skip=460 count=1 2>&1 | grep -q 'Input/output error'"
+check "... TamperDetected is raised" test "$(alerts_of TamperDetected)" -gt "$t0"
+check "... not ArchiveUnreachable: the store answered" test "$(alerts_of ArchiveUnreachable)" -eq "$u0"
 
 # -- recall and write-back -------------------------------------------------------
 OBJ0=$(object_of nvr/site1 "$(stat -c %s "$MNT/cam1/seg000.mp4")")
@@ -117,14 +124,14 @@ archive_config nvr/site1 "archive_after = 1d" "archive_max_rate = 8M"
 start_daemon
 head -c 30000000 /dev/urandom > "$MNT/cam2/slow.bin"; touch -d '3 days ago' "$MNT/cam2/slow.bin"
 slow=$(sha256sum < "$MNT/cam2/slow.bin")
-n0=$("$NVRCTL" log show --config "$CONF" --event alert | grep -c ArchiveUnreachable)
+n0=$(alerts_of ArchiveUnreachable)
 "$NVRCTL" archive now --no-wait --config "$CONF" >/dev/null
 sleep 1.5  # of the ~4 s the upload takes at 8 MB/s
 bash "$CEPH_CTL" rgw-stop "$CEPH_DIR"
 check_not "... (radosgw is down)" curl -s -o /dev/null "$ENDPOINT"
 drop_caches
 check "radosgw killed mid-upload: the file still reads, byte-identical" bash -c "[ \"\$(sha256sum < '$MNT/cam2/slow.bin')\" = '$slow' ]"
-unreachable_raised() { [ "$("$NVRCTL" log show --config "$CONF" --event alert | grep -c ArchiveUnreachable)" -gt "$n0" ]; }
+unreachable_raised() { [ "$(alerts_of ArchiveUnreachable)" -gt "$n0" ]; }
 wait_for 20 unreachable_raised
 check "... ArchiveUnreachable is raised" unreachable_raised
 check "... recording goes on meanwhile" \
@@ -136,6 +143,29 @@ check "... and the file is archived" is_archived 30000000
 drop_caches
 check "... and reads byte-identical" bash -c "[ \"\$(sha256sum < '$MNT/cam2/slow.bin')\" = '$slow' ]"
 check "... ArchiveReachable said when it came back" has_alert ArchiveReachable
+stop_daemon
+
+# -- a recording appended to while its upload is read back -------------------------
+# The read-back once asked for the file as it was by then, longer than the
+# object: "the object is shorter", taken for an unreachable store
+# (ArchiveUnreachable, backoff) while it answered every request.
+archive_config nvr/site1 "archive_after = 1d" "archive_max_rate = 4M"
+start_daemon
+head -c 20000000 /dev/urandom > "$MNT/cam2/grow.bin"; touch -d '3 days ago' "$MNT/cam2/grow.bin"
+OBJG=$(object_of nvr/site1 20000000)
+u0=$(alerts_of ArchiveUnreachable)
+"$NVRCTL" archive now --no-wait --config "$CONF" >/dev/null
+# The object is complete; reading it back takes ~5 s at 4 MB/s.
+wait_for 30 bash -c "s3cmd -c '$S3CFG' ls '$OBJG' | grep -q ."
+head -c 100000 /dev/urandom >> "$MNT/cam2/grow.bin"; gsum=$(sha256sum < "$MNT/cam2/grow.bin")
+"$NVRCTL" archive now --config "$CONF" >/dev/null 2>&1
+"$NVRCTL" archive now --config "$CONF" >/dev/null 2>&1
+check "appended to while it was uploaded: no ArchiveUnreachable" test "$(alerts_of ArchiveUnreachable)" -eq "$u0"
+check_not "... the file stays local" is_archived 20100000
+check "... the object of what was uploaded is deleted (audited)" \
+    bash -c "! s3cmd -c '$S3CFG' ls '$OBJG' | grep -q . && '$NVRCTL' log show --config '$CONF' --event archive-delete | grep -q 'grow.bin'"
+drop_caches
+check "... and the file reads back with the append" bash -c "[ \"\$(sha256sum < '$MNT/cam2/grow.bin')\" = '$gsum' ]"
 [ -n "${T38_HOLD:-}" ] && sleep "$T38_HOLD"
 stop_daemon
 finish

@@ -160,12 +160,14 @@ void ArchiveTier::s3(const std::string& what, const std::function<void()>& f) {
         note_ok();
     } catch (const S3Error& e) {
         note_error(what, e);
-        throw Error(e.not_found() ? ENOENT : EIO, what, fmt::format("{}: {}", what, e.what()));
+        throw Error(e.not_found() ? ENOENT : e.short_object() ? EBADMSG : EIO, what, fmt::format("{}: {}", what, e.what()));
     }
 }
 
 void ArchiveTier::note_error(const std::string& what, const S3Error& e) {
-    if (e.not_found()) return;  // a missing object is the caller's to judge
+    // The store answered: a missing or short object is the caller's to judge
+    // (an upload a writer overtook, or an object cut in the bucket).
+    if (e.not_found() || e.short_object()) return;
     bool first;
     {
         std::lock_guard lk(mu_);

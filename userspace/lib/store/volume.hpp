@@ -326,12 +326,16 @@ private:
                       int err, const std::function<void(nlohmann::json&, const Facts&)>& extra);
     // Archive parts (volume_archive.cpp).
     void load_archived(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint8_t* out);
-    // Chunks c0..c1 of `f` from its archive object into `sealed`, each
-    // authenticated; plaintext to out + (c - c0) * kChunkSize with `each`,
-    // else all into one chunk's room at `out`. The first that fails, or nullopt.
-    std::optional<uint64_t> fetch_archived(OpenFile& f, uint64_t c0, uint64_t c1, uint8_t* sealed, uint8_t* out, bool each,
-                                           bool fresh);
-    void verify_object(OpenFile& f, const std::string& path, uint64_t total);
+    // Chunks c0..c1 of `f`'s archive object, as the file was when `hdr` and
+    // `size` were read (under f.mu, or what an upload took), into `sealed`,
+    // each authenticated; plaintext to out + (c - c0) * kChunkSize with
+    // `each`, else all into one chunk's room at `out`. The first that fails
+    // (an object shorter than that file fails at c0), or nullopt.
+    std::optional<uint64_t> fetch_archived(const OpenFile& f, const FileHeader& hdr, uint64_t size, uint64_t c0, uint64_t c1,
+                                           uint8_t* sealed, uint8_t* out, bool each, bool fresh);
+    // The object just uploaded of `f` as `hdr` at `size`: every chunk, and
+    // the header. Not the file as it is now: a writer may have come in.
+    void verify_object(const OpenFile& f, const std::string& path, const FileHeader& hdr, uint64_t size);
     void recall_locked(OpenFile& f, const std::string& path, const Caller& who);
     // Sets f.hdr.archived to `archived` and writes the header to every
     // writable member with the file's times kept; on failure f.hdr is as before.

@@ -97,15 +97,20 @@ void Volume::set_archived(OpenFile& f, const std::string& path, bool archived, c
     f.hdr = h;
 }
 
-std::optional<uint64_t> Volume::fetch_archived(OpenFile& f, uint64_t c0, uint64_t c1, uint8_t* sealed, uint8_t* out,
-                                               bool each, bool fresh) {
-    const uint64_t size = f.size, last = last_chunk(f.hdr.version, size);
+std::optional<uint64_t> Volume::fetch_archived(const OpenFile& f, const FileHeader& hdr, uint64_t size, uint64_t c0,
+                                               uint64_t c1, uint8_t* sealed, uint8_t* out, bool each, bool fresh) {
+    const uint64_t last = last_chunk(hdr.version, size);
     const size_t len = static_cast<size_t>(stored_end(size, c1) - stored_offset(c0));
-    archive_->read(f.hdr.id, stored_size(f.hdr.version, size), stored_offset(c0), len, sealed, fresh);
+    try {
+        archive_->read(hdr.id, stored_size(hdr.version, size), stored_offset(c0), len, sealed, fresh);
+    } catch (const Error& e) {
+        if (e.code() == EBADMSG) return c0;  // the store answered with less than the file holds
+        throw;
+    }
     size_t pos = 0;
     for (uint64_t c = c0; c <= c1; ++c) {
         const size_t sl = static_cast<size_t>(stored_chunk_len(size, c));
-        if (!open_stored_chunk(f, c, last, ByteView(sealed + pos, sl), out + (each ? (c - c0) * kChunkSize : 0))) return c;
+        if (!open_stored_chunk(f.key, hdr, c, last, ByteView(sealed + pos, sl), out + (each ? (c - c0) * kChunkSize : 0))) return c;
         pos += sl;
     }
     return std::nullopt;
@@ -119,7 +124,7 @@ void Volume::load_archived(OpenFile& f, const std::string& path, uint64_t c0, ui
     Bytes sealed(static_cast<size_t>(stored_offset(a1 + 1) - stored_offset(c0)));
     for (int attempt = 0;; ++attempt) {
         // A second try skips the local cache: a cached block may be what is bad.
-        const auto bad = fetch_archived(f, c0, a1, sealed.data(), out, true, attempt > 0);
+        const auto bad = fetch_archived(f, f.hdr, f.size, c0, a1, sealed.data(), out, true, attempt > 0);
         if (!bad) break;
         if (attempt > 0) {
             chunks_bad_++;
@@ -140,17 +145,16 @@ void Volume::load_archived(OpenFile& f, const std::string& path, uint64_t c0, ui
     if (c1 == last) load_chunks(f, path, last, last, out + (last - c0) * kChunkSize);
 }
 
-// Every chunk of the object, authenticated, and its header the file's.
-void Volume::verify_object(OpenFile& f, const std::string& path, uint64_t total) {
-    const uint64_t n = chunk_count(f.hdr.version, f.size);
+void Volume::verify_object(const OpenFile& f, const std::string& path, const FileHeader& hdr, uint64_t size) {
+    const uint64_t n = chunk_count(hdr.version, size);
     uint8_t hb[kHeaderSize];
-    archive_->read(f.hdr.id, total, 0, kHeaderSize, hb, true);
+    archive_->read(hdr.id, stored_size(hdr.version, size), 0, kHeaderSize, hb, true);
     const auto h = FileHeader::decode(hb);
-    if (!h || !(*h == f.hdr))
+    if (!h || !(*h == hdr))
         throw Error(EIO, path, fmt::format("{}: the archive object read back has another header", path));
     Bytes sealed(kPieceChunks * kStoredChunk), plain(kChunkSize);
     for (uint64_t c0 = 0; c0 < n; c0 += kPieceChunks)
-        if (const auto bad = fetch_archived(f, c0, std::min(n - 1, c0 + kPieceChunks - 1), sealed.data(), plain.data(), false, true))
+        if (const auto bad = fetch_archived(f, hdr, size, c0, std::min(n - 1, c0 + kPieceChunks - 1), sealed.data(), plain.data(), false, true))
             throw Error(EIO, path, fmt::format("{}: chunk {} of the archive object read back does not authenticate", path, *bad));
 }
 
@@ -189,16 +193,24 @@ uint64_t Volume::archive(const std::string& path) {
     const auto h = pin(path);
     if (!h) return 0;
     OpenFile& f = *h->file;
-    if (f.hdr.kind != Kind::File || f.hdr.archived || written_elsewhere(*h) || last_chunk(f.hdr.version, f.size) == 0) return 0;
-    const uint64_t changes = f.changes, size = f.size, total = stored_size(f.hdr.version, size);
-    const FileHeader hdr = f.hdr;
+    uint64_t changes, size;
+    FileHeader hdr;
+    {
+        // What is uploaded, read back and switched: the file as it is now.
+        std::shared_lock lk(f.mu);
+        changes = f.changes;
+        size = f.size;
+        hdr = f.hdr;
+    }
+    if (hdr.kind != Kind::File || hdr.archived || written_elsewhere(*h) || last_chunk(hdr.version, size) == 0) return 0;
+    const uint64_t total = stored_size(hdr.version, size);
     // (1) Upload the authentic stored bytes. Readers go on meanwhile; a
     // writer makes the move void (checked below, before anything changes).
     if (!upload_object(f, path, hdr, size, changes)) return 0;
     // (2) Read back, end to end. An object that fails is deleted: a writer
     // came in (size or generation moved) or the store gave back other bytes.
     try {
-        verify_object(f, path, total);
+        verify_object(f, path, hdr, size);
     } catch (const Error&) {
         archive_->forget(hdr.id, path, "did not read back as uploaded");
         if (f.changes != changes) return 0;
@@ -256,7 +268,7 @@ void Volume::recall_locked(OpenFile& f, const std::string& path, const Caller& w
             const uint64_t c1 = std::min(last - 1, c0 + kPieceChunks - 1);
             const size_t len = static_cast<size_t>(stored_offset(c1 + 1) - stored_offset(c0));
             if (!archive_) throw Error(EIO, path, path + ": archived, but no archive is configured");
-            if (const auto bad = fetch_archived(f, c0, c1, sealed.data(), plain.data(), false, true))
+            if (const auto bad = fetch_archived(f, f.hdr, size, c0, c1, sealed.data(), plain.data(), false, true))
                 throw Error(EIO, path, fmt::format("{}: archived chunk {} failed authentication; not recalled", path, *bad));
             std::vector<std::pair<size_t, int>> results;
             for (size_t i : targets) {

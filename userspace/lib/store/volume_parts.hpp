@@ -105,9 +105,13 @@ inline Bytes empty_file_image(const FileHeader& hdr, const SecretKey& key) {
 // the old last one. That is accepted: it cannot hide truncation, because the
 // chunk that really ends the file must still authenticate as last. Version 2
 // never reseals, so there it is refused.
+inline bool open_stored_chunk(const SecretKey& key, const FileHeader& hdr, uint64_t idx, uint64_t last, ByteView stored,
+                              uint8_t* out) {
+    if (open_chunk(key, hdr, idx, idx == last, stored, out)) return true;
+    return hdr.version == kFormatV1 && idx != last && stored.size() == kStoredChunk && open_chunk(key, hdr, idx, true, stored, out);
+}
 inline bool open_stored_chunk(const OpenFile& f, uint64_t idx, uint64_t last, ByteView stored, uint8_t* out) {
-    if (open_chunk(f.key, f.hdr, idx, idx == last, stored, out)) return true;
-    return f.hdr.version == kFormatV1 && idx != last && stored.size() == kStoredChunk && open_chunk(f.key, f.hdr, idx, true, stored, out);
+    return open_stored_chunk(f.key, f.hdr, idx, last, stored, out);
 }
 
 // Per-thread scratch buffers, one per use so nested uses never share. Reusing

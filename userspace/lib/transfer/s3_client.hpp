@@ -36,6 +36,8 @@ struct S3Error : std::runtime_error {
     bool unreachable() const { return status == 0 || status >= 500; }
     bool not_found() const { return status == 404; }
     bool refused() const { return status == 401 || status == 403; }
+    // The object holds less than was asked (a short body, or a range past its end).
+    bool short_object() const { return status == 416; }
 };
 
 class S3Client {
