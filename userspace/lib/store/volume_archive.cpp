@@ -207,8 +207,9 @@ uint64_t Volume::archive(const std::string& path) {
     // (1) Upload the authentic stored bytes. Readers go on meanwhile; a
     // writer makes the move void (checked below, before anything changes).
     if (!upload_object(f, path, hdr, size, changes)) return 0;
-    // (2) Read back, end to end. An object that fails is deleted: a writer
-    // came in (size or generation moved) or the store gave back other bytes.
+    // (2) Read back, end to end, as uploaded. An object that fails is
+    // deleted: the store gave back other bytes (a writer meanwhile does not
+    // fail it; step (3) finds the writer).
     try {
         verify_object(f, path, hdr, size);
     } catch (const Error&) {
