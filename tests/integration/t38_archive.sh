@@ -110,7 +110,7 @@ check_not "... it is local again" is_archived "$(stat -c %s "$MNT/cam1/seg000.mp
 check "... and byte-identical" bash -c "cd '$MNT' && grep seg000 '$T/sums' | sha256sum -c --quiet"
 "$NVRCTL" archive now --config "$CONF" >/dev/null 2>&1
 check "... its object is deleted, and the deletion audited" \
-    bash -c "! s3cmd -c '$S3CFG' ls '$OBJ0' | grep -q . && '$NVRCTL' log show --config '$CONF' --event archive-delete | grep -q seg000"
+    deleted_from_archive "$OBJ0" seg000
 OBJ1=$(object_of nvr/site1 "$(stat -c %s "$MNT/cam1/seg001.mp4")")
 printf 'appended' >> "$MNT/cam1/seg001.mp4"; rc=$?
 check "a write to an archived file succeeds (the file is recalled first)" test $rc -eq 0
@@ -156,14 +156,14 @@ OBJG=$(object_of nvr/site1 20000000)
 u0=$(alerts_of ArchiveUnreachable)
 "$NVRCTL" archive now --no-wait --config "$CONF" >/dev/null
 # The object is complete; reading it back takes ~5 s at 4 MB/s.
-wait_for 30 bash -c "s3cmd -c '$S3CFG' ls '$OBJG' | grep -q ."
+wait_for 30 object_there "$OBJG"
 head -c 100000 /dev/urandom >> "$MNT/cam2/grow.bin"; gsum=$(sha256sum < "$MNT/cam2/grow.bin")
 "$NVRCTL" archive now --config "$CONF" >/dev/null 2>&1
 "$NVRCTL" archive now --config "$CONF" >/dev/null 2>&1
 check "appended to while it was uploaded: no ArchiveUnreachable" test "$(alerts_of ArchiveUnreachable)" -eq "$u0"
 check_not "... the file stays local" is_archived 20100000
 check "... the object of what was uploaded is deleted (audited)" \
-    bash -c "! s3cmd -c '$S3CFG' ls '$OBJG' | grep -q . && '$NVRCTL' log show --config '$CONF' --event archive-delete | grep -q 'grow.bin'"
+    deleted_from_archive "$OBJG" grow.bin
 drop_caches
 check "... and the file reads back with the append" bash -c "[ \"\$(sha256sum < '$MNT/cam2/grow.bin')\" = '$gsum' ]"
 [ -n "${T38_HOLD:-}" ] && sleep "$T38_HOLD"
