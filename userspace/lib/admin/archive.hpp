@@ -108,7 +108,8 @@ private:
     void replaced(const std::string& hid);  // a new object of that file is complete
     void save_forgotten();
     // Runs an S3 request; an S3Error is noted (ArchiveUnreachable, backoff)
-    // and thrown on as Error(EIO).
+    // and thrown on as Error(EIO), but a missing object as ENOENT and one
+    // shorter than asked as EBADMSG, neither noted (the store answered).
     void s3(const std::string& what, const std::function<void()>& f);
     void note_error(const std::string& what, const S3Error& e);
     void note_ok();
