@@ -13,12 +13,12 @@
 namespace nvrfs {
 namespace {
 
-constexpr char kMagic[8] = {'N', 'V', 'R', 'F', 'S', 'R', 'E', 'C'};
+constexpr char kRecoveryMagic[8] = {'N', 'V', 'R', 'F', 'S', 'R', 'E', 'C'};
 
 Bytes aad(const Uuid& set) {
-    Bytes a(sizeof kMagic + set.size());
-    std::memcpy(a.data(), kMagic, sizeof kMagic);
-    std::memcpy(a.data() + sizeof kMagic, set.data(), set.size());
+    Bytes a(sizeof kRecoveryMagic + set.size());
+    std::memcpy(a.data(), kRecoveryMagic, sizeof kRecoveryMagic);
+    std::memcpy(a.data() + sizeof kRecoveryMagic, set.data(), set.size());
     return a;
 }
 
@@ -54,7 +54,7 @@ SecretKey RecoveryWrap::unwrap(std::string_view passphrase, const Uuid& set, con
 std::array<uint8_t, kRecoverySize> RecoveryWrap::encode() const {
     std::array<uint8_t, kRecoverySize> b{};
     uint8_t* p = b.data();
-    std::memcpy(p, kMagic, 8);
+    std::memcpy(p, kRecoveryMagic, 8);
     put32(p + 8, 1);
     put32(p + 12, iterations);
     std::memcpy(p + 16, salt.data(), 16);
@@ -65,7 +65,7 @@ std::array<uint8_t, kRecoverySize> RecoveryWrap::encode() const {
 }
 
 RecoveryWrap RecoveryWrap::decode(ByteView b, const std::string& where) {
-    if (b.size() != kRecoverySize || std::memcmp(b.data(), kMagic, 8) != 0 || get32(b.data() + 8) != 1)
+    if (b.size() != kRecoverySize || std::memcmp(b.data(), kRecoveryMagic, 8) != 0 || get32(b.data() + 8) != 1)
         throw Error(EINVAL, where, fmt::format("{}: not an nvrfs recovery record", where));
     RecoveryWrap w;
     w.iterations = get32(b.data() + 12);

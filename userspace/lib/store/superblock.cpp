@@ -12,7 +12,7 @@
 
 namespace nvrfs {
 namespace {
-constexpr uint8_t kMagic[8] = {'N', 'V', 'R', 'F', 'S', 'S', 'B', '1'};
+constexpr uint8_t kSuperblockMagic[8] = {'N', 'V', 'R', 'F', 'S', 'S', 'B', '1'};
 // Version 2: the set may hold version 2 files (chunk_layout.hpp), which a
 // version 1 build cannot read; it refuses the set instead. Version 1
 // superblocks are read and rewritten as version 2.
@@ -25,7 +25,7 @@ SecretKey kek(const SecretKey& host_key, const Uuid& set) {
 
 std::array<uint8_t, kSuperblockSize> body(const Superblock& sb) {
     std::array<uint8_t, kSuperblockSize> b{};
-    std::memcpy(b.data(), kMagic, 8);
+    std::memcpy(b.data(), kSuperblockMagic, 8);
     put32(b.data() + 8, sb.version);
     put32(b.data() + 12, (sb.dirty ? 1u : 0u) | (sb.rebuilding ? 2u : 0u) | (sb.failed ? 4u : 0u));
     std::memcpy(b.data() + 16, sb.set_uuid.data(), 16);
@@ -83,7 +83,7 @@ std::array<uint8_t, kSuperblockSize> Superblock::encode(const KeySet& keys) {
 }
 
 Superblock Superblock::decode(ByteView b, const std::string& where) {
-    if (b.size() != kSuperblockSize || std::memcmp(b.data(), kMagic, 8) != 0)
+    if (b.size() != kSuperblockSize || std::memcmp(b.data(), kSuperblockMagic, 8) != 0)
         throw Error(EINVAL, where, fmt::format("{} is not an nvrfs member (no valid superblock)", where));
     auto sum = sha256(b.first(kSumOff));
     if (!equal_ct(sum, b.subspan(kSumOff, 32)))

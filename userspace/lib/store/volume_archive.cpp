@@ -34,7 +34,7 @@ static const int kSwitchDelayMs = env_ms("NVRFS_ARCHIVE_SWITCH_DELAY_MS");
 
 namespace {
 // Chunks per upload piece and per read-back request (8 MiB and a bit).
-constexpr uint64_t kPieceChunks = 128;
+constexpr uint64_t kUploadPieceChunks = 128;
 }  // namespace
 
 std::optional<FileHeader> Volume::header_at(const std::string& path) {
@@ -152,9 +152,9 @@ void Volume::verify_object(const OpenFile& f, const std::string& path, const Fil
     const auto h = FileHeader::decode(hb);
     if (!h || !(*h == hdr))
         throw Error(EIO, path, fmt::format("{}: the archive object read back has another header", path));
-    Bytes sealed(kPieceChunks * kStoredChunk), plain(kChunkSize);
-    for (uint64_t c0 = 0; c0 < n; c0 += kPieceChunks)
-        if (const auto bad = fetch_archived(f, hdr, size, c0, std::min(n - 1, c0 + kPieceChunks - 1), sealed.data(), plain.data(), false, true))
+    Bytes sealed(kUploadPieceChunks * kStoredChunk), plain(kChunkSize);
+    for (uint64_t c0 = 0; c0 < n; c0 += kUploadPieceChunks)
+        if (const auto bad = fetch_archived(f, hdr, size, c0, std::min(n - 1, c0 + kUploadPieceChunks - 1), sealed.data(), plain.data(), false, true))
             throw Error(EIO, path, fmt::format("{}: chunk {} of the archive object read back does not authenticate", path, *bad));
 }
 
@@ -165,8 +165,8 @@ bool Volume::upload_object(OpenFile& f, const std::string& path, const FileHeade
     const uint64_t n = chunk_count(hdr.version, size);
     auto up = archive_->upload(hdr.id, stored_size(hdr.version, size));
     Bytes piece;
-    for (uint64_t c0 = 0; c0 < n; c0 += kPieceChunks) {
-        const uint64_t c1 = std::min(n - 1, c0 + kPieceChunks - 1);
+    for (uint64_t c0 = 0; c0 < n; c0 += kUploadPieceChunks) {
+        const uint64_t c1 = std::min(n - 1, c0 + kUploadPieceChunks - 1);
         piece.clear();
         if (c0 == 0) {
             const auto hb = hdr.encode();
@@ -264,9 +264,9 @@ void Volume::recall_locked(OpenFile& f, const std::string& path, const Caller& w
         const auto times = file_times(f);
         if (!make_room(stored_offset(last) - kHeaderSize, targets, false))
             throw_errno(ENOSPC, path, "no room to bring the archived file back");
-        Bytes sealed(kPieceChunks * kStoredChunk), plain(kChunkSize);
-        for (uint64_t c0 = 0; c0 < last; c0 += kPieceChunks) {
-            const uint64_t c1 = std::min(last - 1, c0 + kPieceChunks - 1);
+        Bytes sealed(kUploadPieceChunks * kStoredChunk), plain(kChunkSize);
+        for (uint64_t c0 = 0; c0 < last; c0 += kUploadPieceChunks) {
+            const uint64_t c1 = std::min(last - 1, c0 + kUploadPieceChunks - 1);
             const size_t len = static_cast<size_t>(stored_offset(c1 + 1) - stored_offset(c0));
             if (!archive_) throw Error(EIO, path, path + ": archived, but no archive is configured");
             if (const auto bad = fetch_archived(f, f.hdr, size, c0, c1, sealed.data(), plain.data(), false, true))

@@ -137,7 +137,7 @@ size_t Volume::read(Handle& h, uint8_t* buf, size_t size, uint64_t off) {
 }
 
 // Chunks per piece of a request that one thread seals.
-constexpr uint64_t kPieceChunks = 4;
+constexpr uint64_t kSealPieceChunks = 4;
 
 void Volume::seal_and_store(OpenFile& f, const std::string& path, uint64_t c0, uint64_t c1, uint64_t new_size,
                             const std::vector<const uint8_t*>& plain, bool grows) {
@@ -150,9 +150,9 @@ void Volume::seal_and_store(OpenFile& f, const std::string& path, uint64_t c0, u
     f.changes++;
     if (grows && end > f.reserved_to) reserve(f, targets, begin, end, err);
     else if (f.sparse) allocate_holes(f, targets, begin, end);
-    const uint64_t pieces = (c1 - c0) / kPieceChunks + 1;
+    const uint64_t pieces = (c1 - c0) / kSealPieceChunks + 1;
     set_.parallel_for(static_cast<size_t>(pieces), [&](size_t k) {
-        const uint64_t a = c0 + k * kPieceChunks, b = std::min(c1, a + kPieceChunks - 1);
+        const uint64_t a = c0 + k * kSealPieceChunks, b = std::min(c1, a + kSealPieceChunks - 1);
         uint8_t* out = sealed + (stored_offset(a) - begin);
         for (uint64_t i = a; i <= b; ++i) {
             const size_t pl = chunk_plain_len(new_size, i);
