@@ -10,7 +10,7 @@ import glob, os, re, sys
 root = sys.argv[1]; os.chdir(root)
 bad = []
 allowed = {"base": set(), "store": {"base", "audit"}, "audit": {"base", "store"}, "admin": {"base", "store", "audit"},
-           "transfer": {"base"}, "product": {"base"}}
+           "transfer": {"base"}, "device": {"base"}, "product": {"base"}}
 loose = [f for f in glob.glob("userspace/lib/*") if os.path.isfile(f)]
 if loose: bad.append(f"files outside a folder: {loose}")
 for d in allowed:

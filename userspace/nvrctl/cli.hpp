@@ -3,7 +3,7 @@
 #pragma once
 #include "audit/audit_log.hpp"
 #include "admin/config.hpp"
-#include "transfer/device.hpp"
+#include "device/device.hpp"
 #include "store/mirror_set.hpp"
 
 #include <ctime>

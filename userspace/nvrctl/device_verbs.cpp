@@ -3,7 +3,7 @@
 // backup is recorded in the set's audit log (through nvrfsd) and syslog.
 #include "transfer/backup_archive.hpp"
 #include "cli.hpp"
-#include "transfer/device.hpp"
+#include "device/device.hpp"
 #include "base/error.hpp"
 
 #include <algorithm>

@@ -1,4 +1,4 @@
-#include "transfer/device.hpp"
+#include "device/device.hpp"
 
 #include "base/error.hpp"
 
