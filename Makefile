@@ -21,12 +21,31 @@ B := build
 VENDOR_KEY ?= $(B)/dev-vendor.key
 CXXFLAGS += -I$(B)
 
-LIB_SRC  := $(wildcard userspace/lib/*/*.cpp)
-LIB_OBJ  := $(LIB_SRC:%.cpp=$(B)/%.o)
+# Sources are compiled a directory at a time: each directory's files, at most
+# UNITY_FILES of them, are #included into one unit ($(B)/unity/DIR-K.cpp), so
+# the standard library, fmt and nlohmann/json are parsed and their templates
+# compiled once per unit instead of once per file: a clean build on 2 cores
+# took 98 s against 189 (189 CPU-s against 369), the ASan one 115 s against
+# 207. UNITY=0 compiles file by file: quicker after a one-file edit, and it
+# finds a file that leans on an include of a file before it in its unit.
+# File-local names must differ within a directory; a directory's code lands
+# in its own objects, which keeps device/ (libblkid, libclamav) out of nvrfsd.
+UNITY       ?= 1
+UNITY_FILES ?= 10
+take = $(wordlist 1,$(2),$(1))
+drop = $(wordlist $(words x $(call take,$(1),$(2))),$(words $(1)),$(1))
+# $(call unity_objs,NAME,SOURCES[,COUNTER]): one object per UNITY_FILES
+# sources, $(B)/unity/NAME-K.o; UNITY_SRC_NAME-K lists what unit K includes
+unity_objs = $(if $(2),$(eval UNITY_SRC_$(1)-$(words x $(3)) := $(call take,$(2),$(UNITY_FILES)))$(B)/unity/$(1)-$(words x $(3)).o $(call unity_objs,$(1),$(call drop,$(2),$(UNITY_FILES)),x $(3)))
+# $(call objs,DIR): the objects of DIR's sources
+objs = $(if $(filter 1,$(UNITY)),$(call unity_objs,$(subst /,-,$(1)),$(sort $(wildcard $(1)/*.cpp))),$(patsubst %.cpp,$(B)/%.o,$(wildcard $(1)/*.cpp)))
+
+LIB_OBJ  := $(foreach d,$(sort $(patsubst %/,%,$(dir $(wildcard userspace/lib/*/*.cpp)))),$(call objs,$(d)))
 LIB      := $(B)/libnvrfs.a
-NVRFSD_OBJ := $(patsubst %.cpp,$(B)/%.o,$(wildcard fuse/*.cpp))
-NVRCTL_OBJ := $(patsubst %.cpp,$(B)/%.o,$(wildcard userspace/nvrctl/*.cpp))
-UNIT_OBJ   := $(patsubst %.cpp,$(B)/%.o,$(wildcard tests/unit/*.cpp))
+NVRFSD_OBJ := $(call objs,fuse)
+NVRCTL_OBJ := $(call objs,userspace/nvrctl)
+UNIT_OBJ   := $(call objs,tests/unit)
+UNITY_CPP  := $(patsubst %.o,%.cpp,$(filter $(B)/unity/%,$(LIB_OBJ) $(NVRFSD_OBJ) $(NVRCTL_OBJ) $(UNIT_OBJ)))
 
 DEPS := g++ make pkg-config libfuse3-dev fuse3 libssl-dev libfmt-dev nlohmann-json3-dev doctest-dev \
         libblkid-dev libcryptsetup-dev libclamav-dev libudev-dev dosfstools cryptsetup-bin udev \
@@ -54,8 +73,24 @@ $(B)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
-$(LIB): $(LIB_OBJ)
-	ar rcs $@ $^
+$(B)/unity/%.o: $(B)/unity/%.cpp | $(B)/vendor_pub.h
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+# A generated file is rewritten only when its text changes (the file's date
+# is what decides what is rebuilt), as git's Makefile does with GIT-CFLAGS.
+.PHONY: FORCE
+FORCE:
+$(UNITY_CPP): $(B)/unity/%.cpp: FORCE
+	@mkdir -p $(@D); t=$$(printf '#include "$(CURDIR)/%s"\n' $(UNITY_SRC_$*)); \
+	  [ "$$t" = "$$(cat $@ 2>/dev/null)" ] || printf '%s\n' "$$t" > $@
+
+# The archive is made anew when its list of objects changes (UNITY switched,
+# a source added or removed): ar only adds members, and a stale one would clash.
+$(B)/libnvrfs.objs: FORCE
+	@mkdir -p $(@D); [ "$(strip $(LIB_OBJ))" = "$$(cat $@ 2>/dev/null)" ] || echo "$(strip $(LIB_OBJ))" > $@
+
+$(LIB): $(LIB_OBJ) $(B)/libnvrfs.objs
+	rm -f $@ && ar rcs $@ $(LIB_OBJ)
 
 # Build-tree programs skip the installed-manifest check; release ones enforce it.
 $(B)/nvrfsd: $(NVRFSD_OBJ) $(B)/userspace/policy/build_tree.o $(LIB)
@@ -98,7 +133,8 @@ test: deps
 # The whole suite again with AddressSanitizer and UndefinedBehaviorSanitizer,
 # from a separate build tree (build-asan/). Any report fails the test it hit.
 # -Og -g1: line tables are all a report needs; -Og builds it in two thirds of
-# -O1's time (3m27 against 4m59 on 2 cores) and runs t32 and t41 within 3%.
+# -O1's time (3m27 against 4m59 on 2 cores, file by file; 1m55 in units) and
+# runs t32 and t41 within 3%.
 # A report's allocation and free stacks keep 5 frames (30 by default): each
 # malloc unwinds less, t41 ran in 119 s against 140.
 # ASAN_TESTS: globs of the scenarios to run (default all); CI runs the ones
