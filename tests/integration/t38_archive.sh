@@ -73,15 +73,26 @@ metrics_ok() { "$NVRCTL" metrics --config "$CONF" > "$T/metrics.txt" && promtool
 check "nvrctl metrics shows the tier and passes promtool" metrics_ok
 check "the move is audited with its object" bash -c "'$NVRCTL' log show --config '$CONF' --event archive | grep -q 'big.bin'"
 check "scrub passes over archived files (their objects are there)" bash -c "'$NVRCTL' scrub --config '$CONF' >/dev/null"
+# The read cache is on the host's disk: a block there that does not
+# authenticate is fetched fresh, no alarm, and replaced (it once stayed,
+# and every read of it went to the store twice).
+OBJ1=$(object_of nvr/site1 "$(stat -c %s "$MNT/cam1/seg001.mp4")")
+CB1=$(cache_block "$OBJ1" 0)
+check "the read cache holds seg001's block" test -s "$CB1"
+flipbyte "$CB1" 1000
+t0=$(alerts_of TamperDetected); drop_caches
+check "a byte flipped in a cached block: seg001 still reads byte-identical" \
+    bash -c "cd '$MNT' && grep seg001 '$T/sums' | sha256sum -c --quiet"
+check "... without TamperDetected (the store's copy is good)" test "$(alerts_of TamperDetected)" -eq "$t0"
+drop_caches; cat "$MNT/cam1/seg001.mp4" > /dev/null
+s3 get --force "$OBJ1" "$T/seg001.obj" >/dev/null 2>&1
+check "... and the cached block is the store's again" cmp -s "$CB1" "$T/seg001.obj"
 stop_daemon
 
 # -- a hostile archive -----------------------------------------------------------
 OBJ=$(object_of nvr/site1 40000000)
 s3 get --force "$OBJ" "$T/obj.bin" >/dev/null 2>&1
-python3 - "$T/obj.bin" <<'PY'
-import sys
-p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); b[5_000_000] ^= 0x01; open(p, 'wb').write(b)
-PY
+flipbyte "$T/obj.bin" 5000000
 s3 put "$T/obj.bin" "$OBJ" >/dev/null 2>&1
 start_daemon
 check_not "a byte flipped in the object through plain S3: the read fails" bash -c "cat '$MNT/cam2/big.bin' > /dev/null 2>&1"
@@ -105,7 +116,10 @@ check "... not ArchiveUnreachable: the store answered" test "$(alerts_of Archive
 
 # -- recall and write-back -------------------------------------------------------
 OBJ0=$(object_of nvr/site1 "$(stat -c %s "$MNT/cam1/seg000.mp4")")
+cat "$MNT/cam1/seg000.mp4" > /dev/null
+check "a read of an archived file fills the read cache" test -s "$(cache_block "$OBJ0" 0)"
 check "archive recall brings a file back" "$NVRCTL" archive recall "$MNT/cam1/seg000.mp4" --config "$CONF"
+check "... its cached blocks are dropped" test ! -e "$(cache_block "$OBJ0" 0)"
 check_not "... it is local again" is_archived "$(stat -c %s "$MNT/cam1/seg000.mp4")"
 check "... and byte-identical" bash -c "cd '$MNT' && grep seg000 '$T/sums' | sha256sum -c --quiet"
 "$NVRCTL" archive now --config "$CONF" >/dev/null 2>&1

@@ -216,8 +216,9 @@ std::string ArchiveTier::check(const FileId& id, uint64_t total) {
 }
 
 void ArchiveTier::forget(const FileId& id, const std::string& path, const std::string& why) {
-    std::lock_guard lk(mu_);
     const std::string hid = hex(id);
+    uncache(hid);  // its blocks are of an object on its way out (before mu_: cache_mu_ comes first)
+    std::lock_guard lk(mu_);
     if (why == "recalled") recalled_[hid] = ::time(nullptr);
     // One deletion per object: a recall and an unlink of the same file can
     // both have read it archived.
@@ -231,6 +232,7 @@ void ArchiveTier::forget(const FileId& id, const std::string& path, const std::s
 // take the new one (a file recalled and archived again before the queue
 // drained: archived on the members, its bytes nowhere).
 void ArchiveTier::replaced(const std::string& hid) {
+    uncache(hid);  // blocks of the object it replaced
     std::lock_guard lk(mu_);
     const auto n = std::erase_if(forgotten_, [&](const Forgotten& f) { return f.id == hid; });
     if (n) save_forgotten();

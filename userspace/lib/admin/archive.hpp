@@ -117,6 +117,11 @@ private:
     std::string cache_file(const FileId& id, uint64_t block) const;
     bool cached(const FileId& id, uint64_t block, uint64_t off, size_t len, uint8_t* out);
     Bytes fetch_block(const FileId& id, uint64_t total, uint64_t block);
+    // Blocks that no longer hold the file's object: all of a file's when its
+    // object goes or is replaced, those a read found not authentic.
+    void uncache(const std::string& hid);  // hex(id)
+    void uncache(const FileId& id, uint64_t off, uint64_t len);
+    void uncache_locked(const std::string& name);  // under cache_mu_
     void prefetch(const FileId& id, uint64_t total, uint64_t block);
     void prefetch_loop();
 

@@ -78,20 +78,39 @@ Bytes ArchiveTier::fetch_block(const FileId& id, uint64_t total, uint64_t block)
     lru_.push_front(name);
     cache_[name] = {b.size(), lru_.begin()};
     cache_bytes_ += b.size();
-    while (cache_bytes_ > s_.cache && lru_.size() > 1) {
-        const std::string old = lru_.back();
-        lru_.pop_back();
-        cache_bytes_ -= cache_[old].first;
-        cache_.erase(old);
-        ::unlinkat(cache_fd_.get(), old.c_str(), 0);
-    }
+    while (cache_bytes_ > s_.cache && lru_.size() > 1) uncache_locked(lru_.back());
     return b;
+}
+
+void ArchiveTier::uncache_locked(const std::string& name) {
+    const auto it = cache_.find(name);
+    if (it == cache_.end()) return;
+    cache_bytes_ -= it->second.first;
+    lru_.erase(it->second.second);
+    cache_.erase(it);
+    ::unlinkat(cache_fd_.get(), name.c_str(), 0);
+}
+
+void ArchiveTier::uncache(const std::string& hid) {
+    const std::string prefix = hid + ".";
+    std::lock_guard lk(cache_mu_);
+    for (auto it = cache_.lower_bound(prefix); it != cache_.end() && it->first.starts_with(prefix);)
+        uncache_locked((it++)->first);
+}
+
+void ArchiveTier::uncache(const FileId& id, uint64_t off, uint64_t len) {
+    if (len == 0) return;
+    std::lock_guard lk(cache_mu_);
+    for (uint64_t b = off / kBlock; b <= (off + len - 1) / kBlock; ++b) uncache_locked(cache_file(id, b));
 }
 
 void ArchiveTier::read(const FileId& id, uint64_t total, uint64_t off, size_t len, uint8_t* out, bool fresh) {
     const std::string key = object_name(id);
     if (off + len > total) throw Error(EIO, key, fmt::format("read past the end of archive object {}", key));
     if (fresh) {
+        // The cache is not to be trusted here (see ArchiveStore::read): its
+        // blocks go, and the next read caches them anew from the store.
+        uncache(id, off, len);
         Bytes b;
         s3("GET " + key, [&] { b = client_->get(key, off, len); });
         std::memcpy(out, b.data(), len);

@@ -48,7 +48,9 @@ public:
     };
     virtual std::unique_ptr<Upload> upload(const FileId& id, uint64_t total) = 0;
     // Stored bytes [off, off + len) of file `id`'s object (`total` long);
-    // `fresh` bypasses the local cache. Throws Error(EIO) saying why.
+    // `fresh` bypasses the local cache and drops the blocks it covers (what
+    // they gave did not authenticate, or the object is new or on its way
+    // out). Throws Error(EIO) saying why.
     virtual void read(const FileId& id, uint64_t total, uint64_t off, size_t len, uint8_t* out, bool fresh) = 0;
     // Why file `id`'s object is not there in full, or "" (scrub).
     virtual std::string check(const FileId& id, uint64_t total) = 0;
