@@ -121,7 +121,8 @@ private:
     // object goes or is replaced, those a read found not authentic.
     void uncache(const std::string& hid);  // hex(id)
     void uncache(const FileId& id, uint64_t off, uint64_t len);
-    void uncache_locked(const std::string& name);  // under cache_mu_
+    // Under cache_mu_. By value: callers pass the index's own strings, which it erases.
+    void uncache_locked(std::string name);
     void prefetch(const FileId& id, uint64_t total, uint64_t block);
     void prefetch_loop();
 

@@ -82,7 +82,7 @@ Bytes ArchiveTier::fetch_block(const FileId& id, uint64_t total, uint64_t block)
     return b;
 }
 
-void ArchiveTier::uncache_locked(const std::string& name) {
+void ArchiveTier::uncache_locked(std::string name) {
     const auto it = cache_.find(name);
     if (it == cache_.end()) return;
     cache_bytes_ -= it->second.first;
