@@ -121,7 +121,10 @@ private:
     // object goes or is replaced, those a read found not authentic.
     void uncache(const std::string& hid);  // hex(id)
     void uncache(const FileId& id, uint64_t off, uint64_t len);
-    // Under cache_mu_. By value: callers pass the index's own strings, which it erases.
+    // Under cache_mu_. unindex_locked forgets a block's entry (true if there
+    // was one); uncache_locked also removes its file, and takes the name by
+    // value: callers pass the index's own strings, which it erases.
+    bool unindex_locked(const std::string& name);
     void uncache_locked(std::string name);
     void prefetch(const FileId& id, uint64_t total, uint64_t block);
     void prefetch_loop();

@@ -70,11 +70,7 @@ Bytes ArchiveTier::fetch_block(const FileId& id, uint64_t total, uint64_t block)
         return b;  // no room for the cache: served all the same
     }
     std::lock_guard lk(cache_mu_);
-    if (auto it = cache_.find(name); it != cache_.end()) {
-        cache_bytes_ -= it->second.first;
-        lru_.erase(it->second.second);
-        cache_.erase(it);
-    }
+    unindex_locked(name);  // an entry for the block's earlier file, which the rename replaced
     lru_.push_front(name);
     cache_[name] = {b.size(), lru_.begin()};
     cache_bytes_ += b.size();
@@ -82,13 +78,17 @@ Bytes ArchiveTier::fetch_block(const FileId& id, uint64_t total, uint64_t block)
     return b;
 }
 
-void ArchiveTier::uncache_locked(std::string name) {
+bool ArchiveTier::unindex_locked(const std::string& name) {
     const auto it = cache_.find(name);
-    if (it == cache_.end()) return;
+    if (it == cache_.end()) return false;
     cache_bytes_ -= it->second.first;
     lru_.erase(it->second.second);
     cache_.erase(it);
-    ::unlinkat(cache_fd_.get(), name.c_str(), 0);
+    return true;
+}
+
+void ArchiveTier::uncache_locked(std::string name) {
+    if (unindex_locked(name)) ::unlinkat(cache_fd_.get(), name.c_str(), 0);
 }
 
 void ArchiveTier::uncache(const std::string& hid) {
