@@ -1,6 +1,10 @@
 # Shared helpers for scenario tests: a temp dir, a real nvrfsd mount, checks.
 # Source it; call `setup` first. Everything is cleaned up on exit.
 set -u
+# Debian's own tools first: the suite runs against what `make deps` installs,
+# not a user's shims (a pyenv shim starts python3 in 0.57 CPU-s, Debian's
+# python3 in 0.045, and runs a Python a fresh Debian 12 does not have).
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 NVRFSD=$ROOT/${NVRFS_BUILD:-build}/nvrfsd
 NVRCTL=$ROOT/${NVRFS_BUILD:-build}/nvrctl
