@@ -7,6 +7,7 @@
 #include "store/mirror_set.hpp"
 
 #include <ctime>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
@@ -50,9 +51,12 @@ std::string human_bytes(uint64_t b);
 // shown as \xNN, so a name cannot fake a line of output or move the cursor.
 std::string printable(std::string_view s);
 
-// The audit log of the first complete, current member: its records (into
-// `out`) and the verification result; nullopt when no member has one.
-std::optional<VerifyResult> read_set_log(MirrorSet& set, std::vector<nlohmann::json>& out, std::string* member = nullptr);
+// The audit log of the first complete, current member: each good record in
+// order to `each` as it is read (never the whole log in memory: a recorder's
+// log holds millions), and the verification result; nullopt when no member
+// has one.
+std::optional<VerifyResult> read_set_log(MirrorSet& set, const std::function<void(nlohmann::json&&)>& each,
+                                         std::string* member = nullptr);
 
 // ---- shared by the verbs that send recordings off the box (device_verbs.cpp)
 

@@ -213,12 +213,10 @@ json provenance(const Config& cfg, const std::vector<CameraClip>& clips) {
         for (const auto& r : c.used) paths.insert("/" + r.name);
     json out = json::array();
     auto set = MirrorSet::assemble(cfg.list("member"), host_key(cfg), AssembleOptions{true, false}, nullptr);
-    std::vector<json> recs;
-    if (!read_set_log(*set, recs)) return out;
-    for (auto& r : recs) {
+    read_set_log(*set, [&](json&& r) {
         const std::string p = r.value("path", ""), to = r.value("to", "");
-        if (paths.count(p) || paths.count(to)) out.push_back(r);
-    }
+        if (paths.count(p) || paths.count(to)) out.push_back(std::move(r));
+    });
     return out;
 }
 

@@ -17,13 +17,13 @@ namespace nvrfs::cli {
 
 using nlohmann::json;
 
-std::optional<VerifyResult> read_set_log(MirrorSet& set, std::vector<json>& out, std::string* member) {
+std::optional<VerifyResult> read_set_log(MirrorSet& set, const std::function<void(json&&)>& each, std::string* member) {
     for (size_t i : set.healthy_members()) {
         if (set.member(i).stale) continue;
         UniqueFd lf(member_path::open_file(set.member(i).dirfd.get(), kAuditLogPath, O_RDONLY));
         if (!lf) continue;
         if (member) *member = set.member(i).path;
-        return read_audit_log(lf.get(), set.keys(), set.set_uuid(), &out);
+        return read_audit_log(lf.get(), set.keys(), set.set_uuid(), each);
     }
     return std::nullopt;
 }
@@ -101,24 +101,29 @@ void print_record(const json& r) {
                number("uid"), number("pid"), text("comm"), text("path"), extra);
 }
 
+// Printed as they are read. --json prints what json::array().dump(2) of
+// the selection would, one element at a time.
 int log_show(Common& c, MirrorSet& set) {
-    std::vector<json> recs;
     std::string from;
-    auto v = read_set_log(set, recs, &from);
+    size_t shown = 0;
+    auto v = read_set_log(
+        set,
+        [&](json&& r) {
+            const std::string t = r.value("time", "");
+            if (c.has("--since") && t < c.opts["--since"]) return;
+            if (c.has("--until") && t > c.opts["--until"]) return;
+            if (c.has("--user") && r.value("user", "") != c.opts["--user"]) return;
+            if (c.has("--event") && r.value("event", "") != c.opts["--event"]) return;
+            if (c.has("--path") && r.value("path", "").rfind(c.opts["--path"], 0) != 0) return;
+            if (!c.json) return print_record(r);
+            std::string text = r.dump(2);
+            for (size_t nl = text.find('\n'); nl != std::string::npos; nl = text.find('\n', nl + 3)) text.insert(nl + 1, "  ");
+            fmt::print("{}  {}", shown ? ",\n" : "[\n", text);
+            ++shown;
+        },
+        &from);
     if (!v) throw Error(ENOENT, "", "no member holds a readable audit log");
-    json sel = json::array();
-    for (auto& r : recs) {
-        const std::string t = r.value("time", "");
-        if (c.has("--since") && t < c.opts["--since"]) continue;
-        if (c.has("--until") && t > c.opts["--until"]) continue;
-        if (c.has("--user") && r.value("user", "") != c.opts["--user"]) continue;
-        if (c.has("--event") && r.value("event", "") != c.opts["--event"]) continue;
-        if (c.has("--path") && r.value("path", "").rfind(c.opts["--path"], 0) != 0) continue;
-        sel.push_back(r);
-    }
-    if (c.json) fmt::print("{}\n", sel.dump(2));
-    else
-        for (auto& r : sel) print_record(r);
+    if (c.json) fmt::print("{}\n", shown ? "\n]" : "[]");
     if (!v->ok) {
         fmt::print(stderr, "nvrctl: audit log of {} is broken: {}\n", from, v->message);
         return 1;

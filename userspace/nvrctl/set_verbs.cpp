@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <deque>
 #include <fmt/ranges.h>
 #include <fcntl.h>
 #include <nlohmann/json.hpp>
@@ -218,24 +219,24 @@ int status_offline(const Config& cfg, bool as_json) {
     out["mounted"] = false;
     out["unclean"] = dirty;
 
-    std::vector<json> alerts;
+    std::deque<json> alerts;  // the last ten
     try {
         auto set = MirrorSet::assemble(paths, host_key(cfg), AssembleOptions{true, false}, nullptr);
-        std::vector<json> recs;
-        if (auto v = read_set_log(*set, recs)) {
+        auto v = read_set_log(*set, [&](json&& r) {
+            if (r.value("event", "") != "alert") return;
+            alerts.push_back({{"time", r["time"]}, {"alert", r["alert"]}, {"detail", r["detail"]}});
+            if (alerts.size() > 10) alerts.pop_front();
+        });
+        if (v) {
             out["audit_records"] = v->records;
             out["audit_chain"] = v->ok ? "intact" : v->message;
             if (!v->ok) ++problems;
-            for (auto& r : recs)
-                if (r.value("event", "") == "alert") alerts.push_back(r);
         }
     } catch (const Error& e) {
         out["audit_chain"] = std::string("unavailable: ") + e.what();
     }
-    const size_t keep = std::min<size_t>(alerts.size(), 10);
     out["recent_alerts"] = json::array();
-    for (size_t i = alerts.size() - keep; i < alerts.size(); ++i)
-        out["recent_alerts"].push_back({{"time", alerts[i]["time"]}, {"alert", alerts[i]["alert"]}, {"detail", alerts[i]["detail"]}});
+    for (auto& a : alerts) out["recent_alerts"].push_back(std::move(a));
 
     if (as_json) fmt::print("{}\n", out.dump(2));
     else print_offline(out, rows, dirty);
