@@ -463,6 +463,39 @@ TEST_CASE("a log tail of zeros (the size reached the disk, the bytes did not) is
     CHECK(forged);
 }
 
+TEST_CASE("an audit log longer than the reader's window: every record read, an edit past the window found") {
+    // The log is read 256 KiB at a time; records straddle the window's edges.
+    Fixture fx;
+    for (int i = 0; i < 1000; ++i) fx.write_file(fmt::format("/seg{:04}.ts", i), "x");
+    VerifyResult v;
+    const auto recs = fx.records(0, &v);
+    REQUIRE(v.ok);
+    CHECK(v.records == recs.size());
+    CHECK(recs.back()["path"] == "/seg0999.ts");
+    const std::string path = fx.members[0] + "/" + kAuditLogPath;
+    const std::string orig = slurp(path);
+    REQUIRE(orig.size() > 2 * 256 * 1024);
+    // The record holding the byte just past the first window, and one in the third.
+    for (const size_t at : {size_t(256 * 1024 + 5), size_t(600 * 1024)}) {
+        size_t off = 0, index = 0;
+        for (;; ++index) {
+            const size_t end = off + 8 + get32(reinterpret_cast<const uint8_t*>(orig.data() + off));
+            if (at < end) break;
+            off = end;
+        }
+        std::string edited = orig;
+        edited[at] ^= 1;
+        std::ofstream(path, std::ios::binary | std::ios::trunc) << edited;
+        fx.records(0, &v);
+        CHECK_FALSE(v.ok);
+        CHECK(v.first_bad == index + 1);
+        CHECK(v.records == index);
+    }
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << orig;
+    fx.records(0, &v);
+    CHECK(v.ok);
+}
+
 TEST_CASE("reads of one file stay on one member; open files are spread over the members") {
     Fixture fx;
     std::mt19937_64 rng(21);

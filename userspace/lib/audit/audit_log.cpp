@@ -68,34 +68,62 @@ int open_log(const Member& m, std::vector<std::string>* notes) {
 
 enum class FrameStatus { Ok, End, Torn, Forged };
 
+// A log file read through a window: one pread per 256 KiB of records, not
+// two per record (a recorder's log holds millions of them).
+class LogReader {
+public:
+    LogReader(int fd, uint64_t size) : fd_(fd), size_(size) {}
+    int fd() const { return fd_; }
+    uint64_t size() const { return size_; }
+    // The `n` bytes at `off` (off + n <= size()), valid until the next call;
+    // nullptr when they cannot be read.
+    const uint8_t* at(uint64_t off, size_t n) {
+        if (off < start_ || off + n > start_ + have_) {
+            const size_t len = static_cast<size_t>(std::min<uint64_t>(std::max(n, kWindow), size_ - off));
+            if (buf_.size() < len) buf_.resize(len);
+            const ssize_t r = pread_full(fd_, buf_.data(), len, static_cast<off_t>(off));
+            start_ = off, have_ = r > 0 ? static_cast<size_t>(r) : 0;
+            if (have_ < n) return nullptr;
+        }
+        return buf_.data() + (off - start_);
+    }
+
+private:
+    static constexpr size_t kWindow = 256 * 1024;
+    int fd_;
+    uint64_t size_, start_ = 0;
+    size_t have_ = 0;
+    Bytes buf_;
+};
+
 // Nothing but zeros from `off` to the end: an append whose size reached the
 // disk and whose bytes did not (ext4 after an I/O error or a power cut).
-bool zeros_to_end(int fd, uint64_t off, uint64_t file_size) {
-    uint8_t b[65536];
-    while (off < file_size) {
-        const size_t n = static_cast<size_t>(std::min<uint64_t>(sizeof b, file_size - off));
-        if (pread_full(fd, b, n, static_cast<off_t>(off)) != static_cast<ssize_t>(n)) return false;
-        if (!std::all_of(b, b + n, [](uint8_t x) { return x == 0; })) return false;
+bool zeros_to_end(LogReader& in, uint64_t off) {
+    while (off < in.size()) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(65536, in.size() - off));
+        const uint8_t* b = in.at(off, n);
+        if (!b || !std::all_of(b, b + n, [](uint8_t x) { return x == 0; })) return false;
         off += n;
     }
     return true;
 }
 
 // Reads the frame at `off`; on Ok fills `plain` and advances `off`.
-FrameStatus read_frame(int fd, uint64_t& off, uint64_t file_size, const KeySet& keys, const Uuid& set, std::string& plain) {
+FrameStatus read_frame(LogReader& in, uint64_t& off, const KeySet& keys, const Uuid& set, std::string& plain) {
+    const uint64_t file_size = in.size();
     if (off == file_size) return FrameStatus::End;
-    const auto bad = [&] { return zeros_to_end(fd, off, file_size) ? FrameStatus::Torn : FrameStatus::Forged; };
-    uint8_t lb[4];
-    if (off + 4 > file_size || pread_full(fd, lb, 4, static_cast<off_t>(off)) != 4) return FrameStatus::Torn;
+    const auto bad = [&] { return zeros_to_end(in, off) ? FrameStatus::Torn : FrameStatus::Forged; };
+    const uint8_t* lb = off + 4 > file_size ? nullptr : in.at(off, 4);
+    if (!lb) return FrameStatus::Torn;
     const uint32_t len = get32(lb);
     if (len < kGcmNonce + kGcmTag || len > kMaxRecord) return bad();
     if (off + 8 + len > file_size) return FrameStatus::Torn;
-    Bytes f(len + 4);
-    if (pread_full(fd, f.data(), f.size(), static_cast<off_t>(off + 4)) != static_cast<ssize_t>(f.size())) return FrameStatus::Torn;
-    if (get32(f.data() + len) != len) return bad();
+    const uint8_t* f = in.at(off + 4, len + 4);
+    if (!f) return FrameStatus::Torn;
+    if (get32(f + len) != len) return bad();
     plain.resize(len - kGcmNonce - kGcmTag);
-    if (!gcm_open(keys.audit_enc, f.data(), ByteView(set.data(), set.size()), ByteView(f.data() + kGcmNonce, plain.size()),
-                  f.data() + kGcmNonce + plain.size(), reinterpret_cast<uint8_t*>(plain.data())))
+    if (!gcm_open(keys.audit_enc, f, ByteView(set.data(), set.size()), ByteView(f + kGcmNonce, plain.size()),
+                  f + kGcmNonce + plain.size(), reinterpret_cast<uint8_t*>(plain.data())))
         return bad();
     off += 8 + len;
     return FrameStatus::Ok;
@@ -132,8 +160,9 @@ AuditLog::AuditLog(MirrorSet& set, std::vector<std::string>* notes) : set_(set),
         uint8_t lb[4];
         if (size >= 8 && pread_full(fd.get(), lb, 4, static_cast<off_t>(size - 4)) == 4) {
             uint64_t off = size - 8 - get32(lb);
+            LogReader in(fd.get(), size);
             if (get32(lb) <= kMaxRecord && size >= 8 + get32(lb) &&
-                read_frame(fd.get(), off, size, set_.keys(), set_.set_uuid(), plain) == FrameStatus::Ok) {
+                read_frame(in, off, set_.keys(), set_.set_uuid(), plain) == FrameStatus::Ok) {
                 auto j = nlohmann::json::parse(plain, nullptr, false);
                 if (!j.is_discarded() && j.contains("seq") && j.contains("mac")) {
                     seq = j["seq"].get<uint64_t>();
@@ -146,7 +175,8 @@ AuditLog::AuditLog(MirrorSet& set, std::vector<std::string>* notes) : set_(set),
             // Slow path: walk the frames; cut a torn tail left by a crash.
             uint64_t off = 0, good_end = 0;
             FrameStatus s;
-            while ((s = read_frame(fd.get(), off, size, set_.keys(), set_.set_uuid(), plain)) == FrameStatus::Ok) {
+            LogReader in(fd.get(), size);
+            while ((s = read_frame(in, off, set_.keys(), set_.set_uuid(), plain)) == FrameStatus::Ok) {
                 auto j = nlohmann::json::parse(plain, nullptr, false);
                 if (!j.is_discarded() && j.contains("seq")) {
                     seq = j["seq"].get<uint64_t>();
@@ -317,7 +347,8 @@ std::optional<std::pair<uint64_t, std::string>> AuditLog::record_ending_at(uint6
             continue;
         uint64_t off = end - 8 - get32(lb);
         std::string plain;
-        if (read_frame(fd, off, end, set_.keys(), set_.set_uuid(), plain) != FrameStatus::Ok) continue;
+        LogReader in(fd, end);
+        if (read_frame(in, off, set_.keys(), set_.set_uuid(), plain) != FrameStatus::Ok) continue;
         auto j = nlohmann::json::parse(plain, nullptr, false);
         if (j.is_discarded() || !j.contains("seq") || !j["seq"].is_number_unsigned() || !j.contains("mac") || !j["mac"].is_string())
             continue;
@@ -366,6 +397,7 @@ VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, co
     const uint64_t size = static_cast<uint64_t>(st.st_size);
     uint64_t off = from.end, expect_seq = from.seq + 1;
     std::string prev = from.mac, plain;
+    LogReader in(fd, size);
     for (;;) {
         const uint64_t at = off;
         auto bad = [&](const std::string& why) {
@@ -374,7 +406,7 @@ VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, co
             r.message = fmt::format("record #{} (byte offset {}): {}", r.first_bad, at, why);
             return r;
         };
-        const FrameStatus s = read_frame(fd, off, size, keys, set_uuid, plain);
+        const FrameStatus s = read_frame(in, off, keys, set_uuid, plain);
         if (s == FrameStatus::End) break;
         if (s == FrameStatus::Torn) return bad("truncated record (torn write or cut file)");
         if (s == FrameStatus::Forged) return bad("authentication failed: the record was edited or is not from this set");
@@ -385,11 +417,14 @@ VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, co
         if (seq != expect_seq)
             return bad(fmt::format("sequence number {} where {} was expected: a record was deleted or reordered", seq, expect_seq));
         if (j["prev"] != prev) return bad("chain broken: `prev` does not match the previous record's MAC");
-        nlohmann::json body = j;
-        body.erase("mac");
-        const std::string mac = j["mac"].get<std::string>();
-        if (mac_of(keys, body) != mac) return bad("record MAC does not verify");
+        if (!j["mac"].is_string()) return bad("malformed record");
+        // The MAC is of the record without it: taken out and put back, not
+        // a copy of the record each time.
+        std::string mac = std::move(j["mac"].get_ref<std::string&>());
+        j.erase("mac");
+        if (mac_of(keys, j) != mac) return bad("record MAC does not verify");
         prev = mac;
+        j["mac"] = std::move(mac);
         ++expect_seq;
         ++r.records;
         if (each) each(std::move(j), off);
