@@ -75,16 +75,21 @@ init_set() {
   printf "check_interval = 1\ncontrol_socket = %s\nstate_dir = %s\nmask_dir = %s\n" "$T/ctl.sock" "$T/state" "$T/masks" >> "$CONF"
 }
 
-# start_daemon [extra nvrfsd options...]: mount in the foreground, in the background.
+# Something listens on the Unix socket $1 (a file left by a killed daemon does not).
+control_answers() { python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])' "$1" 2>/dev/null; }
+# start_daemon [extra nvrfsd options...]: mount in the foreground, in the
+# background; back once the mount is there and the control socket answers
+# (nvrfsd starts it after mounting: an nvrctl right after the mount found no
+# daemon under ASan in CI, and t39's `archive now` did nothing).
 start_daemon() {
   "$NVRFSD" --config "$CONF" -f "$@" "$MNT" > "$T/nvrfsd.log" 2>&1 &
   DAEMON_PID=$!
-  for _ in $(seq 100); do
-    mountpoint -q "$MNT" && return 0
-    kill -0 "$DAEMON_PID" 2>/dev/null || break
+  local sock end=$((SECONDS + 30)); sock=$(sed -n 's/^control_socket *= *//p' "$CONF" | tail -1)
+  until mountpoint -q "$MNT" && { [ -z "$sock" ] || control_answers "$sock"; }; do
+    kill -0 "$DAEMON_PID" 2>/dev/null && [ "$SECONDS" -lt "$end" ] ||
+      { echo "nvrfsd did not mount (or its control socket did not answer):"; cat "$T/nvrfsd.log"; exit 1; }
     sleep 0.1
   done
-  echo "nvrfsd did not mount:"; cat "$T/nvrfsd.log"; exit 1
 }
 
 stop_daemon() {
