@@ -132,8 +132,8 @@ std::vector<Target> targets() {
          },
          [](const std::string& in) {
              UniqueFd fd(::open(write_tmp("audit.log", in).c_str(), O_RDONLY));
-             std::vector<nlohmann::json> out;
-             (void)read_audit_log(fd.get(), keys(), kSet, &out);
+             size_t n = 0;
+             (void)read_audit_log(fd.get(), keys(), kSet, [&](nlohmann::json&&) { ++n; });
          }},
         {"archive_stream",
          [] {

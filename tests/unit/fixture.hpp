@@ -121,7 +121,7 @@ struct Fixture {
     std::vector<nlohmann::json> records(size_t i, VerifyResult* vr = nullptr) {
         UniqueFd fd(::open((members[i] + "/" + kAuditLogPath).c_str(), O_RDONLY));
         std::vector<nlohmann::json> out;
-        VerifyResult v = read_audit_log(fd.get(), set->keys(), set->set_uuid(), &out);
+        VerifyResult v = read_audit_log(fd.get(), set->keys(), set->set_uuid(), [&](nlohmann::json&& j) { out.push_back(std::move(j)); });
         if (vr) *vr = v;
         return out;
     }

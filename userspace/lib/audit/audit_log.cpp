@@ -375,11 +375,6 @@ uint64_t AuditLog::last_seq() const {
     return seq_;
 }
 
-VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, std::vector<nlohmann::json>* out) {
-    if (!out) return read_audit_log(fd, keys, set_uuid, std::function<void(nlohmann::json&&)>{});
-    return read_audit_log(fd, keys, set_uuid, [out](nlohmann::json&& j) { out->push_back(std::move(j)); });
-}
-
 VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, const std::function<void(nlohmann::json&&)>& each) {
     if (!each) return read_audit_log(fd, keys, set_uuid, LogPosition{}, {});
     return read_audit_log(fd, keys, set_uuid, LogPosition{}, [&](nlohmann::json&& j, uint64_t) { each(std::move(j)); });

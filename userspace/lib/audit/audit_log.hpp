@@ -102,13 +102,12 @@ private:
 };
 
 
-// Reads a log file, verifying every record; each good record goes to `out`.
-VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, std::vector<nlohmann::json>* out);
-// The same, handing each good record to `each` as it is read (no copy of the log in memory).
+// Reads a log file, verifying every record, and hands each good record to
+// `each` (may be empty) as it is read: never the whole log in memory.
+VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, const std::function<void(nlohmann::json&&)>& each);
 // The same from a position (its record already verified), passing each
 // record's end offset too.
 VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, const LogPosition& from,
                             const std::function<void(nlohmann::json&&, uint64_t end)>& each);
-VerifyResult read_audit_log(int fd, const KeySet& keys, const Uuid& set_uuid, const std::function<void(nlohmann::json&&)>& each);
 
 }  // namespace nvrfs
